@@ -11,7 +11,6 @@
 
 static int test__passed, test__failed, test__checks_failed;
 static const char *test__filter;
-static const char *test__fixture_dir = "tests/fixtures";
 
 #define CHECK(cond)                                                                            \
     do {                                                                                       \
@@ -61,7 +60,8 @@ static const char *test__fixture_dir = "tests/fixtures";
 static double test__worst(const float *a, const float *b, long long n, double atol, double rtol, long long *where) {
     double worst = 0.0;
     for (long long i = 0; i < n; i++) {
-        double e = fabs((double)a[i] - (double)b[i]) / (atol + rtol * fabs((double)b[i]));
+        double diff = fabs((double)a[i] - (double)b[i]);
+        double e = diff == 0.0 ? 0.0 : diff / (atol + rtol * fabs((double)b[i]));
         if (!(e <= worst)) { /* also catches NaN */
             worst = e != e ? INFINITY : e;
             if (where) *where = i;

@@ -1,0 +1,24 @@
+/* The test binary: one translation unit with the implementation and every test file.
+   Usage: build/test [name-filter]. Prints one line per test and "N passed, N failed". */
+#if defined(__unix__) || defined(__APPLE__)
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+#define GANTL_IMPLEMENTATION
+#include "../gantl.h"
+#include "test.h"
+
+#include "test_core.c"
+#include "test_golden.c"
+#include "test_io.c"
+
+int main(int argc, char **argv) {
+    if (argc > 1) test__filter = argv[1];
+    run_core_tests();
+    run_golden_tests();
+    run_io_tests();
+    printf("%d passed, %d failed\n", test__passed, test__failed);
+    return test__failed ? 1 : 0;
+}
