@@ -1,0 +1,96 @@
+# gantl: make            build the CLI and examples into build/
+#        make test       compile checks (C99, C++17, declarations-only) and the test suite
+#        make asan       the test suite under AddressSanitizer + UBSan
+#        make bench      benchmarks (beside PyTorch when python3-torch is installed)
+#        make demo       build and run the main example
+#        make fixtures   regenerate tests/fixtures from the PyTorch / NumPy references in tools/
+#        make clean
+# Variables: CC, CXX, ARCH (default -march=native), OPENMP (1/0, detected), V=1 to echo commands.
+
+CC ?= cc
+CXX ?= c++
+ARCH ?= -march=native
+WARN = -Wall -Wextra
+CFLAGS ?= -O2 -g
+PYTHON ?= /usr/bin/python3
+BUILD = build
+
+ifeq ($(origin OPENMP), undefined)
+OPENMP := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo 1 || echo 0)
+endif
+ifeq ($(OPENMP),1)
+OMPFLAGS = -fopenmp
+endif
+NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+HAVE_CLANG := $(shell command -v clang >/dev/null 2>&1 && command -v clang++ >/dev/null 2>&1 && echo 1)
+
+ifneq ($(V),1)
+Q = @
+endif
+
+ALL_CFLAGS = -std=c99 $(CFLAGS) $(ARCH) $(WARN) $(OMPFLAGS)
+LDLIBS = -lm
+HEADERS = gantl.h
+
+.PHONY: all test asan bench demo fixtures clean config compile-check
+
+all: config $(BUILD)/gantl $(BUILD)/mlp
+
+config:
+	@echo "gantl: CC=$(CC) OpenMP=$(if $(filter 1,$(OPENMP)),on,off) nvcc=$(if $(NVCC),$(NVCC),not found)"
+
+$(BUILD):
+	@mkdir -p $(BUILD)
+
+$(BUILD)/gantl: examples/gantl.c $(HEADERS) | $(BUILD)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+$(BUILD)/mlp: examples/mlp.c $(HEADERS) | $(BUILD)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+TEST_SOURCES = $(wildcard tests/*.c tests/*.h)
+
+$(BUILD)/test: $(TEST_SOURCES) $(HEADERS) | $(BUILD)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ tests/test_main.c $(LDLIBS)
+
+$(BUILD)/test-asan: $(TEST_SOURCES) $(HEADERS) | $(BUILD)
+	$(Q)$(CC) -std=c99 -O1 -g $(WARN) $(OMPFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer \
+		-fno-sanitize-recover=undefined -o $@ tests/test_main.c $(LDLIBS)
+
+$(BUILD)/bench: tests/bench.c $(wildcard tests/bench_*.c) $(HEADERS) | $(BUILD)
+	$(Q)$(CC) $(ALL_CFLAGS) -O2 -o $@ tests/bench.c $(LDLIBS)
+
+# The header must compile as C99 and as C++17 without warnings, and a declarations-only
+# translation unit in the other language must link against the implementation.
+compile-check: | $(BUILD)
+	$(Q)$(CC) -std=c99 $(WARN) -Werror -c tests/compile_impl.c -o $(BUILD)/impl_c.o
+	$(Q)$(CXX) -std=c++17 $(WARN) -Werror -c tests/compile_decl.cpp -o $(BUILD)/decl_cpp.o
+	$(Q)$(CXX) -o $(BUILD)/compile_c_cpp $(BUILD)/impl_c.o $(BUILD)/decl_cpp.o $(LDLIBS)
+	$(Q)$(CXX) -std=c++17 $(WARN) -Werror -x c++ -c tests/compile_impl.c -o $(BUILD)/impl_cpp.o
+	$(Q)$(CC) -std=c99 $(WARN) -Werror -x c -c tests/compile_decl.cpp -o $(BUILD)/decl_c.o
+	$(Q)$(CXX) -o $(BUILD)/compile_cpp_c $(BUILD)/impl_cpp.o $(BUILD)/decl_c.o $(LDLIBS)
+	$(Q)$(BUILD)/compile_c_cpp && $(BUILD)/compile_cpp_c
+ifeq ($(HAVE_CLANG),1)
+	$(Q)clang -std=c99 $(WARN) -Werror -fsyntax-only tests/compile_impl.c
+	$(Q)clang++ -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_impl.c
+endif
+	@echo "compile check: C99 and C++17 (gcc$(if $(HAVE_CLANG), and clang)), declarations-only units link: ok"
+
+test: compile-check $(BUILD)/test
+	$(Q)./$(BUILD)/test
+
+asan: $(BUILD)/test-asan
+	$(Q)ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test-asan
+
+bench: $(BUILD)/bench
+	$(Q)if $(PYTHON) -c 'import torch' 2>/dev/null; then $(PYTHON) tools/bench_torch.py; \
+	else ./$(BUILD)/bench; echo "python3-torch not installed: no PyTorch comparison"; fi
+
+demo: $(BUILD)/mlp
+	$(Q)./$(BUILD)/mlp
+
+fixtures:
+	$(PYTHON) tools/gen_core_fixtures.py
+
+clean:
+	rm -rf $(BUILD)
