@@ -989,7 +989,7 @@ typedef struct gantl__bcast {
 } gantl__bcast;
 
 static void gantl__bcast_plan(gantl__bcast *p, const gantl_tensor *out, const gantl_tensor *a, const gantl_tensor *b) {
-    int64_t size[GANTL_MAX_DIMS], sa[GANTL_MAX_DIMS], sb[GANTL_MAX_DIMS];
+    int64_t size[GANTL_MAX_DIMS] = {0}, sa[GANTL_MAX_DIMS] = {0}, sb[GANTL_MAX_DIMS] = {0};
     int n = 0;
     for (int d = 0; d < out->ndim; d++) {
         if (out->shape[d] == 1) continue;

@@ -299,6 +299,24 @@ static gantl_tensor *f_batch_norm(gantl_ctx *c, gantl_tensor **x, const void *a)
     return gantl_square(c, gantl_batch_norm(c, x[0], x[1], x[2], rm, rv, training, 0.1f, 1e-5f));
 }
 
+/* Backward-only ops, checked as ops of their own. */
+static gantl_tensor *f_lrelu_grad(gantl_ctx *c, gantl_tensor **x, const void *a) {
+    (void)a;
+    return gantl_square(c, gantl__lrelu_grad(c, x[0], x[1], 0.2f));
+}
+static gantl_tensor *f_bias_act_grad(gantl_ctx *c, gantl_tensor **x, const void *a) {
+    gantl_tensor like;
+    const bias_act_arg *p = (const bias_act_arg *)a;
+    memset(&like, 0, sizeof like);
+    like.ip[0] = p->act, like.fp[0] = p->alpha, like.fp[1] = p->gain, like.fp[2] = p->clamp;
+    return gantl_square(c, gantl__bias_act_grad(c, x[0], x[1], &like));
+}
+static gantl_tensor *f_repeat_sum(gantl_ctx *c, gantl_tensor **x, const void *a) {
+    (void)a;
+    int32_t reps[4] = {2, 1, 3, 1};
+    return gantl_square(c, gantl__repeat_sum(c, x[0], reps));
+}
+
 /* ---- the tests ---- */
 
 static void test_grad_binary_ops(void) {
@@ -552,6 +570,36 @@ static void test_grad_bias_act(void) {
         gc_run(&c);
         gc_free(&c);
     }
+}
+
+static void test_grad_backward_only_ops(void) {
+    /* lrelu_grad(g, x): x only selects the slope, so only g is differentiated */
+    gc_case c;
+    memset(&c, 0, sizeof c);
+    c.label = "lrelu_grad";
+    c.f = f_lrelu_grad;
+    c.n = 2;
+    c.in[0] = gc_in(2, 4, 5, 1, 1, gc_data(20, 300, -2, 2), 1);
+    c.in[1] = gc_in(2, 4, 5, 1, 1, gc_data(20, 301, -2, 2), 0);
+    gc_run(&c);
+    gc_free(&c);
+    bias_act_arg ba = {GANTL_ACT_LRELU, 0.2f, 1.41421356f, 0.8f};
+    memset(&c, 0, sizeof c);
+    c.label = "bias_act_grad";
+    c.f = f_bias_act_grad;
+    c.arg = &ba;
+    c.n = 2;
+    c.in[0] = gc_in(4, 2, 3, 2, 2, gc_data(24, 302, -2, 2), 1);
+    c.in[1] = gc_in(4, 2, 3, 2, 2, gc_data(24, 303, -1, 1), 0); /* y: some beyond the clamp */
+    gc_run(&c);
+    gc_free(&c);
+    memset(&c, 0, sizeof c);
+    c.label = "repeat_sum";
+    c.f = f_repeat_sum;
+    c.n = 1;
+    c.in[0] = gc_in(3, 4, 2, 6, 1, gc_data(48, 304, -1, 1), 1);
+    gc_run(&c);
+    gc_free(&c);
 }
 
 static void test_grad_batch_norm(void) {
@@ -934,6 +982,7 @@ static void run_core_tests(void) {
     RUN(test_grad_convolutions);
     RUN(test_grad_upfirdn2d);
     RUN(test_grad_bias_act);
+    RUN(test_grad_backward_only_ops);
     RUN(test_grad_batch_norm);
     RUN(test_autograd_accumulates_shared_inputs);
     RUN(test_autograd_grad_of_grad);
