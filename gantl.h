@@ -59,6 +59,7 @@
      7. Files: safetensors
      8. Linear algebra kernels (SGEMM)
      9. Metrics
+    10. StyleGAN2-ADA networks
 */
 #ifndef GANTL_H
 #define GANTL_H
@@ -119,6 +120,9 @@ GANTLDEF uint32_t gantl_rng_u32(gantl_rng *rng);
 GANTLDEF double gantl_rng_double(gantl_rng *rng);          /* uniform in [0, 1) */
 GANTLDEF int64_t gantl_rng_int(gantl_rng *rng, int64_t n); /* uniform in [0, n) */
 GANTLDEF void gantl_rng_permutation(gantl_rng *rng, int64_t *out, int64_t n);
+/* numpy.random.RandomState(seed).randn(n) exactly (MT19937, legacy polar Box-Muller), so
+   that a seed gives the same latent z as the official generate.py. */
+GANTLDEF void gantl_numpy_randn(uint32_t seed, double *out, int64_t n);
 
 /* ---------------------------------------------------------------------------------------
    3. Contexts and tensors
@@ -454,10 +458,45 @@ GANTLDEF gantl_status gantl_st_writer_meta(gantl_st_writer *w, const char *key, 
 GANTLDEF gantl_status gantl_st_writer_save(gantl_st_writer *w, const char *path);
 GANTLDEF void gantl_st_writer_free(gantl_st_writer *w);
 
+/* A small JSON document tree, for configuration strings such as a checkpoint's
+   network kwargs. Numbers are doubles; objects keep their key order. */
+typedef enum gantl_json_type {
+    GANTL_JSON_NULL, GANTL_JSON_BOOL, GANTL_JSON_NUMBER, GANTL_JSON_STRING, GANTL_JSON_ARRAY, GANTL_JSON_OBJECT
+} gantl_json_type;
+typedef struct gantl_json {
+    gantl_json_type type;
+    int boolean;
+    double number;
+    char *string;
+    int count;                /* items of an array or object */
+    struct gantl_json *items; /* (count,) */
+    char **keys;              /* (count,) for objects */
+} gantl_json;
+GANTLDEF gantl_status gantl_json_parse(gantl_json *out, const char *text, size_t length);
+GANTLDEF void gantl_json_free(gantl_json *j);
+/* The value of key in an object, or NULL (also when j is not an object). */
+GANTLDEF const gantl_json *gantl_json_get(const gantl_json *j, const char *key);
+
 /* Writes a file atomically: path.tmp, then rename. */
 GANTLDEF gantl_status gantl_write_file_atomic(const char *path, const void *data, size_t size);
 /* Reads a whole file into a GANTL_MALLOC'd buffer. */
 GANTLDEF gantl_status gantl_read_file(const char *path, unsigned char **data, size_t *size);
+
+/* NumPy .npy arrays (format versions 1-3, C order, little-endian or single-byte dtypes). */
+typedef struct gantl_npy {
+    gantl_dtype dtype;
+    int ndim;
+    int64_t shape[GANTL_ST_MAX_DIMS];
+    int64_t numel;
+    unsigned char *data; /* numel * dtype size bytes, owned */
+} gantl_npy;
+GANTLDEF gantl_status gantl_npy_load(gantl_npy *a, const char *path);
+GANTLDEF gantl_status gantl_npy_parse(gantl_npy *a, const void *bytes, size_t size);
+GANTLDEF void gantl_npy_free(gantl_npy *a);
+/* The array's values as float32 (any float or integer dtype). */
+GANTLDEF void gantl_npy_to_f32(const gantl_npy *a, float *out);
+/* Writes atomically. dtype F32, F64, U8, I64, I32 or ... as in safetensors. */
+GANTLDEF gantl_status gantl_npy_save(const char *path, gantl_dtype dtype, int ndim, const int64_t *shape, const void *data);
 
 /* ---------------------------------------------------------------------------------------
    8. Linear algebra kernels
@@ -472,6 +511,167 @@ GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpos
 /* ---------------------------------------------------------------------------------------
    9. Metrics
    ------------------------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------------------------
+   10. StyleGAN2-ADA networks
+   The official networks (NVlabs/stylegan2-ada-pytorch, training/networks.py) in fp32:
+   equalized learning rate, a mapping network with w_avg tracking and truncation, a
+   'skip' synthesis network with modulated / demodulated convolutions, noise and ToRGB,
+   and a 'resnet', 'orig' or 'skip' discriminator with minibatch standard deviation and
+   label conditioning. Parameter and buffer names are the official state_dict names.
+   ------------------------------------------------------------------------------------- */
+
+#define GANTL_MAX_MAPPING_LAYERS 16
+#define GANTL_MAX_BLOCKS 9 /* resolutions 4 .. 1024 */
+
+typedef enum gantl_noise_mode { GANTL_NOISE_RANDOM = 0, GANTL_NOISE_CONST, GANTL_NOISE_NONE } gantl_noise_mode;
+typedef enum gantl_d_arch { GANTL_D_RESNET = 0, GANTL_D_ORIG, GANTL_D_SKIP } gantl_d_arch;
+
+typedef struct gantl_mapping_config {
+    int num_layers;      /* 8 */
+    int embed_features;  /* 0: w_dim */
+    int layer_features;  /* 0: w_dim */
+    float lr_multiplier; /* 0.01 */
+    float w_avg_beta;    /* 0.995; < 0: no w_avg (None) */
+} gantl_mapping_config;
+
+/* The official Generator constructor kwargs. */
+typedef struct gantl_g_config {
+    int z_dim, c_dim, w_dim, img_resolution, img_channels;
+    gantl_mapping_config mapping;
+    int channel_base, channel_max; /* 32768, 512 */
+    int num_fp16_res;              /* kept for checkpoints; gantl computes in fp32 */
+    float conv_clamp;              /* < 0: None */
+} gantl_g_config;
+
+/* The official Discriminator constructor kwargs. */
+typedef struct gantl_d_config {
+    int c_dim, img_resolution, img_channels;
+    gantl_d_arch architecture;
+    int channel_base, channel_max, num_fp16_res;
+    float conv_clamp;           /* < 0: None */
+    int cmap_dim;               /* 0: default, the channels at 4x4 */
+    int mbstd_group_size;       /* 4; 0: the whole minibatch (None) */
+    int mbstd_num_channels;     /* 1; 0: no minibatch std */
+    int freeze_layers;          /* Freeze-D (block_kwargs), used by training */
+    gantl_mapping_config mapping; /* the label embedding when c_dim > 0 */
+} gantl_d_config;
+
+GANTLDEF void gantl_g_config_default(gantl_g_config *cfg);
+GANTLDEF void gantl_d_config_default(gantl_d_config *cfg);
+/* From / to the official kwargs as JSON (a checkpoint's "gantl.G" / "gantl.D" metadata). */
+GANTLDEF gantl_status gantl_g_config_from_json(gantl_g_config *cfg, const char *json);
+GANTLDEF gantl_status gantl_d_config_from_json(gantl_d_config *cfg, const char *json);
+/* Writes the JSON into buf (like snprintf) and returns its length. */
+GANTLDEF int gantl_g_config_to_json(const gantl_g_config *cfg, char *buf, size_t size);
+GANTLDEF int gantl_d_config_to_json(const gantl_d_config *cfg, char *buf, size_t size);
+
+typedef struct gantl_fc_layer { /* FullyConnectedLayer */
+    gantl_tensor *weight, *bias; /* (out, in), (out) or NULL */
+    float weight_gain, bias_gain;
+    gantl_act act;
+} gantl_fc_layer;
+
+typedef struct gantl_conv_layer { /* Conv2dLayer */
+    gantl_tensor *weight, *bias, *filter; /* (O, I, k, k), (O) or NULL, FIR buffer */
+    int up, down;
+    float weight_gain, act_gain, conv_clamp;
+    gantl_act act;
+} gantl_conv_layer;
+
+typedef struct gantl_synthesis_layer {
+    gantl_fc_layer affine;
+    gantl_tensor *weight, *bias, *noise_strength, *noise_const, *filter;
+    int resolution, up;
+    float conv_clamp;
+} gantl_synthesis_layer;
+
+typedef struct gantl_torgb_layer {
+    gantl_fc_layer affine;
+    gantl_tensor *weight, *bias;
+    float weight_gain, conv_clamp;
+} gantl_torgb_layer;
+
+typedef struct gantl_synthesis_block {
+    int resolution, in_channels, out_channels, num_conv, num_torgb;
+    gantl_tensor *const_input; /* (C, 4, 4), first block only */
+    gantl_tensor *filter;
+    gantl_synthesis_layer conv0, conv1;
+    gantl_torgb_layer torgb;
+} gantl_synthesis_block;
+
+typedef struct gantl_mapping {
+    int z_dim, c_dim, w_dim, num_ws, num_layers;
+    gantl_fc_layer embed, fc[GANTL_MAX_MAPPING_LAYERS];
+    gantl_tensor *w_avg; /* buffer (w_dim), or NULL */
+    float w_avg_beta;
+} gantl_mapping;
+
+typedef struct gantl_generator {
+    gantl_g_config cfg;
+    gantl_params params;  /* trainable */
+    gantl_params buffers; /* w_avg, noise_const, resample_filter */
+    gantl_mapping mapping;
+    int num_ws, num_blocks, num_noise;
+    gantl_synthesis_block blocks[GANTL_MAX_BLOCKS];
+} gantl_generator;
+
+typedef struct gantl_d_block {
+    int resolution, in_channels, tmp_channels, out_channels, has_fromrgb, has_skip;
+    gantl_tensor *filter;
+    gantl_conv_layer fromrgb, conv0, conv1, skip;
+} gantl_d_block;
+
+typedef struct gantl_discriminator {
+    gantl_d_config cfg;
+    gantl_params params, buffers;
+    int num_blocks, cmap_dim;
+    gantl_d_block blocks[GANTL_MAX_BLOCKS];
+    gantl_mapping mapping;                  /* label embedding when c_dim > 0 */
+    gantl_conv_layer epilogue_fromrgb, epilogue_conv;
+    gantl_fc_layer epilogue_fc, epilogue_out;
+} gantl_discriminator;
+
+/* Builds the network with the official initialisation (weights N(0, 1) / lr_multiplier,
+   biases 0, affine biases 1, noise strengths 0, w_avg 0), drawn from seed. */
+GANTLDEF gantl_status gantl_generator_init(gantl_generator *G, const gantl_g_config *cfg, uint64_t seed);
+GANTLDEF void gantl_generator_free(gantl_generator *G);
+GANTLDEF gantl_status gantl_discriminator_init(gantl_discriminator *D, const gantl_d_config *cfg, uint64_t seed);
+GANTLDEF void gantl_discriminator_free(gantl_discriminator *D);
+
+/* z (N, z_dim), c (N, c_dim) or NULL -> ws (N, num_ws, w_dim). truncation_cutoff < 0
+   truncates every w. update_w_avg: the training-mode moving average of w. */
+GANTLDEF gantl_tensor *gantl_generator_mapping(gantl_ctx *ctx, gantl_generator *G, gantl_tensor *z, gantl_tensor *c,
+                                               float truncation_psi, int truncation_cutoff, int update_w_avg);
+/* ws (N, num_ws, w_dim) -> images (N, img_channels, R, R). Random noise is drawn from rng,
+   unless noise[i] (N, 1, res, res) is given for noise layer i (b4.conv1, b8.conv0, ...). */
+GANTLDEF gantl_tensor *gantl_generator_synthesis(gantl_ctx *ctx, gantl_generator *G, gantl_tensor *ws,
+                                                 gantl_noise_mode noise_mode, gantl_rng *rng,
+                                                 gantl_tensor *const *noise);
+/* img (N, img_channels, R, R), c (N, c_dim) or NULL -> logits (N, 1). */
+GANTLDEF gantl_tensor *gantl_discriminator_forward(gantl_ctx *ctx, gantl_discriminator *D, gantl_tensor *img,
+                                                   gantl_tensor *c);
+
+/* Checkpoints: tensors named prefix + official name ("G.", "G_ema.", "D."). Loading
+   checks that every tensor exists with the right shape and a float dtype, and that the
+   file has no other tensor under the prefix. */
+GANTLDEF gantl_status gantl_generator_load(gantl_generator *G, const gantl_st_file *f, const char *prefix);
+GANTLDEF gantl_status gantl_discriminator_load(gantl_discriminator *D, const gantl_st_file *f, const char *prefix);
+GANTLDEF gantl_status gantl_generator_write(const gantl_generator *G, gantl_st_writer *w, const char *prefix);
+GANTLDEF gantl_status gantl_discriminator_write(const gantl_discriminator *D, gantl_st_writer *w, const char *prefix);
+/* Builds a network from a checkpoint: config from the "gantl.G" / "gantl.D" metadata,
+   then the tensors under prefix. */
+GANTLDEF gantl_status gantl_generator_from_file(gantl_generator *G, const gantl_st_file *f, const char *prefix);
+GANTLDEF gantl_status gantl_discriminator_from_file(gantl_discriminator *D, const gantl_st_file *f, const char *prefix);
+
+/* Building blocks, as the official ops. */
+GANTLDEF gantl_tensor *gantl_normalize_2nd_moment(gantl_ctx *ctx, gantl_tensor *x);
+/* The official conv2d_resample with groups 1: up or down by 2 with the FIR filter f. */
+GANTLDEF gantl_tensor *gantl_conv2d_resample(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *w, gantl_tensor *f,
+                                             int up, int down, int padding);
+GANTLDEF gantl_tensor *gantl_upsample2d(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *f, int up);
+GANTLDEF gantl_tensor *gantl_downsample2d(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *f, int down);
+GANTLDEF gantl_tensor *gantl_minibatch_std(gantl_ctx *ctx, gantl_tensor *x, int group_size, int num_channels);
 
 #ifdef __cplusplus
 }
@@ -680,6 +880,56 @@ GANTLDEF void gantl_rng_permutation(gantl_rng *rng, int64_t *out, int64_t n) {
         int64_t j = gantl_rng_int(rng, i + 1), t = out[i];
         out[i] = out[j];
         out[j] = t;
+    }
+}
+
+/* MT19937 as NumPy's legacy RandomState seeds and uses it. */
+typedef struct gantl__mt19937 {
+    uint32_t state[624];
+    int pos;
+} gantl__mt19937;
+
+static void gantl__mt_seed(gantl__mt19937 *mt, uint32_t seed) {
+    mt->state[0] = seed;
+    for (int i = 1; i < 624; i++)
+        mt->state[i] = 1812433253u * (mt->state[i - 1] ^ (mt->state[i - 1] >> 30)) + (uint32_t)i;
+    mt->pos = 624;
+}
+
+static uint32_t gantl__mt_next(gantl__mt19937 *mt) {
+    if (mt->pos == 624) { /* regenerate the whole state */
+        for (int i = 0; i < 624; i++) {
+            uint32_t y = (mt->state[i] & 0x80000000u) | (mt->state[(i + 1) % 624] & 0x7fffffffu);
+            mt->state[i] = mt->state[(i + 397) % 624] ^ (y >> 1) ^ ((y & 1u) ? 0x9908b0dfu : 0u);
+        }
+        mt->pos = 0;
+    }
+    uint32_t y = mt->state[mt->pos++];
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    return y ^ (y >> 18);
+}
+
+/* 53-bit double in [0, 1) from two draws, as NumPy does. */
+static double gantl__mt_double(gantl__mt19937 *mt) {
+    uint32_t a = gantl__mt_next(mt) >> 5, b = gantl__mt_next(mt) >> 6;
+    return ((double)a * 67108864.0 + (double)b) / 9007199254740992.0;
+}
+
+GANTLDEF void gantl_numpy_randn(uint32_t seed, double *out, int64_t n) {
+    gantl__mt19937 mt;
+    gantl__mt_seed(&mt, seed);
+    for (int64_t i = 0; i < n; i += 2) {
+        double x1, x2, r2;
+        do { /* Marsaglia's polar method; the first value of a pair is cached by NumPy */
+            x1 = 2.0 * gantl__mt_double(&mt) - 1.0;
+            x2 = 2.0 * gantl__mt_double(&mt) - 1.0;
+            r2 = x1 * x1 + x2 * x2;
+        } while (r2 >= 1.0 || r2 == 0.0);
+        double f = sqrt(-2.0 * log(r2) / r2);
+        out[i] = f * x2;
+        if (i + 1 < n) out[i + 1] = f * x1;
     }
 }
 
@@ -2888,6 +3138,124 @@ static int gantl__json_skip(gantl__json *j, int depth) {
     return 1;
 }
 
+/* A number: JSON grammar checked here, the value by strtod on a bounded copy. */
+static int gantl__json_number(gantl__json *j, double *out) {
+    gantl__json_ws(j);
+    const char *p = j->p, *start = p;
+    if (p < j->end && *p == '-') p++;
+    if (p >= j->end || *p < '0' || *p > '9') return gantl__json_fail(j, "expected a number");
+    if (*p == '0') p++;
+    else while (p < j->end && *p >= '0' && *p <= '9') p++;
+    if (p < j->end && *p == '.') {
+        p++;
+        if (p >= j->end || *p < '0' || *p > '9') return gantl__json_fail(j, "bad number");
+        while (p < j->end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < j->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < j->end && (*p == '+' || *p == '-')) p++;
+        if (p >= j->end || *p < '0' || *p > '9') return gantl__json_fail(j, "bad number");
+        while (p < j->end && *p >= '0' && *p <= '9') p++;
+    }
+    char buf[64];
+    size_t n = (size_t)(p - start);
+    if (n >= sizeof buf) return gantl__json_fail(j, "number too long");
+    memcpy(buf, start, n);
+    buf[n] = 0;
+    *out = strtod(buf, NULL);
+    j->p = p;
+    return 1;
+}
+
+static int gantl__json_value(gantl__json *j, gantl_json *v, int depth) {
+    memset(v, 0, sizeof *v);
+    if (depth > 64) return gantl__json_fail(j, "nesting too deep");
+    gantl__json_ws(j);
+    if (j->p >= j->end) return gantl__json_fail(j, "unexpected end");
+    char c = *j->p;
+    if (c == '"') {
+        v->type = GANTL_JSON_STRING;
+        v->string = gantl__json_string(j);
+        return v->string != NULL;
+    }
+    if (c == '{' || c == '[') {
+        int is_object = c == '{', cap = 0;
+        char close = is_object ? '}' : ']';
+        v->type = is_object ? GANTL_JSON_OBJECT : GANTL_JSON_ARRAY;
+        j->p++;
+        if (gantl__json_expect(j, close)) return 1;
+        do {
+            if (v->count == cap) {
+                cap = cap ? 2 * cap : 8;
+                gantl_json *items = (gantl_json *)GANTL_REALLOC(v->items, (size_t)cap * sizeof *items);
+                char **keys = items && is_object ? (char **)GANTL_REALLOC(v->keys, (size_t)cap * sizeof *keys) : NULL;
+                if (items) v->items = items;
+                if (keys) v->keys = keys;
+                if (!items || (is_object && !keys)) return gantl__json_fail(j, "out of memory");
+            }
+            if (is_object) {
+                char *key = gantl__json_string(j);
+                if (!key) return 0;
+                v->keys[v->count] = key;
+                if (!gantl__json_expect(j, ':')) {
+                    memset(&v->items[v->count++], 0, sizeof(gantl_json));
+                    return gantl__json_fail(j, "expected ':'");
+                }
+            }
+            int ok = gantl__json_value(j, &v->items[v->count], depth + 1);
+            v->count++; /* counted either way, so gantl_json_free releases it */
+            if (!ok) return 0;
+        } while (gantl__json_expect(j, ','));
+        return gantl__json_expect(j, close) ? 1 : gantl__json_fail(j, "expected ',' or a closing bracket");
+    }
+    size_t left = (size_t)(j->end - j->p);
+    if (left >= 4 && !memcmp(j->p, "true", 4)) {
+        v->type = GANTL_JSON_BOOL, v->boolean = 1, j->p += 4;
+        return 1;
+    }
+    if (left >= 5 && !memcmp(j->p, "false", 5)) {
+        v->type = GANTL_JSON_BOOL, j->p += 5;
+        return 1;
+    }
+    if (left >= 4 && !memcmp(j->p, "null", 4)) {
+        v->type = GANTL_JSON_NULL, j->p += 4;
+        return 1;
+    }
+    v->type = GANTL_JSON_NUMBER;
+    return gantl__json_number(j, &v->number);
+}
+
+GANTLDEF void gantl_json_free(gantl_json *v) {
+    if (!v) return;
+    for (int i = 0; i < v->count; i++) {
+        gantl_json_free(&v->items[i]);
+        if (v->keys) GANTL_FREE(v->keys[i]);
+    }
+    GANTL_FREE(v->items);
+    GANTL_FREE(v->keys);
+    GANTL_FREE(v->string);
+    memset(v, 0, sizeof *v);
+}
+
+GANTLDEF gantl_status gantl_json_parse(gantl_json *out, const char *text, size_t length) {
+    gantl__json j = {text, text + length, NULL};
+    int ok = gantl__json_value(&j, out, 0);
+    gantl__json_ws(&j);
+    if (ok && j.p != j.end) ok = gantl__json_fail(&j, "trailing characters");
+    if (!ok) {
+        gantl_json_free(out);
+        return gantl__fail(GANTL_ERR_FORMAT, "bad JSON at character %ld: %s", (long)(j.p - text), j.error);
+    }
+    return GANTL_OK;
+}
+
+GANTLDEF const gantl_json *gantl_json_get(const gantl_json *j, const char *key) {
+    if (!j || j->type != GANTL_JSON_OBJECT) return NULL;
+    for (int i = 0; i < j->count; i++)
+        if (strcmp(j->keys[i], key) == 0) return &j->items[i];
+    return NULL;
+}
+
 GANTLDEF void gantl_st_free(gantl_st_file *f) {
     for (int i = 0; i < f->count; i++) GANTL_FREE(f->tensors[i].name);
     for (int i = 0; i < f->meta_count; i++) {
@@ -3121,6 +3489,27 @@ static uint64_t gantl__load_le(const unsigned char *p, int n) {
     return v;
 }
 
+/* Converts n values of dtype from little-endian bytes to float32. */
+static void gantl__to_f32(gantl_dtype dtype, const unsigned char *p, int64_t n, float *out) {
+    size_t size = gantl__dtype_sizes[dtype];
+    for (int64_t i = 0; i < n; i++, p += size) {
+        uint64_t u = gantl__load_le(p, (int)size);
+        float v;
+        switch (dtype) {
+        case GANTL_F32: { uint32_t b = (uint32_t)u; memcpy(&v, &b, 4); } break;
+        case GANTL_F64: { double d; memcpy(&d, &u, 8); v = (float)d; } break;
+        case GANTL_F16: v = gantl__half_to_float((uint16_t)u); break;
+        case GANTL_BF16: { uint32_t b = (uint32_t)u << 16; memcpy(&v, &b, 4); } break;
+        case GANTL_I64: v = (float)(int64_t)u; break;
+        case GANTL_I32: v = (float)(int32_t)(uint32_t)u; break;
+        case GANTL_I16: v = (float)(int16_t)(uint16_t)u; break;
+        case GANTL_I8: v = (float)(int8_t)(uint8_t)u; break;
+        default: v = (float)u; break; /* U8, BOOL */
+        }
+        out[i] = v;
+    }
+}
+
 GANTLDEF gantl_status gantl_st_read_f32(const gantl_st_file *f, const char *name, float *out, int64_t n, int ndim,
                                         const int64_t *shape) {
     const gantl_st_tensor *t = gantl_st_find(f, name);
@@ -3136,25 +3525,114 @@ GANTLDEF gantl_status gantl_st_read_f32(const gantl_st_file *f, const char *name
         if (!shape) snprintf(want + 1, sizeof want - 1, "%lld values", (long long)n);
         return gantl__fail(GANTL_ERR_INVALID, "tensor '%s' has shape %s), expected %s)", name, have, want);
     }
-    const unsigned char *p = t->bytes;
-    size_t size = gantl__dtype_sizes[t->dtype];
-    for (int64_t i = 0; i < n; i++, p += size) {
-        uint64_t u = gantl__load_le(p, (int)size);
-        float v;
-        switch (t->dtype) {
-        case GANTL_F32: { uint32_t b = (uint32_t)u; memcpy(&v, &b, 4); } break;
-        case GANTL_F64: { double d; memcpy(&d, &u, 8); v = (float)d; } break;
-        case GANTL_F16: v = gantl__half_to_float((uint16_t)u); break;
-        case GANTL_BF16: { uint32_t b = (uint32_t)u << 16; memcpy(&v, &b, 4); } break;
-        case GANTL_I64: v = (float)(int64_t)u; break;
-        case GANTL_I32: v = (float)(int32_t)(uint32_t)u; break;
-        case GANTL_I16: v = (float)(int16_t)(uint16_t)u; break;
-        case GANTL_I8: v = (float)(int8_t)(uint8_t)u; break;
-        default: v = (float)u; break; /* U8, BOOL */
-        }
-        out[i] = v;
-    }
+    gantl__to_f32(t->dtype, t->bytes, n, out);
     return GANTL_OK;
+}
+
+/* ---- NumPy .npy ---- */
+
+GANTLDEF void gantl_npy_free(gantl_npy *a) {
+    GANTL_FREE(a->data);
+    memset(a, 0, sizeof *a);
+}
+
+GANTLDEF void gantl_npy_to_f32(const gantl_npy *a, float *out) { gantl__to_f32(a->dtype, a->data, a->numel, out); }
+
+GANTLDEF gantl_status gantl_npy_parse(gantl_npy *a, const void *bytes, size_t size) {
+    static const struct { const char *descr; gantl_dtype dtype; } types[] = {
+        {"<f4", GANTL_F32}, {"<f8", GANTL_F64}, {"<f2", GANTL_F16}, {"<i8", GANTL_I64}, {"<i4", GANTL_I32},
+        {"<i2", GANTL_I16}, {"|i1", GANTL_I8},  {"|u1", GANTL_U8},  {"|b1", GANTL_BOOL},
+    };
+    const unsigned char *b = (const unsigned char *)bytes;
+    memset(a, 0, sizeof *a);
+    if (size < 10 || memcmp(b, "\x93NUMPY", 6) != 0) return gantl__fail(GANTL_ERR_FORMAT, "not a .npy file (bad magic)");
+    size_t header_len, start;
+    if (b[6] == 1) header_len = (size_t)gantl__load_le(b + 8, 2), start = 10;
+    else if ((b[6] == 2 || b[6] == 3) && size >= 12) header_len = (size_t)gantl__load_le(b + 8, 4), start = 12;
+    else return gantl__fail(GANTL_ERR_FORMAT, ".npy version %d.%d is not supported", b[6], b[7]);
+    if (header_len > size - start) return gantl__fail(GANTL_ERR_FORMAT, ".npy header runs past the end (truncated?)");
+    char header[4096];
+    if (header_len >= sizeof header) return gantl__fail(GANTL_ERR_FORMAT, ".npy header too long");
+    memcpy(header, b + start, header_len);
+    header[header_len] = 0;
+    const char *descr = strstr(header, "'descr':"), *fortran = strstr(header, "'fortran_order':"), *shape = strstr(header, "'shape':");
+    if (!descr || !fortran || !shape) return gantl__fail(GANTL_ERR_FORMAT, ".npy header lacks descr, fortran_order or shape");
+    if (!strncmp(fortran + 16 + strspn(fortran + 16, " "), "True", 4))
+        return gantl__fail(GANTL_ERR_UNSUPPORTED, ".npy array in Fortran order is not supported");
+    descr += 8 + strspn(descr + 8, " ");
+    int found = -1;
+    for (int i = 0; i < (int)(sizeof types / sizeof types[0]); i++)
+        if (descr[0] == '\'' && !strncmp(descr + 1, types[i].descr, 3) && descr[4] == '\'') found = i;
+    if (found < 0) return gantl__fail(GANTL_ERR_UNSUPPORTED, ".npy dtype %.8s is not supported (use float32, uint8, ...)", descr);
+    a->dtype = types[found].dtype;
+    const char *p = strchr(shape, '(');
+    if (!p) return gantl__fail(GANTL_ERR_FORMAT, ".npy shape is not a tuple");
+    p++;
+    a->numel = 1;
+    for (;;) {
+        p += strspn(p, " ");
+        if (*p == ')') break;
+        if (*p < '0' || *p > '9' || a->ndim == GANTL_ST_MAX_DIMS) return gantl__fail(GANTL_ERR_FORMAT, ".npy bad shape");
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (v < 0 || v > ((int64_t)1 << 40) || (v && a->numel > (((int64_t)1 << 50) / v)))
+            return gantl__fail(GANTL_ERR_FORMAT, ".npy shape too large");
+        a->shape[a->ndim++] = v;
+        a->numel *= v;
+        p = end + strspn(end, " ");
+        if (*p == ',') p++;
+        else if (*p != ')') return gantl__fail(GANTL_ERR_FORMAT, ".npy bad shape");
+    }
+    size_t bytes_needed = (size_t)a->numel * gantl__dtype_sizes[a->dtype];
+    if (size - start - header_len < bytes_needed)
+        return gantl__fail(GANTL_ERR_FORMAT, ".npy data is %zu bytes, the shape needs %zu (truncated?)",
+                           size - start - header_len, bytes_needed);
+    a->data = (unsigned char *)GANTL_MALLOC(bytes_needed ? bytes_needed : 1);
+    if (!a->data) return gantl__fail(GANTL_ERR_NOMEM, "out of memory for a .npy array of %zu bytes", bytes_needed);
+    memcpy(a->data, b + start + header_len, bytes_needed);
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_npy_load(gantl_npy *a, const char *path) {
+    unsigned char *bytes;
+    size_t size;
+    memset(a, 0, sizeof *a);
+    gantl_status s = gantl_read_file(path, &bytes, &size);
+    if (s != GANTL_OK) return s;
+    s = gantl_npy_parse(a, bytes, size);
+    GANTL_FREE(bytes);
+    if (s != GANTL_OK) {
+        char message[sizeof gantl__error_message];
+        snprintf(message, sizeof message, "%s", gantl__error_message);
+        gantl__fail(s, "%s: %s", path, message);
+    }
+    return s;
+}
+
+GANTLDEF gantl_status gantl_npy_save(const char *path, gantl_dtype dtype, int ndim, const int64_t *shape, const void *data) {
+    static const char *const descr[GANTL_DTYPE_COUNT] = {"<f4", "<f8", "<f2", NULL, "<i8", "<i4", "<i2", "|i1", "|u1", "|b1"};
+    GANTL__CHECK(dtype >= 0 && dtype < GANTL_DTYPE_COUNT && descr[dtype] && ndim >= 0 && ndim <= GANTL_ST_MAX_DIMS,
+                 "npy_save: dtype %d or ndim %d not supported", (int)dtype, ndim);
+    char header[512];
+    int n = snprintf(header, sizeof header, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[dtype]);
+    int64_t numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        n += snprintf(header + n, sizeof header - (size_t)n, "%lld,%s", (long long)shape[d], d + 1 < ndim ? " " : "");
+        numel *= shape[d];
+    }
+    n += snprintf(header + n, sizeof header - (size_t)n, "), }");
+    while ((10 + n + 1) % 64) header[n++] = ' '; /* pad so the data starts 64-byte aligned */
+    header[n++] = '\n';
+    size_t bytes = (size_t)numel * gantl__dtype_sizes[dtype], total = 10 + (size_t)n + bytes;
+    unsigned char *image = (unsigned char *)GANTL_MALLOC(total);
+    if (!image) return gantl__fail(GANTL_ERR_NOMEM, "out of memory writing '%s'", path);
+    memcpy(image, "\x93NUMPY\x01\x00", 8);
+    image[8] = (unsigned char)(n & 0xff), image[9] = (unsigned char)(n >> 8);
+    memcpy(image + 10, header, (size_t)n);
+    if (bytes) memcpy(image + 10 + n, data, bytes);
+    gantl_status s = gantl_write_file_atomic(path, image, total);
+    GANTL_FREE(image);
+    return s;
 }
 
 GANTLDEF void gantl_st_writer_init(gantl_st_writer *w) { memset(w, 0, sizeof *w); }
@@ -3425,6 +3903,813 @@ GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpos
 /* ---------------------------------------------------------------------------------------
    9. Metrics
    ------------------------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------------------------
+   10. StyleGAN2-ADA networks
+   ------------------------------------------------------------------------------------- */
+
+#define GANTL__SQRT2 1.41421356237309504880f
+#define GANTL__SQRT_HALF 0.70710678118654752440f
+#define GANTL__LRELU_ALPHA 0.2f
+
+GANTLDEF void gantl_g_config_default(gantl_g_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->z_dim = 512, cfg->w_dim = 512, cfg->img_resolution = 256, cfg->img_channels = 3;
+    cfg->mapping.num_layers = 8;
+    cfg->mapping.lr_multiplier = 0.01f;
+    cfg->mapping.w_avg_beta = 0.995f;
+    cfg->channel_base = 32768, cfg->channel_max = 512;
+    cfg->conv_clamp = -1.0f;
+}
+
+GANTLDEF void gantl_d_config_default(gantl_d_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->img_resolution = 256, cfg->img_channels = 3;
+    cfg->architecture = GANTL_D_RESNET;
+    cfg->channel_base = 32768, cfg->channel_max = 512;
+    cfg->conv_clamp = -1.0f;
+    cfg->mbstd_group_size = 4, cfg->mbstd_num_channels = 1;
+    cfg->mapping.num_layers = 8;
+    cfg->mapping.lr_multiplier = 0.01f;
+    cfg->mapping.w_avg_beta = -1.0f;
+}
+
+/* ---- kwargs JSON ---- */
+
+/* Reads an integer (or, with allow_null, null -> null_value) into *out. */
+static gantl_status gantl__json_int(const gantl_json *v, const char *key, int *out, int allow_null, int null_value) {
+    if (v->type == GANTL_JSON_NULL && allow_null) {
+        *out = null_value;
+        return GANTL_OK;
+    }
+    if (v->type != GANTL_JSON_NUMBER || v->number != floor(v->number) || fabs(v->number) > 1e9)
+        return gantl__fail(GANTL_ERR_INVALID, "network kwargs: '%s' must be an integer%s", key, allow_null ? " or null" : "");
+    *out = (int)v->number;
+    return GANTL_OK;
+}
+
+static gantl_status gantl__json_float(const gantl_json *v, const char *key, float *out, int allow_null, float null_value) {
+    if (v->type == GANTL_JSON_NULL && allow_null) {
+        *out = null_value;
+        return GANTL_OK;
+    }
+    if (v->type != GANTL_JSON_NUMBER)
+        return gantl__fail(GANTL_ERR_INVALID, "network kwargs: '%s' must be a number%s", key, allow_null ? " or null" : "");
+    *out = (float)v->number;
+    return GANTL_OK;
+}
+
+/* Keys that do not change the maths in fp32 and are accepted as they come. */
+static int gantl__json_ignorable(const char *key) {
+    return !strcmp(key, "fp16_channels_last") || !strcmp(key, "channels_last");
+}
+
+/* Checks a string-valued kwarg against the one value gantl implements. */
+static gantl_status gantl__json_expect_str(const gantl_json *v, const char *key, const char *want) {
+    if (v->type != GANTL_JSON_STRING || strcmp(v->string, want) != 0)
+        return gantl__fail(GANTL_ERR_UNSUPPORTED, "network kwargs: %s = %s is not supported (only '%s')", key,
+                           v->type == GANTL_JSON_STRING ? v->string : "(not a string)", want);
+    return GANTL_OK;
+}
+
+static gantl_status gantl__mapping_from_json(gantl_mapping_config *m, const gantl_json *j) {
+    if (!j || j->type == GANTL_JSON_NULL) return GANTL_OK;
+    if (j->type != GANTL_JSON_OBJECT) return gantl__fail(GANTL_ERR_INVALID, "network kwargs: mapping_kwargs is not an object");
+    for (int i = 0; i < j->count; i++) {
+        const char *k = j->keys[i];
+        const gantl_json *v = &j->items[i];
+        gantl_status s = GANTL_OK;
+        if (!strcmp(k, "num_layers")) s = gantl__json_int(v, k, &m->num_layers, 0, 0);
+        else if (!strcmp(k, "embed_features")) s = gantl__json_int(v, k, &m->embed_features, 1, 0);
+        else if (!strcmp(k, "layer_features")) s = gantl__json_int(v, k, &m->layer_features, 1, 0);
+        else if (!strcmp(k, "lr_multiplier")) s = gantl__json_float(v, k, &m->lr_multiplier, 0, 0);
+        else if (!strcmp(k, "w_avg_beta")) s = gantl__json_float(v, k, &m->w_avg_beta, 1, -1.0f);
+        else if (!strcmp(k, "activation")) s = gantl__json_expect_str(v, k, "lrelu");
+        else if (!gantl__json_ignorable(k))
+            s = gantl__fail(GANTL_ERR_UNSUPPORTED, "network kwargs: mapping_kwargs.%s is not supported", k);
+        if (s != GANTL_OK) return s;
+    }
+    return GANTL_OK;
+}
+
+static gantl_status gantl__check_resolution(int res, int channels, const char *what) {
+    if (res < 4 || res > 1024 || (res & (res - 1)))
+        return gantl__fail(GANTL_ERR_INVALID, "%s: img_resolution %d must be a power of two from 4 to 1024", what, res);
+    if (channels < 1) return gantl__fail(GANTL_ERR_INVALID, "%s: img_channels %d must be positive", what, channels);
+    return GANTL_OK;
+}
+
+static gantl_status gantl__g_config_check(const gantl_g_config *c) {
+    gantl_status s = gantl__check_resolution(c->img_resolution, c->img_channels, "generator");
+    if (s != GANTL_OK) return s;
+    if (c->z_dim < 1 || c->c_dim < 0 || c->w_dim < 1 || c->channel_base < 1 || c->channel_max < 1 ||
+        c->mapping.num_layers < 1 || c->mapping.num_layers > GANTL_MAX_MAPPING_LAYERS || c->mapping.embed_features < 0 ||
+        c->mapping.layer_features < 0)
+        return gantl__fail(GANTL_ERR_INVALID, "generator: z_dim %d, c_dim %d, w_dim %d, channel_base %d, channel_max %d "
+                           "or mapping layers %d out of range", c->z_dim, c->c_dim, c->w_dim, c->channel_base,
+                           c->channel_max, c->mapping.num_layers);
+    if (c->channel_base / c->img_resolution < 1 && c->channel_max >= 1 && c->channel_base < c->img_resolution)
+        return gantl__fail(GANTL_ERR_INVALID, "generator: channel_base %d gives no channels at %d", c->channel_base,
+                           c->img_resolution);
+    return GANTL_OK;
+}
+
+static gantl_status gantl__d_config_check(const gantl_d_config *c) {
+    gantl_status s = gantl__check_resolution(c->img_resolution, c->img_channels, "discriminator");
+    if (s != GANTL_OK) return s;
+    if (c->c_dim < 0 || c->channel_base < c->img_resolution || c->channel_max < 1 || c->cmap_dim < 0 ||
+        c->mbstd_group_size < 0 || c->mbstd_num_channels < 0 || c->mapping.num_layers < 1 ||
+        c->mapping.num_layers > GANTL_MAX_MAPPING_LAYERS)
+        return gantl__fail(GANTL_ERR_INVALID, "discriminator: c_dim %d, channel_base %d, channel_max %d, cmap_dim %d, "
+                           "mbstd %d/%d or mapping layers %d out of range", c->c_dim, c->channel_base, c->channel_max,
+                           c->cmap_dim, c->mbstd_group_size, c->mbstd_num_channels, c->mapping.num_layers);
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_g_config_from_json(gantl_g_config *cfg, const char *text) {
+    gantl_json j;
+    gantl_g_config_default(cfg);
+    gantl_status s = gantl_json_parse(&j, text, strlen(text));
+    if (s != GANTL_OK) return s;
+    if (j.type != GANTL_JSON_OBJECT) s = gantl__fail(GANTL_ERR_INVALID, "generator kwargs: not a JSON object");
+    for (int i = 0; i < j.count && s == GANTL_OK; i++) {
+        const char *k = j.keys[i];
+        const gantl_json *v = &j.items[i];
+        if (!strcmp(k, "z_dim")) s = gantl__json_int(v, k, &cfg->z_dim, 0, 0);
+        else if (!strcmp(k, "c_dim")) s = gantl__json_int(v, k, &cfg->c_dim, 0, 0);
+        else if (!strcmp(k, "w_dim")) s = gantl__json_int(v, k, &cfg->w_dim, 0, 0);
+        else if (!strcmp(k, "img_resolution")) s = gantl__json_int(v, k, &cfg->img_resolution, 0, 0);
+        else if (!strcmp(k, "img_channels")) s = gantl__json_int(v, k, &cfg->img_channels, 0, 0);
+        else if (!strcmp(k, "mapping_kwargs")) s = gantl__mapping_from_json(&cfg->mapping, v);
+        else if (!strcmp(k, "synthesis_kwargs")) {
+            if (v->type != GANTL_JSON_OBJECT) {
+                s = gantl__fail(GANTL_ERR_INVALID, "generator kwargs: synthesis_kwargs is not an object");
+                break;
+            }
+            for (int m = 0; m < v->count && s == GANTL_OK; m++) {
+                const char *sk = v->keys[m];
+                const gantl_json *sv = &v->items[m];
+                if (!strcmp(sk, "channel_base")) s = gantl__json_int(sv, sk, &cfg->channel_base, 0, 0);
+                else if (!strcmp(sk, "channel_max")) s = gantl__json_int(sv, sk, &cfg->channel_max, 0, 0);
+                else if (!strcmp(sk, "num_fp16_res")) s = gantl__json_int(sv, sk, &cfg->num_fp16_res, 0, 0);
+                else if (!strcmp(sk, "conv_clamp")) s = gantl__json_float(sv, sk, &cfg->conv_clamp, 1, -1.0f);
+                else if (!strcmp(sk, "architecture")) s = gantl__json_expect_str(sv, sk, "skip");
+                else if (!strcmp(sk, "activation")) s = gantl__json_expect_str(sv, sk, "lrelu");
+                else if (!gantl__json_ignorable(sk))
+                    s = gantl__fail(GANTL_ERR_UNSUPPORTED, "generator kwargs: synthesis_kwargs.%s is not supported", sk);
+            }
+        } else
+            s = gantl__fail(GANTL_ERR_UNSUPPORTED, "generator kwargs: '%s' is not supported", k);
+    }
+    gantl_json_free(&j);
+    return s != GANTL_OK ? s : gantl__g_config_check(cfg);
+}
+
+GANTLDEF gantl_status gantl_d_config_from_json(gantl_d_config *cfg, const char *text) {
+    gantl_json j;
+    gantl_d_config_default(cfg);
+    gantl_status s = gantl_json_parse(&j, text, strlen(text));
+    if (s != GANTL_OK) return s;
+    if (j.type != GANTL_JSON_OBJECT) s = gantl__fail(GANTL_ERR_INVALID, "discriminator kwargs: not a JSON object");
+    for (int i = 0; i < j.count && s == GANTL_OK; i++) {
+        const char *k = j.keys[i];
+        const gantl_json *v = &j.items[i];
+        if (!strcmp(k, "c_dim")) s = gantl__json_int(v, k, &cfg->c_dim, 0, 0);
+        else if (!strcmp(k, "img_resolution")) s = gantl__json_int(v, k, &cfg->img_resolution, 0, 0);
+        else if (!strcmp(k, "img_channels")) s = gantl__json_int(v, k, &cfg->img_channels, 0, 0);
+        else if (!strcmp(k, "channel_base")) s = gantl__json_int(v, k, &cfg->channel_base, 0, 0);
+        else if (!strcmp(k, "channel_max")) s = gantl__json_int(v, k, &cfg->channel_max, 0, 0);
+        else if (!strcmp(k, "num_fp16_res")) s = gantl__json_int(v, k, &cfg->num_fp16_res, 0, 0);
+        else if (!strcmp(k, "conv_clamp")) s = gantl__json_float(v, k, &cfg->conv_clamp, 1, -1.0f);
+        else if (!strcmp(k, "cmap_dim")) s = gantl__json_int(v, k, &cfg->cmap_dim, 1, 0);
+        else if (!strcmp(k, "architecture")) {
+            const char *a = v->type == GANTL_JSON_STRING ? v->string : "";
+            if (!strcmp(a, "resnet")) cfg->architecture = GANTL_D_RESNET;
+            else if (!strcmp(a, "orig")) cfg->architecture = GANTL_D_ORIG;
+            else if (!strcmp(a, "skip")) cfg->architecture = GANTL_D_SKIP;
+            else s = gantl__fail(GANTL_ERR_UNSUPPORTED, "discriminator kwargs: architecture '%s' is not supported", a);
+        } else if (!strcmp(k, "mapping_kwargs")) s = gantl__mapping_from_json(&cfg->mapping, v);
+        else if (!strcmp(k, "block_kwargs") || !strcmp(k, "epilogue_kwargs")) {
+            if (v->type != GANTL_JSON_OBJECT) {
+                s = gantl__fail(GANTL_ERR_INVALID, "discriminator kwargs: %s is not an object", k);
+                break;
+            }
+            for (int m = 0; m < v->count && s == GANTL_OK; m++) {
+                const char *sk = v->keys[m];
+                const gantl_json *sv = &v->items[m];
+                if (!strcmp(sk, "mbstd_group_size")) s = gantl__json_int(sv, sk, &cfg->mbstd_group_size, 1, 0);
+                else if (!strcmp(sk, "mbstd_num_channels")) s = gantl__json_int(sv, sk, &cfg->mbstd_num_channels, 0, 0);
+                else if (!strcmp(sk, "freeze_layers")) s = gantl__json_int(sv, sk, &cfg->freeze_layers, 0, 0);
+                else if (!strcmp(sk, "activation")) s = gantl__json_expect_str(sv, sk, "lrelu");
+                else if (!gantl__json_ignorable(sk))
+                    s = gantl__fail(GANTL_ERR_UNSUPPORTED, "discriminator kwargs: %s.%s is not supported", k, sk);
+            }
+        } else
+            s = gantl__fail(GANTL_ERR_UNSUPPORTED, "discriminator kwargs: '%s' is not supported", k);
+    }
+    gantl_json_free(&j);
+    return s != GANTL_OK ? s : gantl__d_config_check(cfg);
+}
+
+/* "null" for a negative value, else the number. */
+static const char *gantl__json_num_or_null(char *buf, size_t size, double v, int is_int) {
+    if (v < 0) snprintf(buf, size, "null");
+    else if (is_int) snprintf(buf, size, "%d", (int)v);
+    else snprintf(buf, size, "%.9g", v);
+    return buf;
+}
+
+static int gantl__mapping_to_json(const gantl_mapping_config *m, char *buf, size_t size) {
+    char a[32], b[32], c[32];
+    return snprintf(buf, size,
+                    "{\"num_layers\": %d, \"embed_features\": %s, \"layer_features\": %s, \"lr_multiplier\": %.9g, "
+                    "\"w_avg_beta\": %s}",
+                    m->num_layers, gantl__json_num_or_null(a, sizeof a, m->embed_features ? m->embed_features : -1, 1),
+                    gantl__json_num_or_null(b, sizeof b, m->layer_features ? m->layer_features : -1, 1),
+                    (double)m->lr_multiplier, gantl__json_num_or_null(c, sizeof c, m->w_avg_beta, 0));
+}
+
+GANTLDEF int gantl_g_config_to_json(const gantl_g_config *cfg, char *buf, size_t size) {
+    char mapping[256], clamp[32];
+    gantl__mapping_to_json(&cfg->mapping, mapping, sizeof mapping);
+    return snprintf(buf, size,
+                    "{\"z_dim\": %d, \"c_dim\": %d, \"w_dim\": %d, \"img_resolution\": %d, \"img_channels\": %d, "
+                    "\"mapping_kwargs\": %s, \"synthesis_kwargs\": {\"channel_base\": %d, \"channel_max\": %d, "
+                    "\"num_fp16_res\": %d, \"conv_clamp\": %s, \"architecture\": \"skip\"}}",
+                    cfg->z_dim, cfg->c_dim, cfg->w_dim, cfg->img_resolution, cfg->img_channels, mapping,
+                    cfg->channel_base, cfg->channel_max, cfg->num_fp16_res,
+                    gantl__json_num_or_null(clamp, sizeof clamp, cfg->conv_clamp, 0));
+}
+
+GANTLDEF int gantl_d_config_to_json(const gantl_d_config *cfg, char *buf, size_t size) {
+    static const char *const arch[3] = {"resnet", "orig", "skip"};
+    char mapping[256], clamp[32], cmap[32], group[32];
+    gantl__mapping_to_json(&cfg->mapping, mapping, sizeof mapping);
+    return snprintf(buf, size,
+                    "{\"c_dim\": %d, \"img_resolution\": %d, \"img_channels\": %d, \"architecture\": \"%s\", "
+                    "\"channel_base\": %d, \"channel_max\": %d, \"num_fp16_res\": %d, \"conv_clamp\": %s, "
+                    "\"cmap_dim\": %s, \"block_kwargs\": {\"freeze_layers\": %d}, \"mapping_kwargs\": %s, "
+                    "\"epilogue_kwargs\": {\"mbstd_group_size\": %s, \"mbstd_num_channels\": %d}}",
+                    cfg->c_dim, cfg->img_resolution, cfg->img_channels, arch[cfg->architecture], cfg->channel_base,
+                    cfg->channel_max, cfg->num_fp16_res, gantl__json_num_or_null(clamp, sizeof clamp, cfg->conv_clamp, 0),
+                    gantl__json_num_or_null(cmap, sizeof cmap, cfg->cmap_dim ? cfg->cmap_dim : -1, 1),
+                    cfg->freeze_layers, mapping,
+                    gantl__json_num_or_null(group, sizeof group, cfg->mbstd_group_size ? cfg->mbstd_group_size : -1, 1),
+                    cfg->mbstd_num_channels);
+}
+
+/* ---- building the networks ---- */
+
+/* Parameter construction: names built with printf, initial values drawn from rng.
+   The first failure is remembered and later calls do nothing. */
+typedef struct gantl__builder {
+    gantl_params *params, *buffers;
+    gantl_rng rng;
+    gantl_status status;
+} gantl__builder;
+
+typedef enum { GANTL__INIT_ZERO, GANTL__INIT_NORMAL, GANTL__INIT_CONST, GANTL__INIT_FIR } gantl__init_kind;
+
+static gantl_tensor *gantl__make(gantl__builder *b, int buffer, gantl__init_kind init, float value, int ndim, int64_t s0,
+                                 int64_t s1, int64_t s2, int64_t s3, const char *fmt, ...) {
+    char name[160];
+    va_list ap;
+    if (b->status != GANTL_OK) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    int64_t shape[4] = {s0, s1, s2, s3};
+    gantl_tensor *t = gantl_params_add(buffer ? b->buffers : b->params, name, ndim, shape);
+    if (!t) {
+        b->status = GANTL_ERR_NOMEM;
+        return NULL;
+    }
+    if (init == GANTL__INIT_NORMAL) gantl_rng_normal(&b->rng, t->data, t->numel, 0.0f, value);
+    else if (init == GANTL__INIT_CONST) gantl__fill(t->data, value, t->numel);
+    else if (init == GANTL__INIT_FIR) { /* setup_filter([1, 3, 3, 1]): outer product, sum 1 */
+        static const float taps[4] = {1, 3, 3, 1};
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) t->data[i * 4 + j] = taps[i] * taps[j] / 64.0f;
+    }
+    return t;
+}
+
+/* FullyConnectedLayer: weight N(0, 1) / lr_multiplier, used as weight * lr_multiplier / sqrt(in). */
+static void gantl__make_fc(gantl__builder *b, gantl_fc_layer *L, int in, int out, gantl_act act, float lr_multiplier,
+                           float bias_init, const char *prefix) {
+    L->weight = gantl__make(b, 0, GANTL__INIT_NORMAL, 1.0f / lr_multiplier, 2, out, in, 1, 1, "%s.weight", prefix);
+    L->bias = gantl__make(b, 0, GANTL__INIT_CONST, bias_init, 1, out, 1, 1, 1, "%s.bias", prefix);
+    L->weight_gain = lr_multiplier / sqrtf((float)in);
+    L->bias_gain = lr_multiplier;
+    L->act = act;
+}
+
+/* Conv2dLayer. */
+static void gantl__make_conv(gantl__builder *b, gantl_conv_layer *L, int in, int out, int kernel, int bias, gantl_act act,
+                             int up, int down, float conv_clamp, const char *prefix) {
+    L->filter = gantl__make(b, 1, GANTL__INIT_FIR, 0, 2, 4, 4, 1, 1, "%s.resample_filter", prefix);
+    L->weight = gantl__make(b, 0, GANTL__INIT_NORMAL, 1.0f, 4, out, in, kernel, kernel, "%s.weight", prefix);
+    L->bias = bias ? gantl__make(b, 0, GANTL__INIT_ZERO, 0, 1, out, 1, 1, 1, "%s.bias", prefix) : NULL;
+    L->up = up, L->down = down;
+    L->weight_gain = 1.0f / sqrtf((float)(in * kernel * kernel));
+    L->act_gain = act == GANTL_ACT_LRELU ? GANTL__SQRT2 : 1.0f;
+    L->conv_clamp = conv_clamp;
+    L->act = act;
+}
+
+static void gantl__make_mapping(gantl__builder *b, gantl_mapping *M, int z_dim, int c_dim, int w_dim, int num_ws,
+                                const gantl_mapping_config *cfg, const char *prefix) {
+    int embed = c_dim == 0 ? 0 : (cfg->embed_features ? cfg->embed_features : w_dim);
+    int layer = cfg->layer_features ? cfg->layer_features : w_dim;
+    char name[96];
+    M->z_dim = z_dim, M->c_dim = c_dim, M->w_dim = w_dim, M->num_ws = num_ws, M->num_layers = cfg->num_layers;
+    M->w_avg_beta = cfg->w_avg_beta;
+    if (c_dim > 0) {
+        snprintf(name, sizeof name, "%s.embed", prefix);
+        gantl__make_fc(b, &M->embed, c_dim, embed, GANTL_ACT_LINEAR, 1.0f, 0.0f, name);
+    }
+    for (int i = 0; i < cfg->num_layers; i++) {
+        int in = i == 0 ? z_dim + embed : layer, out = i == cfg->num_layers - 1 ? w_dim : layer;
+        snprintf(name, sizeof name, "%s.fc%d", prefix, i);
+        gantl__make_fc(b, &M->fc[i], in, out, GANTL_ACT_LRELU, cfg->lr_multiplier, 0.0f, name);
+    }
+    M->w_avg = num_ws > 0 && cfg->w_avg_beta >= 0
+                   ? gantl__make(b, 1, GANTL__INIT_ZERO, 0, 1, w_dim, 1, 1, 1, "%s.w_avg", prefix)
+                   : NULL;
+}
+
+static int gantl__channels(int base, int max, int res) { return base / res < max ? base / res : max; }
+
+static void gantl__make_synthesis_layer(gantl__builder *b, gantl_synthesis_layer *L, int in, int out, int w_dim, int res,
+                                        int up, float conv_clamp, const char *prefix) {
+    char name[96];
+    L->filter = gantl__make(b, 1, GANTL__INIT_FIR, 0, 2, 4, 4, 1, 1, "%s.resample_filter", prefix);
+    snprintf(name, sizeof name, "%s.affine", prefix);
+    gantl__make_fc(b, &L->affine, w_dim, in, GANTL_ACT_LINEAR, 1.0f, 1.0f, name);
+    L->weight = gantl__make(b, 0, GANTL__INIT_NORMAL, 1.0f, 4, out, in, 3, 3, "%s.weight", prefix);
+    L->noise_const = gantl__make(b, 1, GANTL__INIT_NORMAL, 1.0f, 2, res, res, 1, 1, "%s.noise_const", prefix);
+    L->noise_strength = gantl__make(b, 0, GANTL__INIT_ZERO, 0, 0, 1, 1, 1, 1, "%s.noise_strength", prefix);
+    L->bias = gantl__make(b, 0, GANTL__INIT_ZERO, 0, 1, out, 1, 1, 1, "%s.bias", prefix);
+    L->resolution = res, L->up = up, L->conv_clamp = conv_clamp;
+}
+
+GANTLDEF gantl_status gantl_generator_init(gantl_generator *G, const gantl_g_config *cfg, uint64_t seed) {
+    memset(G, 0, sizeof *G);
+    gantl_status s = gantl__g_config_check(cfg);
+    if (s != GANTL_OK) return s;
+    G->cfg = *cfg;
+    gantl_params_init(&G->params, 1);
+    gantl_params_init(&G->buffers, 0);
+    gantl__builder b = {&G->params, &G->buffers, gantl_rng_new(seed), GANTL_OK};
+    int log2 = 0;
+    while ((1 << log2) < cfg->img_resolution) log2++;
+    /* The official order: synthesis first, then mapping. */
+    char name[96];
+    for (int r = 2; r <= log2; r++) {
+        gantl_synthesis_block *B = &G->blocks[G->num_blocks++];
+        int res = 1 << r, is_last = res == cfg->img_resolution;
+        B->resolution = res;
+        B->in_channels = res > 4 ? gantl__channels(cfg->channel_base, cfg->channel_max, res / 2) : 0;
+        B->out_channels = gantl__channels(cfg->channel_base, cfg->channel_max, res);
+        B->filter = gantl__make(&b, 1, GANTL__INIT_FIR, 0, 2, 4, 4, 1, 1, "synthesis.b%d.resample_filter", res);
+        if (B->in_channels == 0)
+            B->const_input = gantl__make(&b, 0, GANTL__INIT_NORMAL, 1.0f, 3, B->out_channels, res, res, 1, "synthesis.b%d.const", res);
+        else {
+            snprintf(name, sizeof name, "synthesis.b%d.conv0", res);
+            gantl__make_synthesis_layer(&b, &B->conv0, B->in_channels, B->out_channels, cfg->w_dim, res, 2, cfg->conv_clamp, name);
+            B->num_conv++;
+        }
+        snprintf(name, sizeof name, "synthesis.b%d.conv1", res);
+        gantl__make_synthesis_layer(&b, &B->conv1, B->out_channels, B->out_channels, cfg->w_dim, res, 1, cfg->conv_clamp, name);
+        B->num_conv++;
+        /* 'skip': every block has a ToRGB */
+        snprintf(name, sizeof name, "synthesis.b%d.torgb.affine", res);
+        gantl__make_fc(&b, &B->torgb.affine, cfg->w_dim, B->out_channels, GANTL_ACT_LINEAR, 1.0f, 1.0f, name);
+        B->torgb.weight = gantl__make(&b, 0, GANTL__INIT_NORMAL, 1.0f, 4, cfg->img_channels, B->out_channels, 1, 1,
+                                      "synthesis.b%d.torgb.weight", res);
+        B->torgb.bias = gantl__make(&b, 0, GANTL__INIT_ZERO, 0, 1, cfg->img_channels, 1, 1, 1, "synthesis.b%d.torgb.bias", res);
+        B->torgb.weight_gain = 1.0f / sqrtf((float)B->out_channels);
+        B->torgb.conv_clamp = cfg->conv_clamp;
+        B->num_torgb = 1;
+        G->num_ws += B->num_conv + (is_last ? B->num_torgb : 0);
+        G->num_noise += B->num_conv;
+    }
+    gantl__make_mapping(&b, &G->mapping, cfg->z_dim, cfg->c_dim, cfg->w_dim, G->num_ws, &cfg->mapping, "mapping");
+    if (b.status != GANTL_OK) {
+        gantl_generator_free(G);
+        return gantl__fail(b.status, "generator_init: out of memory");
+    }
+    return GANTL_OK;
+}
+
+GANTLDEF void gantl_generator_free(gantl_generator *G) {
+    gantl_params_free(&G->params);
+    gantl_params_free(&G->buffers);
+    memset(G, 0, sizeof *G);
+}
+
+GANTLDEF gantl_status gantl_discriminator_init(gantl_discriminator *D, const gantl_d_config *cfg, uint64_t seed) {
+    memset(D, 0, sizeof *D);
+    gantl_status s = gantl__d_config_check(cfg);
+    if (s != GANTL_OK) return s;
+    D->cfg = *cfg;
+    gantl_params_init(&D->params, 1);
+    gantl_params_init(&D->buffers, 0);
+    gantl__builder b = {&D->params, &D->buffers, gantl_rng_new(seed), GANTL_OK};
+    int base = cfg->channel_base, max = cfg->channel_max;
+    float clamp = cfg->conv_clamp;
+    char name[96];
+    for (int res = cfg->img_resolution; res > 4; res /= 2) {
+        gantl_d_block *B = &D->blocks[D->num_blocks++];
+        B->resolution = res;
+        B->in_channels = res < cfg->img_resolution ? gantl__channels(base, max, res) : 0;
+        B->tmp_channels = gantl__channels(base, max, res);
+        B->out_channels = gantl__channels(base, max, res / 2);
+        B->filter = gantl__make(&b, 1, GANTL__INIT_FIR, 0, 2, 4, 4, 1, 1, "b%d.resample_filter", res);
+        B->has_fromrgb = B->in_channels == 0 || cfg->architecture == GANTL_D_SKIP;
+        B->has_skip = cfg->architecture == GANTL_D_RESNET;
+        if (B->has_fromrgb) {
+            snprintf(name, sizeof name, "b%d.fromrgb", res);
+            gantl__make_conv(&b, &B->fromrgb, cfg->img_channels, B->tmp_channels, 1, 1, GANTL_ACT_LRELU, 1, 1, clamp, name);
+        }
+        snprintf(name, sizeof name, "b%d.conv0", res);
+        gantl__make_conv(&b, &B->conv0, B->tmp_channels, B->tmp_channels, 3, 1, GANTL_ACT_LRELU, 1, 1, clamp, name);
+        snprintf(name, sizeof name, "b%d.conv1", res);
+        gantl__make_conv(&b, &B->conv1, B->tmp_channels, B->out_channels, 3, 1, GANTL_ACT_LRELU, 1, 2, clamp, name);
+        if (B->has_skip) {
+            snprintf(name, sizeof name, "b%d.skip", res);
+            gantl__make_conv(&b, &B->skip, B->tmp_channels, B->out_channels, 1, 0, GANTL_ACT_LINEAR, 1, 2, -1.0f, name);
+        }
+    }
+    int c4 = gantl__channels(base, max, 4);
+    D->cmap_dim = cfg->c_dim == 0 ? 0 : (cfg->cmap_dim ? cfg->cmap_dim : c4);
+    if (cfg->c_dim > 0) {
+        gantl_mapping_config m = cfg->mapping;
+        m.w_avg_beta = -1.0f; /* num_ws None, w_avg_beta None */
+        gantl__make_mapping(&b, &D->mapping, 0, cfg->c_dim, D->cmap_dim, 0, &m, "mapping");
+    }
+    if (cfg->architecture == GANTL_D_SKIP)
+        gantl__make_conv(&b, &D->epilogue_fromrgb, cfg->img_channels, c4, 1, 1, GANTL_ACT_LRELU, 1, 1, -1.0f, "b4.fromrgb");
+    gantl__make_conv(&b, &D->epilogue_conv, c4 + cfg->mbstd_num_channels, c4, 3, 1, GANTL_ACT_LRELU, 1, 1, clamp, "b4.conv");
+    gantl__make_fc(&b, &D->epilogue_fc, c4 * 16, c4, GANTL_ACT_LRELU, 1.0f, 0.0f, "b4.fc");
+    gantl__make_fc(&b, &D->epilogue_out, c4, D->cmap_dim ? D->cmap_dim : 1, GANTL_ACT_LINEAR, 1.0f, 0.0f, "b4.out");
+    if (b.status != GANTL_OK) {
+        gantl_discriminator_free(D);
+        return gantl__fail(b.status, "discriminator_init: out of memory");
+    }
+    return GANTL_OK;
+}
+
+GANTLDEF void gantl_discriminator_free(gantl_discriminator *D) {
+    gantl_params_free(&D->params);
+    gantl_params_free(&D->buffers);
+    memset(D, 0, sizeof *D);
+}
+
+/* ---- layers ---- */
+
+GANTLDEF gantl_tensor *gantl_normalize_2nd_moment(gantl_ctx *ctx, gantl_tensor *x) {
+    int axis = 1;
+    gantl_tensor *ms = gantl_mean(ctx, gantl_square(ctx, x), 1, &axis, 1);
+    return gantl_mul(ctx, x, gantl_rsqrt(ctx, gantl_add_scalar(ctx, ms, 1e-8f)));
+}
+
+/* x (N, in) -> (N, out): x @ (w * weight_gain)^T, then bias * bias_gain and activation. */
+static gantl_tensor *gantl__fc_forward(gantl_ctx *ctx, const gantl_fc_layer *L, gantl_tensor *x) {
+    gantl_tensor *w = gantl_scale(ctx, L->weight, L->weight_gain);
+    gantl_tensor *b = L->bias && L->bias_gain != 1.0f ? gantl_scale(ctx, L->bias, L->bias_gain) : L->bias;
+    gantl_tensor *y = gantl_matmul(ctx, x, w, 0, 1);
+    if (L->act == GANTL_ACT_LINEAR) return b ? gantl_add(ctx, y, b) : y;
+    return gantl_bias_act(ctx, y, b, GANTL_ACT_LRELU, GANTL__LRELU_ALPHA, GANTL__SQRT2, -1.0f);
+}
+
+GANTLDEF gantl_tensor *gantl_upsample2d(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *f, int up) {
+    if (!x || !f) return NULL;
+    int fw = (int)f->shape[f->ndim - 1], fh = (int)f->shape[0];
+    int pad[4] = {(fw + up - 1) / 2, (fw - up) / 2, (fh + up - 1) / 2, (fh - up) / 2};
+    return gantl_upfirdn2d(ctx, x, f, up, 1, pad, 0, (float)(up * up));
+}
+
+GANTLDEF gantl_tensor *gantl_downsample2d(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *f, int down) {
+    if (!x || !f) return NULL;
+    int fw = (int)f->shape[f->ndim - 1], fh = (int)f->shape[0];
+    int pad[4] = {(fw - down + 1) / 2, (fw - down) / 2, (fh - down + 1) / 2, (fh - down) / 2};
+    return gantl_upfirdn2d(ctx, x, f, 1, down, pad, 0, 1.0f);
+}
+
+/* conv2d_resample (official torch_utils/ops/conv2d_resample.py) for groups = 1 and the
+   flip_weight = (up == 1) that every official caller uses, i.e. never a flipped weight:
+   down: FIR with padding, then a strided conv (1x1: FIR down first); up: transposed
+   strided conv, then FIR with gain up^2; else a plain conv. */
+GANTLDEF gantl_tensor *gantl_conv2d_resample(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *w, gantl_tensor *f, int up,
+                                             int down, int padding) {
+    if (!x || !w) return NULL;
+    GANTL__CHECK(!(up > 1 && down > 1), "conv2d_resample: up %d and down %d together are not supported", up, down);
+    int kh = (int)w->shape[2], kw = (int)w->shape[3];
+    if (up == 1 && down == 1) return gantl_conv2d(ctx, x, w, 1, padding, 1);
+    GANTL__CHECK(f != NULL, "conv2d_resample: resampling needs a filter");
+    int fh = (int)f->shape[0], fw = (int)f->shape[f->ndim - 1];
+    int px0 = padding, px1 = padding, py0 = padding, py1 = padding;
+    if (down > 1) {
+        px0 += (fw - down + 1) / 2, px1 += (fw - down) / 2, py0 += (fh - down + 1) / 2, py1 += (fh - down) / 2;
+        int pad[4] = {px0, px1, py0, py1};
+        if (kh == 1 && kw == 1) return gantl_conv2d(ctx, gantl_upfirdn2d(ctx, x, f, 1, down, pad, 0, 1.0f), w, 1, 0, 1);
+        return gantl_conv2d(ctx, gantl_upfirdn2d(ctx, x, f, 1, 1, pad, 0, 1.0f), w, down, 0, 1);
+    }
+    GANTL__CHECK(!(kh == 1 && kw == 1), "conv2d_resample: 1x1 upsampling convolutions are not supported");
+    px0 += (fw + up - 1) / 2 - (kw - 1), px1 += (fw - up) / 2 - (kw - up);
+    py0 += (fh + up - 1) / 2 - (kh - 1), py1 += (fh - up) / 2 - (kh - up);
+    int pxt = -px0 < -px1 ? -px0 : -px1, pyt = -py0 < -py1 ? -py0 : -py1;
+    pxt = pxt > 0 ? pxt : 0, pyt = pyt > 0 ? pyt : 0;
+    GANTL__CHECK(pxt == pyt, "conv2d_resample: non-square kernel padding");
+    int perm[4] = {1, 0, 2, 3}; /* (O, I, k, k) -> (I, O, k, k): conv_transpose2d's layout */
+    gantl_tensor *y = gantl_conv_transpose2d(ctx, x, gantl_permute(ctx, w, perm), up, pxt, 0, 1);
+    int pad[4] = {px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt};
+    return gantl_upfirdn2d(ctx, y, f, 1, 1, pad, 0, (float)(up * up));
+}
+
+static gantl_tensor *gantl__conv_layer_forward(gantl_ctx *ctx, const gantl_conv_layer *L, gantl_tensor *x, float gain) {
+    gantl_tensor *w = gantl_scale(ctx, L->weight, L->weight_gain);
+    gantl_tensor *y = gantl_conv2d_resample(ctx, x, w, L->filter, L->up, L->down, (int)L->weight->shape[2] / 2);
+    return gantl_bias_act(ctx, y, L->bias, L->act, GANTL__LRELU_ALPHA, L->act_gain * gain,
+                          L->conv_clamp >= 0 ? L->conv_clamp * gain : -1.0f);
+}
+
+/* (N, C) -> (N, C, 1, 1), for per-sample, per-channel scaling of activations */
+static gantl_tensor *gantl__nc11(gantl_ctx *ctx, gantl_tensor *v) {
+    if (!v) return NULL;
+    int64_t s[4] = {v->shape[0], v->shape[1], 1, 1};
+    return gantl_reshape(ctx, v, 4, s);
+}
+
+/* modulated_conv2d, the non-fused form: x * styles -> conv -> * dcoefs + noise. The
+   demodulation coefficient of output o for sample n is
+   rsqrt(sum_{i,kh,kw} (w[o,i,kh,kw] s[n,i])^2 + 1e-8) = rsqrt(s^2 @ (sum_k w^2)^T + 1e-8). */
+static gantl_tensor *gantl__modulated_conv(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *weight, gantl_tensor *styles,
+                                           gantl_tensor *noise, int up, gantl_tensor *filter, int demodulate) {
+    gantl_tensor *y = gantl_mul(ctx, x, gantl__nc11(ctx, styles));
+    y = gantl_conv2d_resample(ctx, y, weight, filter, up, 1, (int)weight->shape[2] / 2);
+    if (demodulate) {
+        int axes[2] = {2, 3};
+        gantl_tensor *wsq = gantl_sum(ctx, gantl_square(ctx, weight), 2, axes, 0); /* (O, I) */
+        gantl_tensor *d = gantl_rsqrt(ctx, gantl_add_scalar(ctx, gantl_matmul(ctx, gantl_square(ctx, styles), wsq, 0, 1), 1e-8f));
+        y = gantl_mul(ctx, y, gantl__nc11(ctx, d)); /* (N, O, H, W) */
+    }
+    return noise ? gantl_add(ctx, y, noise) : y;
+}
+
+static gantl_tensor *gantl__synthesis_layer(gantl_ctx *ctx, const gantl_synthesis_layer *L, gantl_tensor *x,
+                                            gantl_tensor *w, gantl_noise_mode mode, gantl_rng *rng,
+                                            gantl_tensor *given_noise, float gain) {
+    if (!x || !w) return NULL;
+    gantl_tensor *styles = gantl__fc_forward(ctx, &L->affine, w), *noise = NULL;
+    if (mode == GANTL_NOISE_RANDOM) {
+        int64_t s[4] = {x->shape[0], 1, L->resolution, L->resolution};
+        if (!given_noise) {
+            GANTL__CHECK(rng != NULL, "synthesis: noise_mode random needs an rng or explicit noise");
+            given_noise = gantl_randn(ctx, rng, 4, s);
+        } else
+            GANTL__CHECK(given_noise->numel == s[0] * s[2] * s[3], "synthesis: noise %s for layer of resolution %d",
+                         GANTL__SHP(given_noise), L->resolution);
+        noise = gantl_mul(ctx, gantl_reshape(ctx, given_noise, 4, s), L->noise_strength);
+    } else if (mode == GANTL_NOISE_CONST)
+        noise = gantl_mul(ctx, L->noise_const, L->noise_strength);
+    gantl_tensor *y = gantl__modulated_conv(ctx, x, L->weight, styles, noise, L->up, L->filter, 1);
+    return gantl_bias_act(ctx, y, L->bias, GANTL_ACT_LRELU, GANTL__LRELU_ALPHA, GANTL__SQRT2 * gain,
+                          L->conv_clamp >= 0 ? L->conv_clamp * gain : -1.0f);
+}
+
+static gantl_tensor *gantl__torgb(gantl_ctx *ctx, const gantl_torgb_layer *L, gantl_tensor *x, gantl_tensor *w) {
+    gantl_tensor *styles = gantl_scale(ctx, gantl__fc_forward(ctx, &L->affine, w), L->weight_gain);
+    gantl_tensor *y = gantl__modulated_conv(ctx, x, L->weight, styles, NULL, 1, NULL, 0);
+    return gantl_bias_act(ctx, y, L->bias, GANTL_ACT_LINEAR, 0.0f, 1.0f, L->conv_clamp);
+}
+
+GANTLDEF gantl_tensor *gantl_generator_mapping(gantl_ctx *ctx, gantl_generator *G, gantl_tensor *z, gantl_tensor *c,
+                                               float truncation_psi, int truncation_cutoff, int update_w_avg) {
+    gantl_mapping *M = &G->mapping;
+    if (!z || (M->c_dim > 0 && !c)) return NULL;
+    GANTL__CHECK(z->ndim == 2 && z->shape[1] == M->z_dim, "mapping: z %s, expected (N, %d)", GANTL__SHP(z), M->z_dim);
+    GANTL__CHECK(M->c_dim == 0 || (c->ndim == 2 && c->shape[1] == M->c_dim && c->shape[0] == z->shape[0]),
+                 "mapping: c %s, expected (%lld, %d)", GANTL__SHP(c), (long long)z->shape[0], M->c_dim);
+    int64_t N = z->shape[0];
+    gantl_tensor *x = gantl_normalize_2nd_moment(ctx, z); /* (N, z_dim) */
+    if (M->c_dim > 0) x = gantl_concat(ctx, x, gantl_normalize_2nd_moment(ctx, gantl__fc_forward(ctx, &M->embed, c)), 1);
+    for (int i = 0; i < M->num_layers; i++) x = gantl__fc_forward(ctx, &M->fc[i], x); /* (N, w_dim) */
+    if (!x) return NULL;
+    if (update_w_avg && M->w_avg) { /* w_avg = lerp(mean_n(w), w_avg, beta), outside the graph */
+        for (int d = 0; d < M->w_dim; d++) {
+            double mean = 0.0;
+            for (int64_t n = 0; n < N; n++) mean += x->data[n * M->w_dim + d];
+            mean /= (double)N;
+            M->w_avg->data[d] = (float)(mean + ((double)M->w_avg->data[d] - mean) * M->w_avg_beta);
+        }
+    }
+    int64_t s3[3] = {N, 1, M->w_dim}, reps[3] = {1, M->num_ws, 1};
+    gantl_tensor *ws = gantl_repeat(ctx, gantl_reshape(ctx, x, 3, s3), 3, reps); /* (N, num_ws, w_dim) */
+    if (truncation_psi != 1.0f) { /* w = w_avg + (w - w_avg) * psi on the first cutoff ws */
+        GANTL__CHECK(M->w_avg != NULL, "mapping: truncation needs w_avg");
+        int cut = truncation_cutoff < 0 || truncation_cutoff > M->num_ws ? M->num_ws : truncation_cutoff;
+        int64_t avg_shape[3] = {1, 1, M->w_dim};
+        gantl_tensor *avg = gantl_reshape(ctx, gantl_detach(ctx, M->w_avg), 3, avg_shape);
+        gantl_tensor *head = gantl_add(ctx, avg, gantl_scale(ctx, gantl_sub(ctx, gantl_slice(ctx, ws, 1, 0, cut), avg), truncation_psi));
+        ws = cut == M->num_ws ? head : gantl_concat(ctx, head, gantl_slice(ctx, ws, 1, cut, M->num_ws), 1);
+    }
+    return ws;
+}
+
+/* ws[:, i] as (N, w_dim) */
+static gantl_tensor *gantl__w_at(gantl_ctx *ctx, gantl_tensor *ws, int i) {
+    int64_t s[2] = {ws->shape[0], ws->shape[2]};
+    return gantl_reshape(ctx, gantl_slice(ctx, ws, 1, i, i + 1), 2, s);
+}
+
+GANTLDEF gantl_tensor *gantl_generator_synthesis(gantl_ctx *ctx, gantl_generator *G, gantl_tensor *ws,
+                                                 gantl_noise_mode noise_mode, gantl_rng *rng,
+                                                 gantl_tensor *const *noise) {
+    if (!ws) return NULL;
+    GANTL__CHECK(ws->ndim == 3 && ws->shape[1] == G->num_ws && ws->shape[2] == G->cfg.w_dim,
+                 "synthesis: ws %s, expected (N, %d, %d)", GANTL__SHP(ws), G->num_ws, G->cfg.w_dim);
+    gantl_tensor *x = NULL, *img = NULL;
+    int w_idx = 0, noise_idx = 0;
+    for (int b = 0; b < G->num_blocks; b++) {
+        gantl_synthesis_block *B = &G->blocks[b];
+        int k = w_idx;
+        if (B->in_channels == 0) { /* const input, repeated over the batch */
+            int64_t s[4] = {1, B->out_channels, B->resolution, B->resolution}, reps[4] = {ws->shape[0], 1, 1, 1};
+            x = gantl_repeat(ctx, gantl_reshape(ctx, B->const_input, 4, s), 4, reps);
+        } else {
+            x = gantl__synthesis_layer(ctx, &B->conv0, x, gantl__w_at(ctx, ws, k++), noise_mode, rng,
+                                       noise ? noise[noise_idx] : NULL, 1.0f);
+            noise_idx++;
+        }
+        x = gantl__synthesis_layer(ctx, &B->conv1, x, gantl__w_at(ctx, ws, k++), noise_mode, rng,
+                                   noise ? noise[noise_idx] : NULL, 1.0f);
+        noise_idx++;
+        gantl_tensor *y = gantl__torgb(ctx, &B->torgb, x, gantl__w_at(ctx, ws, k));
+        img = img ? gantl_add(ctx, gantl_upsample2d(ctx, img, B->filter, 2), y) : y;
+        w_idx += B->num_conv; /* a block's ToRGB shares its w with the next block's conv0 */
+    }
+    return img;
+}
+
+GANTLDEF gantl_tensor *gantl_minibatch_std(gantl_ctx *ctx, gantl_tensor *x, int group_size, int num_channels) {
+    if (!x) return NULL;
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t G = group_size > 0 && group_size < N ? group_size : N, F = num_channels, c = C / F;
+    GANTL__CHECK(x->ndim == 4 && N % G == 0 && C % F == 0, "minibatch_std: input %s, group %lld, %d channels",
+                 GANTL__SHP(x), (long long)G, num_channels);
+    /* (G, n, F, c*H*W): sample i is member i / n of group i % n */
+    int64_t s[4] = {G, N / G, F, c * H * W};
+    int axis0 = 0, axis3 = 3;
+    gantl_tensor *y = gantl_reshape(ctx, x, 4, s);
+    y = gantl_sub(ctx, y, gantl_mean(ctx, y, 1, &axis0, 1));
+    y = gantl_sqrt(ctx, gantl_add_scalar(ctx, gantl_mean(ctx, gantl_square(ctx, y), 1, &axis0, 1), 1e-8f)); /* (1, n, F, cHW) */
+    y = gantl_mean(ctx, y, 1, &axis3, 1);                                                                     /* (1, n, F, 1) */
+    int64_t s2[4] = {N / G, F, 1, 1}, reps[4] = {G, 1, H, W};
+    y = gantl_repeat(ctx, gantl_reshape(ctx, y, 4, s2), 4, reps); /* (N, F, H, W) */
+    return gantl_concat(ctx, x, y, 1);
+}
+
+/* The label embedding of a conditional D: the mapping network without z, w_avg or broadcast. */
+static gantl_tensor *gantl__d_cmap(gantl_ctx *ctx, gantl_mapping *M, gantl_tensor *c) {
+    gantl_tensor *x = gantl_normalize_2nd_moment(ctx, gantl__fc_forward(ctx, &M->embed, c));
+    for (int i = 0; i < M->num_layers; i++) x = gantl__fc_forward(ctx, &M->fc[i], x);
+    return x;
+}
+
+GANTLDEF gantl_tensor *gantl_discriminator_forward(gantl_ctx *ctx, gantl_discriminator *D, gantl_tensor *img,
+                                                   gantl_tensor *c) {
+    const gantl_d_config *cfg = &D->cfg;
+    if (!img || (cfg->c_dim > 0 && !c)) return NULL;
+    GANTL__CHECK(img->ndim == 4 && img->shape[1] == cfg->img_channels && img->shape[2] == cfg->img_resolution &&
+                     img->shape[3] == cfg->img_resolution,
+                 "discriminator: images %s, expected (N, %d, %d, %d)", GANTL__SHP(img), cfg->img_channels,
+                 cfg->img_resolution, cfg->img_resolution);
+    GANTL__CHECK(cfg->c_dim == 0 || (c->ndim == 2 && c->shape[0] == img->shape[0] && c->shape[1] == cfg->c_dim),
+                 "discriminator: c %s, expected (%lld, %d)", GANTL__SHP(c), (long long)img->shape[0], cfg->c_dim);
+    gantl_tensor *x = NULL;
+    for (int b = 0; b < D->num_blocks; b++) {
+        gantl_d_block *B = &D->blocks[b];
+        if (B->has_fromrgb) {
+            gantl_tensor *y = gantl__conv_layer_forward(ctx, &B->fromrgb, img, 1.0f);
+            x = x ? gantl_add(ctx, x, y) : y;
+            img = cfg->architecture == GANTL_D_SKIP ? gantl_downsample2d(ctx, img, B->filter, 2) : NULL;
+        }
+        if (B->has_skip) {
+            gantl_tensor *y = gantl__conv_layer_forward(ctx, &B->skip, x, GANTL__SQRT_HALF);
+            x = gantl__conv_layer_forward(ctx, &B->conv0, x, 1.0f);
+            x = gantl_add(ctx, y, gantl__conv_layer_forward(ctx, &B->conv1, x, GANTL__SQRT_HALF));
+        } else {
+            x = gantl__conv_layer_forward(ctx, &B->conv0, x, 1.0f);
+            x = gantl__conv_layer_forward(ctx, &B->conv1, x, 1.0f);
+        }
+    }
+    if (cfg->architecture == GANTL_D_SKIP) x = gantl_add(ctx, x, gantl__conv_layer_forward(ctx, &D->epilogue_fromrgb, img, 1.0f));
+    if (cfg->mbstd_num_channels > 0) x = gantl_minibatch_std(ctx, x, cfg->mbstd_group_size, cfg->mbstd_num_channels);
+    x = gantl__conv_layer_forward(ctx, &D->epilogue_conv, x, 1.0f);
+    if (!x) return NULL;
+    int64_t flat[2] = {x->shape[0], -1};
+    x = gantl__fc_forward(ctx, &D->epilogue_fc, gantl_reshape(ctx, x, 2, flat));
+    x = gantl__fc_forward(ctx, &D->epilogue_out, x);
+    if (D->cmap_dim > 0) { /* sum(x * cmap) / sqrt(cmap_dim) */
+        int axis = 1;
+        gantl_tensor *cmap = gantl__d_cmap(ctx, &D->mapping, c);
+        x = gantl_scale(ctx, gantl_sum(ctx, gantl_mul(ctx, x, cmap), 1, &axis, 1), 1.0f / sqrtf((float)D->cmap_dim));
+    }
+    return x;
+}
+
+/* ---- checkpoints ---- */
+
+/* Loads every tensor of P from prefix + name. */
+static gantl_status gantl__params_load(gantl_params *P, const gantl_st_file *f, const char *prefix) {
+    char name[256];
+    for (int i = 0; i < P->count; i++) {
+        gantl_tensor *t = P->tensors[i];
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        const gantl_st_tensor *st = gantl_st_find(f, name);
+        if (!st) return gantl__fail(GANTL_ERR_INVALID, "checkpoint: tensor '%s' is missing", name);
+        if (st->dtype != GANTL_F32 && st->dtype != GANTL_F64 && st->dtype != GANTL_F16 && st->dtype != GANTL_BF16)
+            return gantl__fail(GANTL_ERR_INVALID, "checkpoint: tensor '%s' has dtype %s, expected a float type", name,
+                               gantl_dtype_name(st->dtype));
+        gantl_status s = gantl_st_read_f32(f, name, t->data, t->numel, t->ndim, t->shape);
+        if (s != GANTL_OK) return s;
+    }
+    return GANTL_OK;
+}
+
+/* Fails if the file has a tensor under prefix that none of the sets has. */
+static gantl_status gantl__check_no_extra(const gantl_st_file *f, const char *prefix, const gantl_params *a,
+                                          const gantl_params *b) {
+    size_t n = strlen(prefix);
+    for (int i = 0; i < f->count; i++) {
+        const char *name = f->tensors[i].name;
+        if (strncmp(name, prefix, n) != 0) continue;
+        if (!gantl_params_find(a, name + n) && !gantl_params_find(b, name + n))
+            return gantl__fail(GANTL_ERR_INVALID, "checkpoint: unexpected tensor '%s' (network config mismatch?)", name);
+    }
+    return GANTL_OK;
+}
+
+static gantl_status gantl__net_load(gantl_params *params, gantl_params *buffers, const gantl_st_file *f,
+                                    const char *prefix) {
+    gantl_status s = gantl__params_load(params, f, prefix);
+    if (s == GANTL_OK) s = gantl__params_load(buffers, f, prefix);
+    if (s == GANTL_OK) s = gantl__check_no_extra(f, prefix, params, buffers);
+    return s;
+}
+
+GANTLDEF gantl_status gantl_generator_load(gantl_generator *G, const gantl_st_file *f, const char *prefix) {
+    return gantl__net_load(&G->params, &G->buffers, f, prefix);
+}
+
+GANTLDEF gantl_status gantl_discriminator_load(gantl_discriminator *D, const gantl_st_file *f, const char *prefix) {
+    return gantl__net_load(&D->params, &D->buffers, f, prefix);
+}
+
+static gantl_status gantl__params_write(const gantl_params *P, gantl_st_writer *w, const char *prefix) {
+    char name[256];
+    for (int i = 0; i < P->count; i++) {
+        const gantl_tensor *t = P->tensors[i];
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        gantl_status s = gantl_st_writer_add(w, name, GANTL_F32, t->ndim, t->shape, t->data);
+        if (s != GANTL_OK) return s;
+    }
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_generator_write(const gantl_generator *G, gantl_st_writer *w, const char *prefix) {
+    gantl_status s = gantl__params_write(&G->params, w, prefix);
+    return s == GANTL_OK ? gantl__params_write(&G->buffers, w, prefix) : s;
+}
+
+GANTLDEF gantl_status gantl_discriminator_write(const gantl_discriminator *D, gantl_st_writer *w, const char *prefix) {
+    gantl_status s = gantl__params_write(&D->params, w, prefix);
+    return s == GANTL_OK ? gantl__params_write(&D->buffers, w, prefix) : s;
+}
+
+GANTLDEF gantl_status gantl_generator_from_file(gantl_generator *G, const gantl_st_file *f, const char *prefix) {
+    gantl_g_config cfg;
+    const char *json = gantl_st_meta(f, "gantl.G");
+    memset(G, 0, sizeof *G);
+    if (!json) return gantl__fail(GANTL_ERR_INVALID, "checkpoint: no \"gantl.G\" metadata (generator kwargs)");
+    gantl_status s = gantl_g_config_from_json(&cfg, json);
+    if (s == GANTL_OK) s = gantl_generator_init(G, &cfg, 0);
+    if (s == GANTL_OK && (s = gantl_generator_load(G, f, prefix)) != GANTL_OK) gantl_generator_free(G);
+    return s;
+}
+
+GANTLDEF gantl_status gantl_discriminator_from_file(gantl_discriminator *D, const gantl_st_file *f, const char *prefix) {
+    gantl_d_config cfg;
+    const char *json = gantl_st_meta(f, "gantl.D");
+    memset(D, 0, sizeof *D);
+    if (!json) return gantl__fail(GANTL_ERR_INVALID, "checkpoint: no \"gantl.D\" metadata (discriminator kwargs)");
+    gantl_status s = gantl_d_config_from_json(&cfg, json);
+    if (s == GANTL_OK) s = gantl_discriminator_init(D, &cfg, 0);
+    if (s == GANTL_OK && (s = gantl_discriminator_load(D, f, prefix)) != GANTL_OK) gantl_discriminator_free(D);
+    return s;
+}
 
 #ifdef __cplusplus
 }
