@@ -191,11 +191,142 @@ static void test_atomic_write_keeps_the_old_file_on_failure(void) {
     remove(path);
 }
 
+
+static void test_npy_reads_numpy_files(void) {
+    gantl_npy a;
+    CHECK(gantl_npy_load(&a, "tests/fixtures/array_f32.npy") == GANTL_OK);
+    CHECK(a.dtype == GANTL_F32 && a.ndim == 3 && a.shape[0] == 2 && a.shape[1] == 3 && a.shape[2] == 4 && a.numel == 24);
+    float v[24];
+    gantl_npy_to_f32(&a, v);
+    for (int i = 0; i < 24; i++) CHECK(v[i] == (float)i / 8 - 1);
+    gantl_npy_free(&a);
+    CHECK(gantl_npy_load(&a, "tests/fixtures/array_u8.npy") == GANTL_OK);
+    CHECK(a.dtype == GANTL_U8 && a.ndim == 2 && a.shape[0] == 5 && a.shape[1] == 7);
+    for (int i = 0; i < 35; i++) CHECK(a.data[i] == (unsigned char)(i * 7 % 256));
+    gantl_npy_free(&a);
+    CHECK(gantl_npy_load(&a, "tests/fixtures/array_f64_v2.npy") == GANTL_OK);
+    CHECK(a.dtype == GANTL_F64 && a.ndim == 1 && a.shape[0] == 3);
+    double d[3];
+    memcpy(d, a.data, sizeof d);
+    CHECK(d[0] == 1.5 && d[1] == -2.25 && d[2] == 1e300);
+    gantl_npy_free(&a);
+}
+
+static void test_npy_round_trip_and_errors(void) {
+    const char *path = "build/test_io.npy";
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    int64_t shape[2] = {2, 3};
+    CHECK(gantl_npy_save(path, GANTL_F32, 2, shape, x) == GANTL_OK);
+    gantl_npy a;
+    CHECK(gantl_npy_load(&a, path) == GANTL_OK);
+    CHECK(a.dtype == GANTL_F32 && a.ndim == 2 && a.shape[1] == 3 && !memcmp(a.data, x, sizeof x));
+    gantl_npy_free(&a);
+    CHECK(gantl_npy_save(path, GANTL_U8, 0, NULL, "\x07") == GANTL_OK); /* a 0-d array */
+    CHECK(gantl_npy_load(&a, path) == GANTL_OK && a.ndim == 0 && a.numel == 1 && a.data[0] == 7);
+    gantl_npy_free(&a);
+    unsigned char *bytes;
+    size_t size;
+    CHECK(gantl_read_file("tests/fixtures/array_f32.npy", &bytes, &size) == GANTL_OK);
+    CHECK(gantl_npy_parse(&a, bytes, size - 1) == GANTL_ERR_FORMAT && strstr(gantl_last_error(), "truncated"));
+    CHECK(gantl_npy_parse(&a, bytes, 20) == GANTL_ERR_FORMAT);
+    bytes[1] = 'X';
+    CHECK(gantl_npy_parse(&a, bytes, size) == GANTL_ERR_FORMAT && strstr(gantl_last_error(), "magic"));
+    bytes[1] = 'N';
+    char *descr = strstr((char *)bytes + 10, "<f4"); /* the header text starts at byte 10 */
+    CHECK(descr != NULL);
+    if (descr) descr[1] = 'c'; /* complex: unsupported */
+    CHECK(gantl_npy_parse(&a, bytes, size) == GANTL_ERR_UNSUPPORTED);
+    free(bytes);
+    /* mutation fuzz: never a crash */
+    CHECK(gantl_read_file("tests/fixtures/array_u8.npy", &bytes, &size) == GANTL_OK);
+    gantl_rng rng = gantl_rng_new(5);
+    unsigned char *m = (unsigned char *)malloc(size);
+    for (int iter = 0; iter < 5000; iter++) {
+        memcpy(m, bytes, size);
+        for (int e = 0; e < 3; e++) m[gantl_rng_int(&rng, (int64_t)size)] = (unsigned char)"0123456789(), '\x00\xff"[gantl_rng_int(&rng, 16)];
+        size_t n = (size_t)gantl_rng_int(&rng, (int64_t)size + 1);
+        gantl_status s = gantl_npy_parse(&a, m, n);
+        if (s == GANTL_OK) {
+            CHECK((size_t)a.numel * gantl_dtype_size(a.dtype) <= n);
+            gantl_npy_free(&a);
+        }
+    }
+    free(m);
+    free(bytes);
+    remove(path);
+}
+
+static void test_numpy_randn_matches_numpy(void) {
+    gantl_st_file f;
+    CHECK(gantl_st_load(&f, "tests/fixtures/io.safetensors") == GANTL_OK);
+    uint32_t seeds[5] = {0, 1, 42, 85, 4294967295u};
+    for (int k = 0; k < 5; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "randn.%u", seeds[k]);
+        const gantl_st_tensor *t = gantl_st_find(&f, name);
+        CHECK(t && t->dtype == GANTL_F64 && t->numel == 513);
+        if (!t) continue;
+        double got[513], want[513];
+        memcpy(want, t->bytes, sizeof want);
+        gantl_numpy_randn(seeds[k], got, 513);
+        int same = 1;
+        for (int i = 0; i < 513; i++) same &= got[i] == want[i];
+        CHECK_MSG(same, "seed %u: first value %.17g, NumPy %.17g", seeds[k], got[0], want[0]);
+    }
+    gantl_st_free(&f);
+}
+
+static void test_json_parse(void) {
+    const char *text = " {\"a\": [1, -2.5e3, true, false, null], \"b\": {\"c\": \"x\\u00e9\\n\"}, \"d\": 0.125} ";
+    gantl_json j;
+    CHECK(gantl_json_parse(&j, text, strlen(text)) == GANTL_OK);
+    const gantl_json *a = gantl_json_get(&j, "a"), *c = gantl_json_get(gantl_json_get(&j, "b"), "c");
+    CHECK(a && a->type == GANTL_JSON_ARRAY && a->count == 5);
+    if (a && a->count == 5) {
+        CHECK(a->items[0].number == 1 && a->items[1].number == -2500);
+        CHECK(a->items[2].type == GANTL_JSON_BOOL && a->items[2].boolean && !a->items[3].boolean);
+        CHECK(a->items[4].type == GANTL_JSON_NULL);
+    }
+    CHECK(c && c->type == GANTL_JSON_STRING && !strcmp(c->string, "x\xc3\xa9\n"));
+    CHECK(gantl_json_get(&j, "d")->number == 0.125 && gantl_json_get(&j, "e") == NULL);
+    gantl_json_free(&j);
+    const char *bad[] = {"{", "[1,]", "{\"a\" 1}", "01", "1.", "-", "tru", "[1] x", "\"\\x\"", "{\"a\":1,}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_MSG(gantl_json_parse(&j, bad[i], strlen(bad[i])) == GANTL_ERR_FORMAT, "accepted: %s", bad[i]);
+        CHECK(strstr(gantl_last_error(), "bad JSON") != NULL);
+    }
+    /* deep nesting is refused, not a stack overflow */
+    char deep[400];
+    memset(deep, '[', sizeof deep);
+    CHECK(gantl_json_parse(&j, deep, sizeof deep) == GANTL_ERR_FORMAT);
+    /* mutation fuzz of a kwargs string */
+    const char *kw = "{\"z_dim\": 512, \"mapping_kwargs\": {\"num_layers\": 8}, \"synthesis_kwargs\": "
+                     "{\"channel_base\": 16384, \"conv_clamp\": null, \"x\": [1.5e-3, \"a\\\"b\"]}}";
+    size_t n = strlen(kw);
+    char m[256];
+    gantl_rng rng = gantl_rng_new(8);
+    int ok = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        memcpy(m, kw, n);
+        for (int e = 0; e < 2; e++) m[gantl_rng_int(&rng, (int64_t)n)] = "{}[]\",:\\u0-e. tfn"[gantl_rng_int(&rng, 18)];
+        size_t len = (size_t)gantl_rng_int(&rng, (int64_t)n + 1);
+        if (gantl_json_parse(&j, m, len) == GANTL_OK) {
+            ok++;
+            gantl_json_free(&j);
+        }
+    }
+    CHECK(ok > 0);
+}
+
 static void run_io_tests(void) {
     RUN(test_safetensors_round_trip);
     RUN(test_safetensors_reads_python_files_and_halves);
     RUN(test_safetensors_bad_files_are_errors);
     RUN(test_safetensors_fuzz);
     RUN(test_atomic_write_keeps_the_old_file_on_failure);
+    RUN(test_npy_reads_numpy_files);
+    RUN(test_npy_round_trip_and_errors);
+    RUN(test_numpy_randn_matches_numpy);
+    RUN(test_json_parse);
     remove(io_tmp_path);
 }
