@@ -498,8 +498,7 @@ def validate(kind, kwargs, sd):
             msg.append(f'  shape mismatch {len(bad)}: ' + '; '.join(bad[:4]))
         raise ConvertError('\n'.join(msg))
     out = collections.OrderedDict()
-    for k in ref:  # official order
-        t = sd[k]
+    for k, t in sd.items():  # the file's order (the official state_dict order of the saved network)
         if not (t.is_floating_point()):
             raise ConvertError(f'{kind}.{k}: non-floating tensor dtype {t.dtype}')
         out[k] = t.detach().to(torch.float32).contiguous()
