@@ -84,6 +84,7 @@ class PersistentRecord:
 class ModuleRecord:
     """A plain torch.nn module (or other whitelisted class) rebuilt as a bare attribute record."""
     source = '?'
+    state = {}
 
     def __setstate__(self, state):
         self.state = dict(state or {})
