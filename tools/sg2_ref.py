@@ -25,7 +25,6 @@ load_state_dict(strict=True) and vice versa. Differences from the official code:
     is drawn with torch.randn in the official order, so seeded runs match the official code.
   * No persistence decorators, profiling or DDP plumbing; no augmentation pipe (pass a callable).
 """
-import math
 
 import numpy as np
 import torch
