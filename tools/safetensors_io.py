@@ -23,7 +23,7 @@ def save(path, tensors, metadata=None):
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, value in tensors.items():
-        a = np.ascontiguousarray(np.asarray(value))
+        a = np.asarray(value)  # (np.ascontiguousarray would turn 0-d scalars into shape [1])
         if a.dtype not in _NAMES:
             raise TypeError(f"{name}: unsupported dtype {a.dtype}")
         data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
