@@ -15,7 +15,9 @@ Checks, for RGB and grey images, several p, the full 'bgc' preset and every sing
      the samples stored in the draws dict (so any draws, e.g. made by the C side, can be checked);
   3. the official output vs apply(x, draws), the reflect-pad amounts and the affine_grid theta,
      and the gradient of sum(y * r) w.r.t. x (first order; the official pipeline cannot do second
-     order on torch 1.13, see gen_ada_fixtures.py for the float64 finite-difference check).
+     order on torch 1.13, see gen_ada_fixtures.py for the float64 finite-difference check);
+  4. every image case of tests/fixtures/ada.safetensors: its stored draws replayed into the
+     official pipeline must give the stored y, and its stored r the stored gx.
 """
 import os
 import sys
@@ -141,11 +143,38 @@ def main():
                 xm = x.clone().requires_grad_(True)
                 gx, = torch.autograd.grad((ada_ref.apply(xm, draws) * r).sum(), xm)
                 worst["gx"] = max(worst["gx"], (gx - gx_off).abs().max().item())
+    # 4. the committed fixtures
+    import json
+    import safetensors_io
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures",
+                        "ada.safetensors")
+    tensors, meta = safetensors_io.load(path)
+    fx = {"y": 0.0, "gx": 0.0}
+    for case, info in meta.items():
+        info = json.loads(info)
+        t = {k[len(case) + 1:]: torch.from_numpy(v) for k, v in tensors.items() if k.startswith(case + ".")}
+        draws = {k[5:]: v for k, v in t.items() if k.startswith("draw.")}
+        draws["ops"] = t["ops"]
+        draws["num_channels"] = torch.tensor([float(info["channels"])])
+        pipe = AugmentPipe(**{k: 1.0 for k in info["ops"]})
+        pipe.p.copy_(t["p"][0])
+        xr = t["x"].clone().requires_grad_(True)
+        with Patch(replay=sequence(draws)) as rep:
+            y_off = pipe(xr)
+        assert not rep.replay
+        gx_off, = torch.autograd.grad((y_off * t["r"]).sum(), xr)
+        fx["y"] = max(fx["y"], (y_off - t["y"]).abs().max().item())
+        fx["gx"] = max(fx["gx"], (gx_off - t["gx"]).abs().max().item())
+    print(f"fixtures: {len(meta)} image cases replayed into the official pipeline: "
+          f"max |diff| y {fx['y']:.3g}, gx {fx['gx']:.3g}")
+    worst["fixture_y"], worst["fixture_gx"] = fx["y"], fx["gx"]
+
     print(f"{n} configurations (batch 6; RGB 16x16, grey 32x32, RGB 12x20, RGB 64x64; "
           f"'bgc' at p 0/0.3/0.7/1 and each single op at p 1/0.5)")
     for k, v in worst.items():
-        print(f"  max |diff| {k:9s} {v:.3g}")
-    ok = worst["draws"] == 0 and max(worst["y_seed"], worst["y_replay"], worst["gx"]) < 1e-5
+        print(f"  max |diff| {k:10s} {v:.3g}")
+    ok = worst["draws"] == 0 and max(worst["y_seed"], worst["y_replay"], worst["gx"],
+                                     worst["fixture_y"], worst["fixture_gx"]) < 1e-5
     print("OK" if ok else "FAILED")
     sys.exit(0 if ok else 1)
 

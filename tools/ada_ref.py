@@ -36,9 +36,11 @@ Conventions (all float32, like the official pipeline):
   likewise the colour stage whenever any colour op is enabled (hue/saturation count only for RGB).
 - Execution of the geometric stage (geom_plan + apply):
   1. Padding, one for the whole batch: transform the 4 corner pixel centres (+-cx, +-cy) with every
-     sample's G; m = max over samples and corners of [-x, -y, x, y]; m += [12/4*2 - cx, 6 - cy]*2
-     (i.e. + Hz_pad*2 - c with Hz_pad = 12 // 4 = 3); clamp to [0, [W-1, H-1, W-1, H-1]]; ceil ->
-     integers (mx0, my0, mx1, my1). Reflect-pad the images by them (left, right, top, bottom).
+     sample's G; m = max over samples and corners of [-x, -y, x, y]; m += [6-cx, 6-cy, 6-cx, 6-cy]
+     (6 = Hz_pad*2, Hz_pad = 12 // 4 = 3); clamp to [0, [W-1, H-1, W-1, H-1]]; ceil -> integers
+     (mx0, my0, mx1, my1), all in float32. Reflect-pad by them (left, right, top, bottom). The
+     padding depends on the whole batch, and float32 rounding can move it by one (e.g. cos(pi/2)
+     is not 0), so a C port should mirror the float32 arithmetic and check against fixtures' pad.
   2. G <- T((mx0-mx1)/2, (my0-my1)/2) @ G; then G <- S(2) @ G @ S(1/2); then
      G <- T(-.5,-.5) @ G @ T(.5,.5); then G <- S(2/Wu, 2/Hu) @ G @ S(Wo/2, Ho/2), where (Hu, Wu)
      is the upsampled padded size and (Ho, Wo) = (2(H+6), 2(W+6)) the sampling grid size.
@@ -48,6 +50,10 @@ Conventions (all float32, like the official pipeline):
      downsample 2x with the same filter as a correlation (flip_filter=True) with padding -1/-1
      per axis (= -Hz_pad*2 plus downsample2d's own (12-1)//2 / (12-2)//2), which crops to H x W.
 - Rounding: xint uses torch.round (half to even) on t*W and t*H; xflip/rot90/lumaflip use floor.
+
+Checked by tools/ada_crosscheck.py: on CPU, draw() + apply() equal the official AugmentPipe bit
+for bit (draws, pad, affine_grid theta, output, first-order input gradient), for RGB, grey and
+non-square images, 'bgc' at several p and every single op.
 """
 import math
 
