@@ -13,12 +13,14 @@
 #include "test_core.c"
 #include "test_golden.c"
 #include "test_io.c"
+#include "test_networks.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
     run_core_tests();
     run_golden_tests();
     run_io_tests();
+    run_network_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }
