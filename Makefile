@@ -4,6 +4,7 @@
 #        make bench      benchmarks (beside PyTorch when python3-torch is installed)
 #        make demo       build and run the main example
 #        make fixtures   regenerate tests/fixtures from the PyTorch / NumPy references in tools/
+#        make test-tools the Python tools' tests (run by make test when python3-torch is installed)
 #        make clean
 # Variables: CC, CXX, ARCH (default -march=native), OPENMP (1/0, detected), V=1 to echo commands.
 
@@ -32,7 +33,7 @@ ALL_CFLAGS = -std=c99 $(CFLAGS) $(ARCH) $(WARN) $(OMPFLAGS)
 LDLIBS = -lm
 HEADERS = gantl.h
 
-.PHONY: all test asan bench demo fixtures clean config compile-check
+.PHONY: all test test-tools asan bench demo fixtures clean config compile-check
 
 all: config $(BUILD)/gantl $(BUILD)/mlp
 
@@ -43,6 +44,8 @@ $(BUILD):
 	@mkdir -p $(BUILD)
 
 $(BUILD)/gantl: examples/gantl.c $(HEADERS) | $(BUILD)
+	@echo '#include <stb/stb_image_write.h>' | $(CC) -E -x c - >/dev/null 2>&1 || \
+		{ echo "gantl: the CLI writes PNG with stb: install it (Debian: apt-get install libstb-dev)"; exit 1; }
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 $(BUILD)/mlp: examples/mlp.c $(HEADERS) | $(BUILD)
@@ -76,10 +79,17 @@ ifeq ($(HAVE_CLANG),1)
 endif
 	@echo "compile check: C99 and C++17 (gcc$(if $(HAVE_CLANG), and clang)), declarations-only units link: ok"
 
-test: compile-check $(BUILD)/test
+test: compile-check test-tools $(BUILD)/test $(BUILD)/gantl
 	$(Q)./$(BUILD)/test
 
-asan: $(BUILD)/test-asan
+# The Python tools' own tests (the checkpoint converter), when python3-torch is installed.
+test-tools: | $(BUILD)
+	$(Q)if $(PYTHON) -c 'import torch, numpy' 2>/dev/null; then \
+		$(PYTHON) tools/test_convert.py > $(BUILD)/test_convert.log 2>&1 || { cat $(BUILD)/test_convert.log; exit 1; }; \
+		echo "tools/test_convert.py: $$(tail -n 1 $(BUILD)/test_convert.log)"; \
+	else echo "tools/test_convert.py: skipped (python3-torch not installed)"; fi
+
+asan: $(BUILD)/test-asan $(BUILD)/gantl
 	$(Q)ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test-asan
 
 bench: $(BUILD)/bench
@@ -91,6 +101,9 @@ demo: $(BUILD)/mlp
 
 fixtures:
 	$(PYTHON) tools/gen_core_fixtures.py
+	$(PYTHON) tools/gen_io_fixtures.py
+	$(PYTHON) tools/gen_sg2_fixtures.py
+	$(PYTHON) tools/gen_ada_fixtures.py
 
 clean:
 	rm -rf $(BUILD)

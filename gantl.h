@@ -4017,6 +4017,8 @@ static gantl_status gantl__g_config_check(const gantl_g_config *c) {
 static gantl_status gantl__d_config_check(const gantl_d_config *c) {
     gantl_status s = gantl__check_resolution(c->img_resolution, c->img_channels, "discriminator");
     if (s != GANTL_OK) return s;
+    if (c->img_resolution < 8) /* as the official one, D needs a block before the 4x4 epilogue */
+        return gantl__fail(GANTL_ERR_INVALID, "discriminator: img_resolution %d must be at least 8", c->img_resolution);
     if (c->c_dim < 0 || c->channel_base < c->img_resolution || c->channel_max < 1 || c->cmap_dim < 0 ||
         c->mbstd_group_size < 0 || c->mbstd_num_channels < 0 || c->mapping.num_layers < 1 ||
         c->mapping.num_layers > GANTL_MAX_MAPPING_LAYERS)

@@ -14,6 +14,7 @@
 #include "test_golden.c"
 #include "test_io.c"
 #include "test_networks.c"
+#include "test_cli.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
@@ -21,6 +22,7 @@ int main(int argc, char **argv) {
     run_golden_tests();
     run_io_tests();
     run_network_tests();
+    run_cli_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }

@@ -1,0 +1,128 @@
+/* The command line: runs build/gantl (built by make test before the suite) and checks its
+   outputs against the library and its error messages. POSIX only. */
+
+#if defined(__unix__) || defined(__APPLE__)
+/* Runs a shell command, captures stdout+stderr into out; returns the exit code. */
+static int cli_run(const char *command, char *out, size_t size) {
+    char full[2048];
+    snprintf(full, sizeof full, "%s 2>&1", command);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, size - 1, p);
+    out[n] = 0;
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_cli_generate_matches_library(void) {
+    char out[4096];
+    int rc = cli_run("./build/gantl generate --ckpt tests/fixtures/sg2_g.safetensors --net G --seeds 3-5,9 "
+                     "--trunc 0.7 --npy build/test_cli.npy --out build/test_cli.png", out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    CHECK(strstr(out, "wrote build/test_cli.npy: 4 images") != NULL);
+    /* the same through the library: z from NumPy's RandomState(seed) */
+    gantl_st_file f;
+    gantl_generator G;
+    CHECK(gantl_st_load(&f, "tests/fixtures/sg2_g.safetensors") == GANTL_OK);
+    CHECK(gantl_generator_from_file(&G, &f, "G.") == GANTL_OK);
+    gantl_st_free(&f);
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    gantl_tensor *z = gantl_new_2d(ctx, 4, G.cfg.z_dim);
+    uint32_t seeds[4] = {3, 4, 5, 9};
+    double row[64];
+    for (int i = 0; i < 4; i++) {
+        gantl_numpy_randn(seeds[i], row, G.cfg.z_dim);
+        for (int d = 0; d < G.cfg.z_dim; d++) z->data[i * G.cfg.z_dim + d] = (float)row[d];
+    }
+    gantl_tensor *img = gantl_generator_synthesis(ctx, &G, gantl_generator_mapping(ctx, &G, z, NULL, 0.7f, -1, 0),
+                                                  GANTL_NOISE_CONST, NULL, NULL);
+    gantl_npy a;
+    CHECK(gantl_npy_load(&a, "build/test_cli.npy") == GANTL_OK);
+    CHECK(a.dtype == GANTL_F32 && a.ndim == 4 && a.shape[0] == 4 && a.shape[1] == 3 && a.shape[2] == 16);
+    if (a.numel == img->numel) CHECK(memcmp(a.data, img->data, (size_t)img->numel * sizeof(float)) == 0);
+    gantl_npy_free(&a);
+    /* a 2x2 grid of 16x16 RGB images: PNG width and height are big-endian at bytes 16..23 */
+    unsigned char *png;
+    size_t size;
+    CHECK(gantl_read_file("build/test_cli.png", &png, &size) == GANTL_OK && size > 24);
+    CHECK(!memcmp(png + 1, "PNG", 3) && png[19] == 32 && png[23] == 32 && png[25] == 2 /* RGB */);
+    free(png);
+    gantl_ctx_free(ctx);
+    gantl_generator_free(&G);
+    remove("build/test_cli.npy");
+    remove("build/test_cli.png");
+}
+
+static void test_cli_discriminate_matches_library(void) {
+    char out[8192];
+    /* images from the fixture, written as .npy */
+    gantl_st_file f;
+    CHECK(gantl_st_load(&f, "tests/fixtures/sg2_d.safetensors") == GANTL_OK);
+    const gantl_st_tensor *t = gantl_st_find(&f, "in.img_real");
+    CHECK(t != NULL);
+    if (!t) {
+        gantl_st_free(&f);
+        return;
+    }
+    gantl_npy_save("build/test_cli_x.npy", GANTL_F32, t->ndim, t->shape, t->bytes);
+    int rc = cli_run("./build/gantl discriminate --ckpt tests/fixtures/sg2_d.safetensors --images build/test_cli_x.npy "
+                     "--out build/test_cli_l.npy", out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    gantl_discriminator D;
+    CHECK(gantl_discriminator_from_file(&D, &f, "D.") == GANTL_OK);
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    gantl_tensor *x = gantl_new(ctx, t->ndim, t->shape);
+    gantl_st_read_f32(&f, "in.img_real", x->data, x->numel, 0, NULL);
+    gantl_tensor *l = gantl_discriminator_forward(ctx, &D, x, NULL);
+    gantl_npy a;
+    CHECK(gantl_npy_load(&a, "build/test_cli_l.npy") == GANTL_OK && a.ndim == 2 && a.shape[0] == l->shape[0]);
+    if (a.numel == l->numel) CHECK(memcmp(a.data, l->data, (size_t)l->numel * sizeof(float)) == 0);
+    gantl_npy_free(&a);
+    gantl_ctx_free(ctx);
+    gantl_discriminator_free(&D);
+    gantl_st_free(&f);
+    remove("build/test_cli_x.npy");
+    remove("build/test_cli_l.npy");
+}
+
+static void test_cli_errors_and_help(void) {
+    struct {
+        const char *args;
+        int rc;
+        const char *message;
+    } cases[] = {
+        {"", 2, "usage: gantl COMMAND"},
+        {"frobnicate", 2, "unknown command 'frobnicate'"},
+        {"generate --help", 0, "--seeds LIST"},
+        {"discriminate --help", 0, "--images X.npy"},
+        {"info --help", 0, "usage: gantl info"},
+        {"generate --seeds 0-3", 2, "--ckpt is required"},
+        {"generate --ckpt x --seeds 0-3 --z z.npy", 2, "exactly one of --seeds and --z"},
+        {"generate --ckpt x --seeds 5-2", 1, "cannot open 'x'"},
+        {"generate --ckpt tests/fixtures/sg2_g.safetensors --net G --seeds 5-2", 1, "--seeds must look like"},
+        {"generate --ckpt tests/fixtures/sg2_g.safetensors --seeds 0", 1, "'G_ema.synthesis.b4.const' is missing"},
+        {"generate --ckpt tests/fixtures/sg2_gc.safetensors --net G --seeds 0", 1, "conditional: give --class 0..2"},
+        {"generate --ckpt tests/fixtures/sg2_g.safetensors --net G --seeds 0 --noise-mode loud", 2, "--noise-mode must be"},
+        {"generate --ckpt tests/fixtures/sg2_g.safetensors --bogus 1", 2, "unknown argument '--bogus'"},
+        {"generate --ckpt tests/fixtures/core.safetensors --seeds 0", 1, "no \"gantl.G\" metadata"},
+        {"discriminate --ckpt tests/fixtures/sg2_d.safetensors --images tests/fixtures/array_u8.npy", 1,
+         "must be float images in [-1, 1] of shape (N, 3, 16, 16)"},
+    };
+    char out[8192];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char command[512];
+        snprintf(command, sizeof command, "./build/gantl %s", cases[i].args);
+        int rc = cli_run(command, out, sizeof out);
+        CHECK_MSG(rc == cases[i].rc, "'%s': exit %d, expected %d", cases[i].args, rc, cases[i].rc);
+        CHECK_MSG(strstr(out, cases[i].message) != NULL, "'%s': output '%s'", cases[i].args, out);
+    }
+}
+#endif
+
+static void run_cli_tests(void) {
+#if defined(__unix__) || defined(__APPLE__)
+    RUN(test_cli_generate_matches_library);
+    RUN(test_cli_discriminate_matches_library);
+    RUN(test_cli_errors_and_help);
+#endif
+}
