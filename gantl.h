@@ -60,6 +60,9 @@
      8. Linear algebra kernels (SGEMM)
      9. Metrics
     10. StyleGAN2-ADA networks
+    11. Training
+    12. ADA augmentation
+    13. Datasets
 */
 #ifndef GANTL_H
 #define GANTL_H
@@ -672,6 +675,18 @@ GANTLDEF gantl_tensor *gantl_conv2d_resample(gantl_ctx *ctx, gantl_tensor *x, ga
 GANTLDEF gantl_tensor *gantl_upsample2d(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *f, int up);
 GANTLDEF gantl_tensor *gantl_downsample2d(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *f, int down);
 GANTLDEF gantl_tensor *gantl_minibatch_std(gantl_ctx *ctx, gantl_tensor *x, int group_size, int num_channels);
+
+/* ---------------------------------------------------------------------------------------
+   11. Training
+   ------------------------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------------------------
+   12. ADA augmentation
+   ------------------------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------------------------
+   13. Datasets
+   ------------------------------------------------------------------------------------- */
 
 #ifdef __cplusplus
 }
@@ -4712,6 +4727,18 @@ GANTLDEF gantl_status gantl_discriminator_from_file(gantl_discriminator *D, cons
     if (s == GANTL_OK && (s = gantl_discriminator_load(D, f, prefix)) != GANTL_OK) gantl_discriminator_free(D);
     return s;
 }
+
+/* ---------------------------------------------------------------------------------------
+   11. Training
+   ------------------------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------------------------
+   12. ADA augmentation
+   ------------------------------------------------------------------------------------- */
+
+/* ---------------------------------------------------------------------------------------
+   13. Datasets
+   ------------------------------------------------------------------------------------- */
 
 #ifdef __cplusplus
 }
