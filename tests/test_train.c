@@ -1,0 +1,230 @@
+/* Training: two iterations of the trainer against tools/train_ref.py (the official loop and
+   loss on the reference networks), replaying the reference's random draws; presets; exact
+   resume from a snapshot. */
+
+/* Replays draw.0, draw.1, ... of a fixture as the trainer's random source. */
+typedef struct replay {
+    const gantl_st_file *f;
+    int next, mismatch;
+} replay;
+
+static void replay_fill(void *state, float *out, int64_t n) {
+    replay *r = (replay *)state;
+    char name[32];
+    snprintf(name, sizeof name, "draw.%d", r->next++);
+    const gantl_st_tensor *t = gantl_st_find(r->f, name);
+    if (!t || t->numel != n) {
+        if (!r->mismatch)
+            fprintf(stderr, "    replay: %s has %lld values, the trainer asked for %lld\n", name,
+                    t ? (long long)t->numel : -1LL, (long long)n);
+        r->mismatch = 1;
+        memset(out, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    gantl_st_read_f32(r->f, name, out, n, 0, NULL);
+}
+
+typedef struct train_check {
+    net_fixture *nf;
+    int iteration;
+    int phases_seen;
+} train_check;
+
+/* Compares the phase's gradients with it<i>.grad.<phase>.<G|D>.<name>. */
+static void train_phase_hook(void *user, const char *phase, const gantl_params *P) {
+    train_check *tc = (train_check *)user;
+    char group[96], name[256];
+    const char *net = phase[0] == 'G' ? "G" : "D";
+    snprintf(group, sizeof group, "it%d.grad.%s.", tc->iteration, phase);
+    double scale = net_group_scale(tc->nf, group);
+    CHECK_MSG(scale > 0, "no reference gradients for %s", group);
+    for (int i = 0; i < P->count; i++) {
+        snprintf(name, sizeof name, "it%d.grad.%s.%s.%s", tc->iteration, phase, net, P->tensors[i]->name);
+        /* PyTorch has a gradient exactly for the tensors the phase's loss reaches */
+        int reached = (P->tensors[i]->flags & GANTL_FLAG_GRAD_SET) != 0, in_reference = gantl_st_find(&tc->nf->f, name) != NULL;
+        CHECK_MSG(reached == in_reference, "%s: reached %d, PyTorch has a gradient %d", name, reached, in_reference);
+        if (reached && in_reference) net_expect(tc->nf, P->tensors[i]->grad, P->tensors[i]->numel, name, 1e-4, scale);
+    }
+    tc->phases_seen++;
+}
+
+/* Every tensor of a network after an iteration, against it<i>.after.<net>.<name>. */
+static void train_expect_params(net_fixture *nf, int it, const char *net, const gantl_params *P) {
+    char name[256];
+    for (int i = 0; i < P->count; i++) {
+        snprintf(name, sizeof name, "it%d.after.%s.%s", it, net, P->tensors[i]->name);
+        /* Adam moves each value by about lr (0.0025): within 1% of that. Tighter is not
+           meaningful: where a gradient is ~1e-6 of its phase's largest, float noise in it
+           moves Adam's update by a few 1e-6 (an error in the step count or the bias
+           correction moves it by ~lr) */
+        net_expect(nf, P->tensors[i]->data, P->tensors[i]->numel, name, 1e-2, 0.0025);
+    }
+}
+
+static int train_from_fixture(gantl_trainer *t, net_fixture *nf) {
+    const char *fixture = gantl_st_meta(&nf->f, "gantl.fixture");
+    gantl_g_config g;
+    gantl_d_config d;
+    gantl_train_config cfg;
+    CHECK(fixture != NULL);
+    if (!fixture) return 0;
+    /* the fixture's config object has two extra keys; strip them for the config parser */
+    char text[2048];
+    snprintf(text, sizeof text, "%s", fixture);
+    char *extra = strstr(text, ", \"iterations\"");
+    if (extra) strcpy(extra, "}");
+    gantl_status s = gantl_g_config_from_json(&g, gantl_st_meta(&nf->f, "gantl.G"));
+    if (s == GANTL_OK) s = gantl_d_config_from_json(&d, gantl_st_meta(&nf->f, "gantl.D"));
+    if (s == GANTL_OK) s = gantl_train_config_from_json(&cfg, text);
+    if (s == GANTL_OK) s = gantl_trainer_init(t, &g, &d, &cfg, 0);
+    if (s == GANTL_OK) s = gantl_trainer_load_networks(t, &nf->f);
+    CHECK_MSG(s == GANTL_OK, "%s", gantl_last_error());
+    return s == GANTL_OK;
+}
+
+static void test_train_steps_match_reference(void) {
+    net_fixture nf;
+    if (!net_open(&nf, "train_step")) return;
+    gantl_trainer t;
+    if (!train_from_fixture(&t, &nf)) {
+        net_close(&nf);
+        return;
+    }
+    replay r = {&nf.f, 0, 0};
+    t.random.state = &r;
+    t.random.normal = replay_fill;
+    t.random.uniform = replay_fill;
+    train_check tc = {&nf, 0, 0};
+    t.phase_hook = train_phase_hook;
+    t.phase_hook_user = &tc;
+    const gantl_st_tensor *reals = gantl_st_find(&nf.f, "in.reals");
+    CHECK(reals != NULL);
+    int64_t per = (int64_t)t.cfg.batch_size * 3 * 16 * 16;
+    float *x = (float *)malloc((size_t)(2 * per) * sizeof(float));
+    if (reals) gantl_st_read_f32(&nf.f, "in.reals", x, 2 * per, 0, NULL);
+    for (int it = 0; it < 2 && reals; it++) {
+        tc.iteration = it;
+        gantl_train_stats st;
+        CHECK_MSG(gantl_trainer_step(&t, x + it * per, NULL, NULL, &st) == GANTL_OK, "%s", gantl_last_error());
+        train_expect_params(&nf, it, "G", &t.G.params);
+        train_expect_params(&nf, it, "G", &t.G.buffers); /* w_avg */
+        train_expect_params(&nf, it, "D", &t.D.params);
+        train_expect_params(&nf, it, "G_ema", &t.G_ema.params);
+        train_expect_params(&nf, it, "G_ema", &t.G_ema.buffers);
+        char name[32];
+        snprintf(name, sizeof name, "it%d.pl_mean", it);
+        net_expect(&nf, &t.pl_mean, 1, name, 1e-4, 0);
+    }
+    CHECK_MSG(tc.phases_seen == 6, "%d phases ran, expected 4 + 2", tc.phases_seen);
+    const char *fixture = gantl_st_meta(&nf.f, "gantl.fixture");
+    const char *draws = fixture ? strstr(fixture, "\"draws\": ") : NULL;
+    CHECK(!r.mismatch && draws && r.next == atoi(draws + 9));
+    free(x);
+    gantl_trainer_free(&t);
+    net_close(&nf);
+}
+
+/* Run 4 steps in one go, or 2 steps + snapshot + 2 steps in a new trainer: identical. */
+static void test_train_resume_is_exact(void) {
+    gantl_g_config g;
+    gantl_d_config d;
+    gantl_train_config cfg;
+    CHECK(gantl_train_preset("small", 8, 1, 2, &g, &d, &cfg) == GANTL_OK);
+    g.channel_base = d.channel_base = 64, g.channel_max = d.channel_max = 8, g.z_dim = g.w_dim = 8;
+    cfg.augment = 0, cfg.batch_size = 4, cfg.batch_gpu = 2, cfg.pl_weight = 2.0f, cfg.style_mixing_prob = 0.9f;
+    cfg.g_reg_interval = 2, cfg.d_reg_interval = 3;
+    gantl_trainer a, b;
+    CHECK(gantl_trainer_init(&a, &g, &d, &cfg, 7) == GANTL_OK);
+    int np = gantl_trainer_num_phases(&a);
+    float reals[4 * 64], real_c[4 * 2], gen_c[4 * 4 * 2];
+    gantl_rng rng = gantl_rng_new(3);
+    for (int step = 0; step < 4; step++) {
+        gantl_rng_uniform(&rng, reals, 4 * 64, -1, 1);
+        memset(real_c, 0, sizeof real_c);
+        memset(gen_c, 0, sizeof gen_c);
+        for (int i = 0; i < 4; i++) real_c[i * 2 + (i & 1)] = 1;
+        for (int i = 0; i < 4 * np; i++) gen_c[i * 2 + (i % 3 == 0)] = 1;
+        CHECK(gantl_trainer_step(&a, reals, real_c, gen_c, NULL) == GANTL_OK);
+        if (step == 1) { /* snapshot half way, continue from it in b */
+            gantl_st_writer w;
+            gantl_st_writer_init(&w);
+            CHECK(gantl_trainer_write(&a, &w) == GANTL_OK);
+            CHECK(gantl_st_writer_save(&w, "build/test_resume.safetensors") == GANTL_OK);
+            gantl_st_writer_free(&w);
+            gantl_st_file f;
+            CHECK(gantl_st_load(&f, "build/test_resume.safetensors") == GANTL_OK);
+            CHECK_MSG(gantl_trainer_from_snapshot(&b, &f) == GANTL_OK, "%s", gantl_last_error());
+            gantl_st_free(&f);
+        }
+        if (step >= 2) CHECK(gantl_trainer_step(&b, reals, real_c, gen_c, NULL) == GANTL_OK);
+    }
+    CHECK(a.cur_nimg == 16 && b.cur_nimg == 16 && a.batch_idx == b.batch_idx && a.pl_mean == b.pl_mean);
+    CHECK(!memcmp(a.G.params.data, b.G.params.data, (size_t)a.G.params.numel * 4));
+    CHECK(!memcmp(a.D.params.data, b.D.params.data, (size_t)a.D.params.numel * 4));
+    CHECK(!memcmp(a.G_ema.params.data, b.G_ema.params.data, (size_t)a.G_ema.params.numel * 4));
+    CHECK(!memcmp(a.G.buffers.data, b.G.buffers.data, (size_t)a.G.buffers.numel * 4));
+    CHECK(!memcmp(a.opt_d.v, b.opt_d.v, (size_t)a.opt_d.numel * 4) && a.rng.offset == b.rng.offset);
+    gantl_trainer_free(&a);
+    gantl_trainer_free(&b);
+    remove("build/test_resume.safetensors");
+}
+
+static void test_train_presets(void) {
+    gantl_g_config g;
+    gantl_d_config d;
+    gantl_train_config c;
+    CHECK(gantl_train_preset("paper256", 256, 3, 0, &g, &d, &c) == GANTL_OK);
+    CHECK(c.batch_size == 64 && d.mbstd_group_size == 8 && g.channel_base == 16384 && c.r1_gamma == 1.0f &&
+          c.ema_kimg == 20.0f && c.ema_rampup < 0 && g.mapping.num_layers == 8 && c.pl_weight == 2.0f);
+    CHECK(gantl_train_preset("cifar", 32, 3, 10, &g, &d, &c) == GANTL_OK);
+    CHECK(c.batch_size == 64 && d.mbstd_group_size == 32 && g.channel_base == 32768 && c.r1_gamma == 0.01f &&
+          c.ema_kimg == 500.0f && c.ema_rampup == 0.05f && c.pl_weight == 0.0f && c.style_mixing_prob == 0.0f &&
+          d.architecture == GANTL_D_ORIG && g.mapping.num_layers == 2 && g.c_dim == 10);
+    CHECK(gantl_train_preset("auto", 128, 3, 0, &g, &d, &c) == GANTL_OK); /* one GPU */
+    CHECK(c.batch_size == 32 && d.mbstd_group_size == 4 && g.channel_base == 16384 &&
+          fabs(c.r1_gamma - 0.0002 * 128 * 128 / 32) < 1e-6 && c.ema_kimg == 10.0f && c.lr_g == 0.0025);
+    CHECK(gantl_train_preset("auto", 1024, 3, 0, &g, &d, &c) == GANTL_OK);
+    CHECK(c.batch_size == 4 && c.lr_g == 0.002 && g.channel_base == 32768);
+    CHECK(gantl_train_preset("tiny", 32, 3, 0, &g, &d, &c) == GANTL_ERR_INVALID);
+    char buf[1024];
+    gantl_train_config back;
+    gantl_train_config_to_json(&c, buf, sizeof buf);
+    CHECK(gantl_train_config_from_json(&back, buf) == GANTL_OK && !memcmp(&back, &c, sizeof c));
+}
+
+static void test_optimizer_skips_unreached_parameters(void) {
+    /* As PyTorch after zero_grad(set_to_none=True): a tensor the loss does not reach is not
+       stepped, and its own step count stays behind; the leaky ReLU's mask does reach. */
+    gantl_params P;
+    gantl_params_init(&P, 1);
+    int64_t n = 3;
+    gantl_tensor *a = gantl_params_add(&P, "a", 1, &n), *b = gantl_params_add(&P, "b", 1, &n);
+    gantl_tensor *m = gantl_params_add(&P, "m", 1, &n);
+    for (int i = 0; i < 3; i++) a->data[i] = b->data[i] = 1.0f + (float)i, m->data[i] = 0.5f;
+    gantl_adam opt;
+    gantl_adam_init(&opt, &P, 0.1, 0.0, 0.99, 1e-8);
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    gantl_params_zero_grad(&P);
+    gantl_backward(ctx, gantl_sum_all(ctx, gantl_square(ctx, a))); /* reaches a only */
+    gantl_adam_step(&opt, &P);
+    CHECK(opt.steps[0] == 1 && opt.steps[1] == 0 && b->data[0] == 1.0f);
+    /* second order through a leaky ReLU: m only shapes the mask */
+    gantl_ctx_reset(ctx);
+    gantl_params_zero_grad(&P);
+    gantl_tensor *x = gantl_requires_grad(gantl_full(ctx, 1, &n, 0.7f)), *g;
+    gantl_tensor *y = gantl_sum_all(ctx, gantl_leaky_relu(ctx, gantl_add(ctx, gantl_mul(ctx, x, b), m), 0.2f));
+    gantl_grad(ctx, 1, &y, NULL, 1, &x, &g, 1);
+    gantl_backward(ctx, gantl_sum_all(ctx, gantl_square(ctx, g)));
+    CHECK((m->flags & GANTL_FLAG_GRAD_SET) && m->grad[0] == 0.0f); /* reached, with a zero gradient */
+    CHECK((b->flags & GANTL_FLAG_GRAD_SET) && !(a->flags & GANTL_FLAG_GRAD_SET));
+    gantl_ctx_free(ctx);
+    gantl_adam_free(&opt);
+    gantl_params_free(&P);
+}
+
+static void run_train_tests(void) {
+    RUN(test_train_steps_match_reference);
+    RUN(test_train_resume_is_exact);
+    RUN(test_train_presets);
+    RUN(test_optimizer_skips_unreached_parameters);
+}
