@@ -4017,25 +4017,93 @@ GANTLDEF gantl_status gantl_st_writer_save(gantl_st_writer *w, const char *path)
 
 /* ---------------------------------------------------------------------------------------
    8. Linear algebra kernels
-   SGEMM blocked for the cache: B is used in (KC x NC) panels (packed when transposed),
-   A in 4-row strips packed per task, and a 4 x 16 register tile accumulates over KC.
-   The tile's fixed-size loops are written so compilers vectorise them.
+   SGEMM in the BLIS way: B is packed in (KC x NC) panels of NR-wide slivers, A in
+   (MC x KC) blocks of MR-high slivers, and an MR x NR register tile accumulates over KC.
+   With GCC or Clang the tile is written with vector extensions (AVX-512, AVX or SSE/NEON
+   width, picked by the compiler flags); otherwise plain loops. Threads share the B panel
+   and split the rows and columns of C between them.
    ------------------------------------------------------------------------------------- */
 
-#define GANTL__MR 4     /* rows of the register tile */
-#define GANTL__NR 16    /* columns of the register tile */
-#define GANTL__KC 256   /* depth of a panel */
-#define GANTL__NC 4096  /* columns of a panel */
-#define GANTL__NB 128   /* columns handled by one task */
+#if defined(__GNUC__) && !defined(GANTL_NO_VECTOR_EXT)
+#if defined(__AVX512F__)
+#define GANTL__VL 16
+#elif defined(__AVX__)
+#define GANTL__VL 8
+#else
+#define GANTL__VL 4
+#endif
+typedef float gantl__vf __attribute__((vector_size(GANTL__VL * 4)));
+typedef float gantl__vf_unaligned __attribute__((vector_size(GANTL__VL * 4), aligned(4)));
+#define GANTL__MR 6
+#define GANTL__NR (2 * GANTL__VL)
+#else
+#define GANTL__MR 4
+#define GANTL__NR 16
+#endif
+#define GANTL__KC 256
+#define GANTL__MC (16 * GANTL__MR)
+#define GANTL__NC 2048
 
-/* acc (MR x NR) = ap (KC x MR, k-major) @ bp (kc rows of ldb) */
-static void gantl__sgemm_tile(float acc[GANTL__MR][GANTL__NR], const float *ap, const float *bp, int64_t ldb, int64_t kc) {
-    for (int r = 0; r < GANTL__MR; r++)
-        for (int j = 0; j < GANTL__NR; j++) acc[r][j] = 0.0f;
-    for (int64_t p = 0; p < kc; p++) {
-        const float *b = bp + p * ldb, *a = ap + p * GANTL__MR;
+/* acc (MR x NR) = ap (kc x MR, k-major) @ bp (kc x NR, k-major) */
+static void gantl__sgemm_tile(float *acc, const float *ap, const float *bp, int64_t kc) {
+#ifdef GANTL__VL
+    gantl__vf c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+    gantl__vf c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+    for (int64_t p = 0; p < kc; p++, ap += GANTL__MR, bp += GANTL__NR) {
+        gantl__vf b0 = *(const gantl__vf_unaligned *)bp, b1 = *(const gantl__vf_unaligned *)(bp + GANTL__VL);
+        c00 += ap[0] * b0, c01 += ap[0] * b1;
+        c10 += ap[1] * b0, c11 += ap[1] * b1;
+        c20 += ap[2] * b0, c21 += ap[2] * b1;
+        c30 += ap[3] * b0, c31 += ap[3] * b1;
+        c40 += ap[4] * b0, c41 += ap[4] * b1;
+        c50 += ap[5] * b0, c51 += ap[5] * b1;
+    }
+    gantl__vf_unaligned *out = (gantl__vf_unaligned *)acc;
+    out[0] = c00, out[1] = c01, out[2] = c10, out[3] = c11, out[4] = c20, out[5] = c21;
+    out[6] = c30, out[7] = c31, out[8] = c40, out[9] = c41, out[10] = c50, out[11] = c51;
+#else
+    for (int i = 0; i < GANTL__MR * GANTL__NR; i++) acc[i] = 0.0f;
+    for (int64_t p = 0; p < kc; p++, ap += GANTL__MR, bp += GANTL__NR)
         for (int r = 0; r < GANTL__MR; r++)
-            for (int j = 0; j < GANTL__NR; j++) acc[r][j] += a[r] * b[j];
+            for (int j = 0; j < GANTL__NR; j++) acc[r * GANTL__NR + j] += ap[r] * bp[j];
+#endif
+}
+
+/* Packs op(B)[pc:pc+kc, jc:jc+nc] into NR-wide slivers (zero-padded): bp[(s*kc + p)*NR + j]. */
+static void gantl__pack_b(float *bp, const float *b, int transpose_b, int64_t n, int64_t k, int64_t pc, int64_t jc,
+                          int64_t kc, int64_t nc) {
+    int64_t slivers = (nc + GANTL__NR - 1) / GANTL__NR;
+    GANTL__OMP(parallel for schedule(static) if (kc * nc > 32768))
+    for (int64_t s = 0; s < slivers; s++) {
+        float *dst = bp + s * kc * GANTL__NR;
+        int64_t j0 = jc + s * GANTL__NR, w = nc - s * GANTL__NR < GANTL__NR ? nc - s * GANTL__NR : GANTL__NR;
+        for (int64_t p = 0; p < kc; p++) {
+            float *row = dst + p * GANTL__NR;
+            if (!transpose_b) {
+                memcpy(row, b + (pc + p) * n + j0, (size_t)w * sizeof(float));
+            } else
+                for (int64_t j = 0; j < w; j++) row[j] = b[(j0 + j) * k + pc + p];
+            for (int64_t j = w; j < GANTL__NR; j++) row[j] = 0.0f;
+        }
+    }
+}
+
+/* Packs op(A)[ic:ic+mc, pc:pc+kc] into MR-high slivers (zero-padded): ap[(s*kc + p)*MR + r]. */
+static void gantl__pack_a(float *ap, const float *a, int transpose_a, int64_t m, int64_t k, int64_t ic, int64_t pc,
+                          int64_t mc, int64_t kc) {
+    for (int64_t s = 0; s * GANTL__MR < mc; s++) {
+        float *dst = ap + s * kc * GANTL__MR;
+        int64_t i0 = ic + s * GANTL__MR, h = mc - s * GANTL__MR < GANTL__MR ? mc - s * GANTL__MR : GANTL__MR;
+        if (!transpose_a)
+            for (int64_t r = 0; r < GANTL__MR; r++) {
+                const float *src = a + (i0 + r) * k + pc;
+                for (int64_t p = 0; p < kc; p++) dst[p * GANTL__MR + r] = r < h ? src[p] : 0.0f;
+            }
+        else
+            for (int64_t p = 0; p < kc; p++) {
+                const float *src = a + (pc + p) * m + i0;
+                for (int64_t r = 0; r < GANTL__MR; r++) dst[p * GANTL__MR + r] = r < h ? src[r] : 0.0f;
+            }
     }
 }
 
@@ -4050,64 +4118,67 @@ GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpos
         for (int64_t i = 0; i < m * n; i++) c[i] *= beta;
     }
     if (k <= 0 || alpha == 0.0f) return;
-    float *packed_b = NULL;
-    if (transpose_b && m * n * k > 4096) {
-        int64_t cols = n < GANTL__NC ? n : GANTL__NC, depth = k < GANTL__KC ? k : GANTL__KC;
-        packed_b = (float *)GANTL_MALLOC((size_t)(cols * depth) * sizeof(float));
+    int threads = gantl_num_threads();
+    int64_t kc_max = k < GANTL__KC ? k : GANTL__KC, nc_max = n < GANTL__NC ? n : GANTL__NC;
+    float *packed_b = NULL, *packed_a = NULL;
+    if (m * n * k > 32768) {
+        packed_b = (float *)GANTL_MALLOC((size_t)(kc_max * ((nc_max + GANTL__NR - 1) / GANTL__NR) * GANTL__NR) * sizeof(float));
+        packed_a = (float *)GANTL_MALLOC((size_t)threads * GANTL__MC * (size_t)kc_max * sizeof(float));
     }
-    if (m * n * k <= 4096 || (transpose_b && !packed_b)) { /* tiny (or no memory to pack): plain loops */
+    if (!packed_a || !packed_b) { /* small (or no memory to pack): plain loops, vectorised over j */
+        GANTL_FREE(packed_a);
+        GANTL_FREE(packed_b);
         for (int64_t i = 0; i < m; i++)
             for (int64_t p = 0; p < k; p++) {
                 float av = alpha * (transpose_a ? a[p * m + i] : a[i * k + p]);
-                for (int64_t j = 0; j < n; j++) c[i * n + j] += av * (transpose_b ? b[j * k + p] : b[p * n + j]);
+                float *crow = c + i * n;
+                if (!transpose_b)
+                    for (int64_t j = 0; j < n; j++) crow[j] += av * b[p * n + j];
+                else
+                    for (int64_t j = 0; j < n; j++) crow[j] += av * b[j * k + p];
             }
         return;
     }
     for (int64_t jc = 0; jc < n; jc += GANTL__NC) {
         int64_t nc = n - jc < GANTL__NC ? n - jc : GANTL__NC;
+        int64_t slivers = (nc + GANTL__NR - 1) / GANTL__NR;
         for (int64_t pc = 0; pc < k; pc += GANTL__KC) {
             int64_t kc = k - pc < GANTL__KC ? k - pc : GANTL__KC;
-            /* B panel (kc, nc) with row stride ldb */
-            const float *bp;
-            int64_t ldb;
-            if (transpose_b) {
-                GANTL__OMP(parallel for schedule(static) if (kc * nc > 65536))
-                for (int64_t p = 0; p < kc; p++)
-                    for (int64_t j = 0; j < nc; j++) packed_b[p * nc + j] = b[(jc + j) * k + pc + p];
-                bp = packed_b;
-                ldb = nc;
-            } else {
-                bp = b + pc * n + jc;
-                ldb = n;
-            }
-            int64_t row_tasks = (m + GANTL__MR - 1) / GANTL__MR, col_tasks = (nc + GANTL__NB - 1) / GANTL__NB;
-            GANTL__OMP(parallel for schedule(static) if (m * nc * kc > 131072))
-            for (int64_t task = 0; task < row_tasks * col_tasks; task++) {
-                int64_t i0 = (task / col_tasks) * GANTL__MR, j0 = (task % col_tasks) * GANTL__NB;
-                int64_t mr = m - i0 < GANTL__MR ? m - i0 : GANTL__MR;
-                int64_t jend = j0 + GANTL__NB < nc ? j0 + GANTL__NB : nc;
-                float ap[GANTL__KC * GANTL__MR]; /* A strip (kc x MR), k-major, zero-padded rows */
-                for (int64_t p = 0; p < kc; p++)
-                    for (int r = 0; r < GANTL__MR; r++)
-                        ap[p * GANTL__MR + r] = r < mr ? (transpose_a ? a[(pc + p) * m + i0 + r] : a[(i0 + r) * k + pc + p]) : 0.0f;
-                int64_t j = j0;
-                for (; j + GANTL__NR <= jend; j += GANTL__NR) {
-                    float acc[GANTL__MR][GANTL__NR];
-                    gantl__sgemm_tile(acc, ap, bp + j, ldb, kc);
-                    for (int64_t r = 0; r < mr; r++) {
-                        float *crow = c + (i0 + r) * n + jc + j;
-                        for (int jj = 0; jj < GANTL__NR; jj++) crow[jj] += alpha * acc[r][jj];
+            gantl__pack_b(packed_b, b, transpose_b, n, k, pc, jc, kc, nc);
+            /* tasks: row blocks of MC times column groups, enough of them to feed every thread */
+            int64_t row_blocks = (m + GANTL__MC - 1) / GANTL__MC;
+            int64_t col_groups = row_blocks >= threads ? 1 : (threads + row_blocks - 1) / row_blocks;
+            if (col_groups > slivers) col_groups = slivers;
+            int64_t per_group = (slivers + col_groups - 1) / col_groups;
+            GANTL__OMP(parallel for schedule(static) if (m * nc * kc > 65536))
+            for (int64_t task = 0; task < row_blocks * col_groups; task++) {
+#if defined(_OPENMP) && !defined(GANTL_NO_OPENMP)
+                float *ap = packed_a + (size_t)omp_get_thread_num() * GANTL__MC * (size_t)kc_max;
+#else
+                float *ap = packed_a;
+#endif
+                int64_t ic = (task / col_groups) * GANTL__MC, group = task % col_groups;
+                int64_t mc = m - ic < GANTL__MC ? m - ic : GANTL__MC;
+                int64_t s0 = group * per_group, s1 = s0 + per_group < slivers ? s0 + per_group : slivers;
+                if (s0 >= s1) continue;
+                gantl__pack_a(ap, a, transpose_a, m, k, ic, pc, mc, kc);
+                float acc[GANTL__MR * GANTL__NR];
+                for (int64_t s = s0; s < s1; s++) {
+                    int64_t j0 = jc + s * GANTL__NR, w = n - j0 < GANTL__NR ? n - j0 : GANTL__NR;
+                    for (int64_t ir = 0; ir < mc; ir += GANTL__MR) {
+                        int64_t h = mc - ir < GANTL__MR ? mc - ir : GANTL__MR;
+                        gantl__sgemm_tile(acc, ap + ir * kc, packed_b + s * kc * GANTL__NR, kc);
+                        for (int64_t r = 0; r < h; r++) {
+                            float *crow = c + (ic + ir + r) * n + j0;
+                            const float *arow = acc + r * GANTL__NR;
+                            for (int64_t j = 0; j < w; j++) crow[j] += alpha * arow[j];
+                        }
                     }
                 }
-                for (; j < jend; j++) /* ragged right edge */
-                    for (int64_t r = 0; r < mr; r++) {
-                        float sum = 0.0f;
-                        for (int64_t p = 0; p < kc; p++) sum += ap[p * GANTL__MR + r] * bp[p * ldb + j];
-                        c[(i0 + r) * n + jc + j] += alpha * sum;
-                    }
             }
         }
     }
+    GANTL_FREE(packed_a);
     GANTL_FREE(packed_b);
 }
 
