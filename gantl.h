@@ -718,6 +718,9 @@ GANTLDEF gantl_tensor *gantl_minibatch_std(gantl_ctx *ctx, gantl_tensor *x, int 
                         CLASSES, all 10 with their original labels. A folder named so must be
                         written "./fashion-mnist".
    num_classes is the largest label + 1 over all images of the source (before max_images).
+   ds->name is "<source> res=R ch=C", plus " max=N seed=S" when a subset was taken; the
+   source is the path as given (trailing '/' removed) or the canonical fashion-mnist spec
+   ("fashion-mnist:bag,sandal@train"; all ten classes in order: "fashion-mnist@train").
 
    Geometry. resolution 0 keeps the native size: every image must have the size of the
    first (else an error naming the first that differs), and if that is not a square power
@@ -4989,15 +4992,16 @@ static gantl_status gantl__gunzip(const unsigned char *in, size_t size, unsigned
     if (size - p < 8) return gantl__fail(GANTL_ERR_FORMAT, "'%s': gzip file truncated (no room for the trailer)", path);
     size_t deflated = size - p - 8;
     uint32_t crc = (uint32_t)gantl__load_le(in + size - 8, 4), isize = (uint32_t)gantl__load_le(in + size - 4, 4);
-    if (deflated > 0x7ffffff0 || isize > 0x7fffffff)
-        return gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s': gzip data over 2 GiB is not supported", path);
     if ((double)isize > 1040.0 * (double)deflated + 1024.0) /* deflate cannot compress more than 1032:1 */
         return gantl__fail(GANTL_ERR_FORMAT, "'%s': the gzip trailer claims %u bytes from %zu compressed: truncated or corrupt",
                            path, isize, deflated);
+    if (deflated > 0x7ffffff0 || isize > 0x7fffffff)
+        return gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s': gzip data over 2 GiB is not supported", path);
     unsigned char *buf = (unsigned char *)GANTL_MALLOC(isize ? isize : 1);
     if (!buf) return gantl__fail(GANTL_ERR_NOMEM, "out of memory inflating '%s' (%u bytes)", path, isize);
-    /* The trailer is passed along: the decoder stops at the last block and ignores it, and
-       stb_image before 2.28 fails on a stream that ends with less than 16 bits buffered. */
+    /* The trailer is passed along: the decoder stops after the last block and ignores it,
+       and stb_image 2.27 (Debian 12) fails on a stream that ends with less than 16 bits
+       left to read, which a bare deflate stream often does. */
     int got = stbi_zlib_decode_noheader_buffer((char *)buf, (int)isize, (const char *)in + p, (int)(deflated + 8));
     if (got < 0 || (uint32_t)got != isize) {
         GANTL_FREE(buf);
@@ -5365,9 +5369,10 @@ static gantl_status gantl__ds_load_npy(gantl_dataset *ds, const char *path, cons
         a.dtype = GANTL_U8;
     }
     if (a.dtype != GANTL_U8) {
+        s = gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s': images must be uint8, or float in [-1, 1] (dtype %s)", path,
+                        gantl_dtype_name(a.dtype));
         gantl_npy_free(&a);
-        return gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s': images must be uint8, or float in [-1, 1] (dtype %s)", path,
-                           gantl_dtype_name(a.dtype));
+        return s;
     }
     /* labels from the sibling "<name>.labels.npy" */
     size_t len = strlen(path);
@@ -5812,7 +5817,8 @@ GANTLDEF gantl_status gantl_dataset_load(gantl_dataset *ds, const char *spec, co
     } else if (gantl__ends_with(spec, "idx3-ubyte") || gantl__ends_with(spec, "idx3-ubyte.gz")) {
         size_t n = strlen(spec);
         char *lpath = (char *)GANTL_MALLOC(n + 4);
-        const char *at = strstr(spec, "images-idx3");
+        const char *at = NULL; /* the last "images-idx3" */
+        for (const char *q = strstr(spec, "images-idx3"); q; q = strstr(q + 1, "images-idx3")) at = q;
         if (!lpath) return gantl__fail(GANTL_ERR_NOMEM, "out of memory");
         memcpy(lpath, spec, n + 1);
         if (at) memcpy(lpath + (at - spec), "labels-idx1", 11);
