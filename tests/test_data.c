@@ -445,6 +445,14 @@ static void test_data_fashion_mnist(void) {
                 else inside += v;
             }
     CHECK(border == 0 && inside > 0); /* 28x28 padded by 2 pixels of background */
+    /* against Python's gzip + NumPy: the first labels, pixel sums of the first and last
+       images, and a few pixels of row 14 of the first */
+    static const int first_labels[10] = {9, 0, 0, 3, 0, 2, 7, 2, 5, 5}, row14[6] = {0, 0, 237, 226, 217, 223};
+    int64_t sum0 = 0, sum_last = 0;
+    for (int i = 0; i < 1024; i++) sum0 += all.images[i], sum_last += all.images[59999 * 1024 + i];
+    for (int i = 0; i < 10; i++) CHECK(all.labels[i] == first_labels[i]);
+    for (int x = 0; x < 6; x++) CHECK(data_px(&all, 0, 0, 2 + 10 + x, 2 + 14) == row14[x]);
+    CHECK(sum0 == 76247 && sum_last == 16684);
 
     /* bag, sandal: 12000 images, labels 0 (bag) and 1 (sandal) in the order given */
     CHECK(gantl_dataset_load(&ds, "fashion-mnist:bag,sandal", NULL) == GANTL_OK);
