@@ -73,11 +73,15 @@ compile-check: | $(BUILD)
 	$(Q)$(CC) -std=c99 $(WARN) -Werror -x c -c tests/compile_decl.cpp -o $(BUILD)/decl_c.o
 	$(Q)$(CXX) -o $(BUILD)/compile_cpp_c $(BUILD)/impl_cpp.o $(BUILD)/decl_c.o $(LDLIBS)
 	$(Q)$(BUILD)/compile_c_cpp && $(BUILD)/compile_cpp_c
+	$(Q)$(CC) -std=c99 $(WARN) -Werror -fsyntax-only tests/compile_stb.c
+	$(Q)$(CXX) -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_stb.c
 ifeq ($(HAVE_CLANG),1)
 	$(Q)clang -std=c99 $(WARN) -Werror -fsyntax-only tests/compile_impl.c
 	$(Q)clang++ -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_impl.c
+	$(Q)clang -std=c99 $(WARN) -Werror -fsyntax-only tests/compile_stb.c
+	$(Q)clang++ -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_stb.c
 endif
-	@echo "compile check: C99 and C++17 (gcc$(if $(HAVE_CLANG), and clang)), declarations-only units link: ok"
+	@echo "compile check: C99 and C++17 (gcc$(if $(HAVE_CLANG), and clang)), with and without stb, declarations-only units link: ok"
 
 test: compile-check test-tools $(BUILD)/test $(BUILD)/gantl
 	$(Q)./$(BUILD)/test
@@ -104,6 +108,7 @@ fixtures:
 	$(PYTHON) tools/gen_io_fixtures.py
 	$(PYTHON) tools/gen_sg2_fixtures.py
 	$(PYTHON) tools/gen_ada_fixtures.py
+	$(PYTHON) tools/gen_data_fixtures.py
 
 clean:
 	rm -rf $(BUILD)

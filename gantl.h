@@ -32,6 +32,8 @@
      GANTL_ABORT()          called after a programmer error has been printed to stderr
                             (wrong shapes, bad arguments); default abort()
      GANTL_NO_OPENMP        ignore OpenMP even when the compiler enables it
+     <stb/stb_image.h>      include before the implementation to load image folders and .gz
+                            files (section 13); <stb/stb_image_resize.h> adds resizing
 
    CONVENTIONS
      - Tensors are float32, contiguous, at most 4-D, in PyTorch order (N, C, H, W): the
@@ -798,7 +800,122 @@ GANTLDEF gantl_status gantl_trainer_from_snapshot(gantl_trainer *t, const gantl_
 
 /* ---------------------------------------------------------------------------------------
    13. Datasets
+   Training images in memory as uint8 (count, C, R, R), CHW like the official
+   dataset_tool.py output, R a power of two, plus optional integer class labels.
+
+   Specs for gantl_dataset_load:
+     "path/to/folder"   every image in it, recursively (names starting with '.' skipped),
+                        sorted by relative path ('/'-separated, byte order: as Python's
+                        sorted() in the official ImageFolderDataset). Images are the files
+                        ending in .png .jpg .jpeg .bmp .gif .tga .psd .pic .ppm .pgm .pnm
+                        .hdr (any case); .tif/.tiff/.webp are an error (stb cannot read
+                        them); other files are ignored. Labels from <folder>/dataset.json in
+                        the official format {"labels": [["sub/name.png", 3], ...]} (or
+                        "labels": null); every image then needs one.
+     "images.npy"       uint8 images (N, C, H, W) if axis 1 is 1 or 3, else (N, H, W, C) if
+                        axis 3 is; (N, H, W) is one channel. Float images (float16/32/64)
+                        in [-1, 1] become uint8 as the official generate.py rounds them:
+                        clamp(x * 127.5 + 128, 0, 255) truncated (float32 arithmetic, NaN to
+                        0). Labels from a sibling "images.labels.npy": integers (N,).
+     "x-images-idx3-ubyte[.gz]"  an IDX file as MNIST's (magic 0x803, (N, H, W) uint8),
+                        gzipped or not; labels from the sibling with "images-idx3" replaced
+                        by "labels-idx1" (magic 0x801, (N,)) when it exists.
+     "fashion-mnist[:CLASSES][@train|@test]"  Debian's dataset-fashion-mnist files under
+                        GANTL_FASHION_MNIST_DIR (default /usr/share/datasets/fashion-mnist),
+                        @train (60000, the default) or @test (10000). CLASSES is a comma list
+                        of names (tshirt/t-shirt/top, trouser, pullover, dress, coat, sandal,
+                        shirt, sneaker, bag, ankle-boot/boot; any case) or indices 0-9; only
+                        those images are kept, in file order, and labels are re-indexed
+                        0..k-1 in the order the classes are given (num_classes = k). Without
+                        CLASSES, all 10 with their original labels. A folder named so must be
+                        written "./fashion-mnist".
+   num_classes is the largest label + 1 over all images of the source (before max_images).
+   ds->name is "<source> res=R ch=C", plus " max=N seed=S" when a subset was taken; the
+   source is the path as given (trailing '/' removed) or the canonical fashion-mnist spec
+   ("fashion-mnist:bag,sandal@train"; all ten classes in order: "fashion-mnist@train").
+
+   Geometry. resolution 0 keeps the native size: every image must have the size of the
+   first (else an error naming the first that differs), and if that is not a square power
+   of two, images are padded to the next power of two of their larger side, centred (the
+   odd pixel to the right / bottom), with background 0 (so Fashion-MNIST's 28x28 become
+   32x32 with 2 pixels each side). A resolution R > 0 is taken per image: one whose padded
+   size would be R is padded the same way (so R 32 changes nothing for Fashion-MNIST), any
+   other is centre-cropped to a square (as dataset_tool's center-crop) and resized to R with
+   stb_image_resize's box filter (area averaging when shrinking).
+
+   Channels. 0 keeps the native count, which must be 1 (grey) or 3 (RGB) and the same for
+   all images; 1 or 3 converts: grey is replicated to RGB, RGB becomes grey by ITU-R 601
+   luma exactly as PIL's convert('L') ((19595 R + 38470 G + 7471 B + 32768) >> 16), and an
+   alpha channel (grey+alpha, RGBA) is dropped, as PIL's convert('RGB').
+
+   max_images N > 0 keeps a random subset as the official dataset's max_size does:
+   numpy.random.RandomState(seed).shuffle(arange(count)), the first N, sorted; so the
+   subset is the official one for the same file order and seed (seed < 2^32).
+
+   stb. gantl.h needs no other file, but decoding images and inflating .gz use stb_image,
+   and resizing uses stb_image_resize. Include them before the implementation:
+       #include <stb/stb_image.h>          (with STB_IMAGE_IMPLEMENTATION in one file)
+       #include <stb/stb_image_resize.h>   (optional; STB_IMAGE_RESIZE_IMPLEMENTATION)
+       #define GANTL_IMPLEMENTATION
+       #include "gantl.h"
+   Without stb_image, folders and .gz files fail with GANTL_ERR_UNSUPPORTED (.npy and
+   uncompressed IDX still load); without stb_image_resize, a resolution that needs
+   resizing does. A gzip file is checked against its CRC-32 and length (one member).
    ------------------------------------------------------------------------------------- */
+
+typedef struct gantl_dataset {
+    int64_t count;            /* images */
+    int channels, resolution; /* every image is (channels, resolution, resolution) */
+    unsigned char *images;    /* (count, channels, resolution, resolution) uint8, CHW */
+    int num_classes;          /* 0: unlabelled */
+    int32_t *labels;          /* (count,) class index per image, or NULL */
+    char name[256];           /* canonical "<source> res=R ch=C[ max=N seed=S]", e.g. for
+                                 caching feature statistics */
+} gantl_dataset;
+
+typedef struct gantl_dataset_options {
+    int resolution;     /* 0: native (padded to a power of two); else a power of two */
+    int64_t max_images; /* 0: all; else a seeded random subset of at most this many */
+    uint64_t seed;      /* for the subset */
+    int channels;       /* 0: native; 1 or 3 to convert */
+} gantl_dataset_options;
+
+GANTLDEF void gantl_dataset_options_default(gantl_dataset_options *o);
+/* Loads spec into ds (o NULL: defaults). On error ds is empty and the message names the
+   file (and image) at fault. */
+GANTLDEF gantl_status gantl_dataset_load(gantl_dataset *ds, const char *spec, const gantl_dataset_options *o);
+GANTLDEF void gantl_dataset_free(gantl_dataset *ds);
+/* Real images for a training batch: out (n, C, R, R) = images[indices] / 127.5 - 1 (float32,
+   as the official training loop), mirrored left-right where flip[i] != 0 (flip may be
+   NULL); labels_onehot (n, num_classes) one-hot rows, or NULL (nothing is written when the
+   dataset is unlabelled). */
+GANTLDEF void gantl_dataset_batch(const gantl_dataset *ds, const int64_t *indices, const unsigned char *flip, int64_t n,
+                                  float *out, float *labels_onehot);
+
+/* An endless shuffled stream of image indices. Each epoch is a fresh permutation of the
+   items, drawn from (seed, epoch) by Philox, so the stream is exactly resumable from three
+   integers. With mirror, the items are the images and their x-flipped copies (2 * count per
+   epoch), as the official --mirror, which doubles the dataset. (The official
+   InfiniteSampler shuffles once and then swaps within a sliding window; the statistics are
+   the same, the exact order is not.)
+   Resuming: save seed, epoch and position; later call gantl_sampler_init with the same
+   count, mirror and seed, then set s.epoch and s.position to the saved values. */
+typedef struct gantl_sampler {
+    int64_t count;    /* images in the dataset */
+    int mirror;       /* 1: each epoch also yields every image flipped */
+    uint64_t seed;
+    int64_t epoch;    /* state: passes completed over the items */
+    int64_t position; /* state: items of this epoch already returned */
+    /* private */
+    int64_t *order;      /* (count * (1 + mirror),) the permutation of order_epoch */
+    int64_t order_epoch; /* -1: none yet */
+} gantl_sampler;
+
+GANTLDEF gantl_status gantl_sampler_init(gantl_sampler *s, int64_t count, int mirror, uint64_t seed);
+/* The next n items: indices (n,) in [0, count); flip (n,) 0/1 x-flip decisions (all 0
+   without mirror), or NULL. */
+GANTLDEF void gantl_sampler_next(gantl_sampler *s, int64_t n, int64_t *indices, unsigned char *flip);
+GANTLDEF void gantl_sampler_free(gantl_sampler *s);
 
 #ifdef __cplusplus
 }
@@ -5580,6 +5697,1049 @@ GANTLDEF gantl_status gantl_trainer_from_snapshot(gantl_trainer *t, const gantl_
 /* ---------------------------------------------------------------------------------------
    13. Datasets
    ------------------------------------------------------------------------------------- */
+
+#ifdef __cplusplus
+}
+#endif
+#if defined(_WIN32)
+#include <io.h>
+#endif
+#include <sys/stat.h>
+#if !defined(_WIN32)
+#include <dirent.h>
+#endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef GANTL_FASHION_MNIST_DIR
+#define GANTL_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+#endif
+#define GANTL__NEED_STBI "#include <stb/stb_image.h> before the gantl implementation (Debian: libstb-dev)"
+
+GANTLDEF void gantl_dataset_options_default(gantl_dataset_options *o) { memset(o, 0, sizeof *o); }
+
+GANTLDEF void gantl_dataset_free(gantl_dataset *ds) {
+    if (!ds) return;
+    GANTL_FREE(ds->images);
+    GANTL_FREE(ds->labels);
+    memset(ds, 0, sizeof *ds);
+}
+
+static uint32_t gantl__be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static int gantl__is_pow2(int64_t v) { return v > 0 && (v & (v - 1)) == 0; }
+
+static int gantl__next_pow2(int v) {
+    int p = 1;
+    while (p < v) p *= 2;
+    return p;
+}
+
+static int gantl__path_kind(const char *path) { /* 0 missing, 1 file, 2 folder */
+    struct stat st;
+    if (stat(path, &st) != 0) return 0;
+#ifdef S_ISDIR
+    return S_ISDIR(st.st_mode) ? 2 : 1;
+#else
+    return (st.st_mode & _S_IFMT) == _S_IFDIR ? 2 : 1;
+#endif
+}
+
+static char *gantl__path_join(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    char *p = (char *)GANTL_MALLOC(na + nb + 2);
+    if (!p) return NULL;
+    memcpy(p, a, na);
+    p[na] = '/';
+    memcpy(p + na + 1, b, nb + 1);
+    if (!na) memmove(p, p + 1, nb + 1);
+    else if (!nb) p[na] = 0;
+    return p;
+}
+
+/* Prefixes the current error message with "what: ". */
+static gantl_status gantl__fail_prefix(gantl_status s, const char *what) {
+    char message[sizeof gantl__error_message];
+    snprintf(message, sizeof message, "%s", gantl__error_message);
+    if (strstr(message, what) == message) return s; /* already names it */
+    return gantl__fail(s, "%s: %s", what, message);
+}
+
+/* ---- gzip (RFC 1952) through stb_image's inflate ---- */
+
+#if defined(STBI_INCLUDE_STB_IMAGE_H) && !defined(STBI_NO_ZLIB)
+#define GANTL__HAVE_GUNZIP 1
+/* CRC-32 (the gzip / zlib / PNG one), slicing by 8 bytes. */
+static uint32_t gantl__crc32(uint32_t crc, const unsigned char *p, size_t n) {
+    uint32_t t[8][256];
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        t[0][i] = c;
+    }
+    for (int k = 1; k < 8; k++)
+        for (int i = 0; i < 256; i++) t[k][i] = (t[k - 1][i] >> 8) ^ t[0][t[k - 1][i] & 0xffu];
+    crc = ~crc;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint32_t a = crc ^ (uint32_t)gantl__load_le(p, 4), b = (uint32_t)gantl__load_le(p + 4, 4);
+        crc = t[7][a & 0xffu] ^ t[6][(a >> 8) & 0xffu] ^ t[5][(a >> 16) & 0xffu] ^ t[4][a >> 24] ^ t[3][b & 0xffu] ^
+              t[2][(b >> 8) & 0xffu] ^ t[1][(b >> 16) & 0xffu] ^ t[0][b >> 24];
+    }
+    for (; n; p++, n--) crc = t[0][(crc ^ *p) & 0xffu] ^ (crc >> 8);
+    return ~crc;
+}
+#endif
+
+/* Inflates the single-member gzip file image in (named path in messages) into a
+   GANTL_MALLOC'd buffer, checking the header, the CRC-32 and the length. */
+static gantl_status gantl__gunzip(const unsigned char *in, size_t size, unsigned char **out, size_t *out_size,
+                                  const char *path) {
+    *out = NULL;
+    *out_size = 0;
+#ifndef GANTL__HAVE_GUNZIP
+    (void)in, (void)size;
+    return gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s' is gzipped: inflating it needs stb_image: " GANTL__NEED_STBI, path);
+#else
+    size_t p = 10;
+    if (size < 2 || in[0] != 0x1f || in[1] != 0x8b) return gantl__fail(GANTL_ERR_FORMAT, "'%s' is not a gzip file", path);
+    if (size < 18) return gantl__fail(GANTL_ERR_FORMAT, "'%s': gzip file of %zu bytes is truncated", path, size);
+    if (in[2] != 8) return gantl__fail(GANTL_ERR_FORMAT, "'%s': gzip compression method %d is not deflate", path, in[2]);
+    int flags = in[3];
+    if (flags & 0xe0) return gantl__fail(GANTL_ERR_FORMAT, "'%s': reserved gzip flags 0x%02x are set", path, flags);
+    if (flags & 4) { /* FEXTRA */
+        size_t xlen = (size_t)in[p] | (size_t)in[p + 1] << 8;
+        p += 2;
+        if (xlen > size - p) return gantl__fail(GANTL_ERR_FORMAT, "'%s': gzip extra field runs past the end (truncated?)", path);
+        p += xlen;
+    }
+    for (int field = 8; field <= 16; field *= 2) { /* FNAME, FCOMMENT: zero-terminated */
+        if (!(flags & field)) continue;
+        while (p < size && in[p]) p++;
+        if (p >= size) return gantl__fail(GANTL_ERR_FORMAT, "'%s': gzip %s runs past the end (truncated?)", path,
+                                          field == 8 ? "file name" : "comment");
+        p++;
+    }
+    if (flags & 2) { /* FHCRC: the low 16 bits of the header's CRC-32 */
+        if (size - p < 2) return gantl__fail(GANTL_ERR_FORMAT, "'%s': gzip header truncated", path);
+        unsigned want = (unsigned)in[p] | (unsigned)in[p + 1] << 8, have = gantl__crc32(0, in, p) & 0xffffu;
+        if (want != have)
+            return gantl__fail(GANTL_ERR_FORMAT, "'%s': gzip header CRC mismatch (0x%04x, the header says 0x%04x)", path, have,
+                               want);
+        p += 2;
+    }
+    if (size - p < 8) return gantl__fail(GANTL_ERR_FORMAT, "'%s': gzip file truncated (no room for the trailer)", path);
+    size_t deflated = size - p - 8;
+    uint32_t crc = (uint32_t)gantl__load_le(in + size - 8, 4), isize = (uint32_t)gantl__load_le(in + size - 4, 4);
+    if ((double)isize > 1040.0 * (double)deflated + 1024.0) /* deflate cannot compress more than 1032:1 */
+        return gantl__fail(GANTL_ERR_FORMAT, "'%s': the gzip trailer claims %u bytes from %zu compressed: truncated or corrupt",
+                           path, isize, deflated);
+    if (deflated > 0x7ffffff0 || isize > 0x7fffffff)
+        return gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s': gzip data over 2 GiB is not supported", path);
+    unsigned char *buf = (unsigned char *)GANTL_MALLOC(isize ? isize : 1);
+    if (!buf) return gantl__fail(GANTL_ERR_NOMEM, "out of memory inflating '%s' (%u bytes)", path, isize);
+    /* The trailer is passed along: the decoder stops after the last block and ignores it,
+       and stb_image 2.27 (Debian 12) fails on a stream that ends with less than 16 bits
+       left to read, which a bare deflate stream often does. */
+    int got = stbi_zlib_decode_noheader_buffer((char *)buf, (int)isize, (const char *)in + p, (int)(deflated + 8));
+    if (got < 0 || (uint32_t)got != isize) {
+        GANTL_FREE(buf);
+        if (got < 0)
+            return gantl__fail(GANTL_ERR_FORMAT, "'%s': corrupt or truncated gzip data (or more than the %u bytes the trailer says)",
+                               path, isize);
+        return gantl__fail(GANTL_ERR_FORMAT, "'%s': gzip data inflates to %d bytes, the trailer says %u: truncated or corrupt",
+                           path, got, isize);
+    }
+    uint32_t have = gantl__crc32(0, buf, isize);
+    if (have != crc) {
+        GANTL_FREE(buf);
+        return gantl__fail(GANTL_ERR_FORMAT, "'%s': CRC-32 mismatch (0x%08x, the gzip trailer says 0x%08x): the file is corrupt",
+                           path, (unsigned)have, (unsigned)crc);
+    }
+    *out = buf;
+    *out_size = isize;
+    return GANTL_OK;
+#endif
+}
+
+/* ---- IDX files (MNIST's format): magic 0x800 | ndim, big-endian uint32 sizes, uint8 data ---- */
+
+static gantl_status gantl__idx_parse(const unsigned char *b, size_t size, int ndim, int64_t *dims, const char *path) {
+    size_t header = 4 + 4 * (size_t)ndim;
+    if (size < header) return gantl__fail(GANTL_ERR_FORMAT, "'%s': %zu bytes is too short for an IDX file (truncated?)", path, size);
+    uint32_t magic = gantl__be32(b), want = 0x800u | (uint32_t)ndim;
+    if (magic != want)
+        return gantl__fail(GANTL_ERR_FORMAT, "'%s': IDX magic number 0x%x, expected 0x%x (unsigned bytes, %d dimension%s)", path,
+                           (unsigned)magic, (unsigned)want, ndim, ndim > 1 ? "s" : "");
+    uint64_t total = 1, have = size - header;
+    for (int d = 0; d < ndim; d++) {
+        dims[d] = gantl__be32(b + 4 + 4 * d);
+        if (dims[d] && total > have / (uint64_t)dims[d]) total = have + 1; /* more than the file holds */
+        else total *= (uint64_t)dims[d];
+    }
+    if (total > have)
+        return gantl__fail(GANTL_ERR_FORMAT, "'%s': truncated: the IDX header needs more data than the %llu bytes there", path,
+                           (unsigned long long)have);
+    if (total < have)
+        return gantl__fail(GANTL_ERR_FORMAT, "'%s': %llu bytes after the IDX data (wrong sizes in the header?)", path,
+                           (unsigned long long)(have - total));
+    return GANTL_OK;
+}
+
+/* Reads an IDX file, gzipped (by its magic bytes) or not; *data points into *file. */
+static gantl_status gantl__idx_load(const char *path, int ndim, int64_t *dims, unsigned char **file, const unsigned char **data) {
+    size_t size;
+    *data = NULL;
+    gantl_status s = gantl_read_file(path, file, &size);
+    if (s != GANTL_OK) return s;
+    if (size >= 2 && (*file)[0] == 0x1f && (*file)[1] == 0x8b) {
+        unsigned char *raw;
+        s = gantl__gunzip(*file, size, &raw, &size, path);
+        GANTL_FREE(*file);
+        *file = raw;
+        if (s != GANTL_OK) return s;
+    }
+    s = gantl__idx_parse(*file, size, ndim, dims, path);
+    if (s != GANTL_OK) {
+        GANTL_FREE(*file);
+        *file = NULL;
+        return s;
+    }
+    *data = *file + 4 + 4 * ndim;
+    return GANTL_OK;
+}
+
+/* ---- building a dataset: geometry, channels, subset ---- */
+
+typedef struct gantl__ds_build {
+    const gantl_dataset_options *o;
+    int R, C;             /* output resolution and channels */
+    int w0, h0;           /* the first image's size */
+    const char *first;    /* the first image, for messages */
+    int64_t image_bytes;  /* C * R * R */
+    unsigned char *images;
+} gantl__ds_build;
+
+/* Output size and channels from the first image. */
+static gantl_status gantl__ds_setup(gantl__ds_build *b, int w, int h, int comps, const char *what) {
+    const char *kind = comps == 2 ? "grey + alpha" : comps == 4 ? "RGBA" : "";
+    if (b->o->channels) b->C = b->o->channels;
+    else if (comps == 1 || comps == 3) b->C = comps;
+    else
+        return gantl__fail(GANTL_ERR_INVALID, "%s has %d channels (%s): images must be grey or RGB, or ask for channels 1 or 3 "
+                           "to convert them (the alpha channel is dropped)", what, comps, kind);
+    if (w < 1 || h < 1 || w > (1 << 24) || h > (1 << 24))
+        return gantl__fail(GANTL_ERR_INVALID, "%s: image size %dx%d", what, w, h);
+    b->R = b->o->resolution ? b->o->resolution : gantl__next_pow2(w > h ? w : h);
+    b->w0 = w, b->h0 = h, b->first = what;
+    b->image_bytes = (int64_t)b->C * b->R * b->R;
+    return GANTL_OK;
+}
+
+/* ITU-R 601 luma exactly as PIL's convert('L'). */
+static unsigned char gantl__luma(unsigned r, unsigned g, unsigned b) {
+    return (unsigned char)((r * 19595u + g * 38470u + b * 7471u + 0x8000u) >> 16);
+}
+
+/* Copies the region (x0, y0, cw, ch) of an image with comps channels at byte strides
+   sx, sy, sc into C planes at dst (row stride dst_row, plane stride dst_plane). */
+static void gantl__ds_gather(const unsigned char *px, int comps, int64_t sx, int64_t sy, int64_t sc, int x0, int y0, int cw,
+                             int ch, int C, unsigned char *dst, int64_t dst_row, int64_t dst_plane) {
+    for (int y = 0; y < ch; y++) {
+        const unsigned char *row = px + (int64_t)(y0 + y) * sy + (int64_t)x0 * sx;
+        unsigned char *d = dst + (int64_t)y * dst_row;
+        for (int x = 0; x < cw; x++) {
+            const unsigned char *p = row + (int64_t)x * sx;
+            if (C == 1) d[x] = comps >= 3 ? gantl__luma(p[0], p[sc], p[2 * sc]) : p[0];
+            else if (comps >= 3) d[x] = p[0], d[x + dst_plane] = p[sc], d[x + 2 * dst_plane] = p[2 * sc];
+            else d[x] = d[x + dst_plane] = d[x + 2 * dst_plane] = p[0];
+        }
+    }
+}
+
+/* Converts one image into out (C, R, R); what names it in messages. */
+static gantl_status gantl__ds_place(const gantl__ds_build *b, const unsigned char *px, int w, int h, int comps, int64_t sx,
+                                    int64_t sy, int64_t sc, unsigned char *out, const char *what) {
+    int R = b->R, C = b->C;
+    if (!b->o->channels && comps != C)
+        return gantl__fail(GANTL_ERR_INVALID, "%s has %d channel%s, the first image %s has %d: ask for channels 1 or 3 to "
+                           "convert them", what, comps, comps > 1 ? "s" : "", b->first, C);
+    if (!b->o->resolution && (w != b->w0 || h != b->h0))
+        return gantl__fail(GANTL_ERR_INVALID, "%s is %dx%d, the first image %s is %dx%d: ask for a resolution to resize "
+                           "them all", what, w, h, b->first, b->w0, b->h0);
+    int pad = !b->o->resolution || gantl__next_pow2(w > h ? w : h) == R;
+    int s = w < h ? w : h, x0 = pad ? 0 : (w - s) / 2, y0 = pad ? 0 : (h - s) / 2, cw = pad ? w : s, ch = pad ? h : s;
+    int64_t plane = (int64_t)R * R;
+    if (pad || s == R) {
+        int ox = (R - cw) / 2, oy = (R - ch) / 2;
+        if (cw != R || ch != R) memset(out, 0, (size_t)b->image_bytes);
+        gantl__ds_gather(px, comps, sx, sy, sc, x0, y0, cw, ch, C, out + (int64_t)oy * R + ox, R, plane);
+        return GANTL_OK;
+    }
+#ifdef STBIR_INCLUDE_STB_IMAGE_RESIZE_H
+    unsigned char *tmp = (unsigned char *)GANTL_MALLOC((size_t)C * (size_t)s * (size_t)s);
+    if (!tmp) return gantl__fail(GANTL_ERR_NOMEM, "out of memory resizing %s", what);
+    gantl__ds_gather(px, comps, sx, sy, sc, x0, y0, s, s, C, tmp, s, (int64_t)s * s);
+    int ok = 1;
+    for (int c = 0; c < C && ok; c++)
+        ok = stbir_resize_uint8_generic(tmp + (size_t)c * s * s, s, s, s, out + c * plane, R, R, R, 1, STBIR_ALPHA_CHANNEL_NONE,
+                                        0, STBIR_EDGE_CLAMP, STBIR_FILTER_BOX, STBIR_COLORSPACE_LINEAR, NULL);
+    GANTL_FREE(tmp);
+    return ok ? GANTL_OK : gantl__fail(GANTL_ERR_NOMEM, "out of memory resizing %s", what);
+#else
+    return gantl__fail(GANTL_ERR_UNSUPPORTED, "%s (%dx%d) would need resizing to %dx%d: #include <stb/stb_image_resize.h> "
+                       "before the gantl implementation, or use resolution 0 (padding)", what, w, h, R, R);
+#endif
+}
+
+static int gantl__cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The items kept out of total: all, or o->max_images of them as the official dataset's
+   max_size: numpy.random.RandomState(seed).shuffle(arange(total))[:max], sorted. */
+static gantl_status gantl__ds_select(const gantl_dataset_options *o, int64_t total, int64_t **sel, int64_t *n) {
+    int subset = o->max_images > 0 && o->max_images < total;
+    if (subset && (o->seed > 0xffffffffu || total > (int64_t)0xffffffff))
+        return gantl__fail(GANTL_ERR_INVALID, "dataset: max_images needs a seed below 2^32 (as numpy's RandomState) and fewer "
+                           "than 2^32 images (seed %llu)", (unsigned long long)o->seed);
+    *sel = (int64_t *)GANTL_MALLOC((size_t)total * sizeof(int64_t));
+    if (!*sel) return gantl__fail(GANTL_ERR_NOMEM, "dataset: out of memory for %lld indices", (long long)total);
+    for (int64_t i = 0; i < total; i++) (*sel)[i] = i;
+    *n = total;
+    if (!subset) return GANTL_OK;
+    gantl__mt19937 mt;
+    gantl__mt_seed(&mt, (uint32_t)o->seed);
+    for (int64_t i = total - 1; i > 0; i--) { /* numpy's _shuffle_raw with random_interval(i) */
+        uint32_t mask = (uint32_t)i, j;
+        mask |= mask >> 1, mask |= mask >> 2, mask |= mask >> 4, mask |= mask >> 8, mask |= mask >> 16;
+        do j = gantl__mt_next(&mt) & mask;
+        while (j > (uint32_t)i);
+        int64_t t = (*sel)[i];
+        (*sel)[i] = (*sel)[j];
+        (*sel)[j] = t;
+    }
+    qsort(*sel, (size_t)o->max_images, sizeof(int64_t), gantl__cmp_i64);
+    *n = o->max_images;
+    return GANTL_OK;
+}
+
+/* Converts item i of n into its slot of b->images. */
+typedef gantl_status (*gantl__ds_item_fn)(const gantl__ds_build *b, void *user, int64_t i, unsigned char *out);
+
+/* Runs fn over n items on all threads; the error reported is the one of the first
+   failing item, as a serial loop would. */
+static gantl_status gantl__ds_run(const gantl__ds_build *b, int64_t n, gantl__ds_item_fn fn, void *user) {
+    int64_t first_bad = n;
+    gantl_status bad_status = GANTL_OK;
+    char bad_message[sizeof gantl__error_message];
+    bad_message[0] = 0;
+    GANTL__OMP(parallel for schedule(dynamic, 16) if (n > 16))
+    for (int64_t i = 0; i < n; i++) {
+        int64_t seen;
+        GANTL__OMP(atomic read)
+        seen = first_bad;
+        if (i > seen) continue;
+        gantl_status s = fn(b, user, i, b->images + i * b->image_bytes);
+        if (s != GANTL_OK) {
+            GANTL__OMP(critical(gantl__ds_run))
+            {
+                if (i < first_bad) {
+                    GANTL__OMP(atomic write)
+                    first_bad = i;
+                    bad_status = s;
+                    snprintf(bad_message, sizeof bad_message, "%s", gantl__error_message);
+                }
+            }
+        }
+    }
+    return bad_status == GANTL_OK ? GANTL_OK : gantl__fail(bad_status, "%s", bad_message);
+}
+
+static gantl_status gantl__ds_alloc(gantl_dataset *ds, gantl__ds_build *b, int64_t n, int labelled, const char *source) {
+    double bytes = (double)n * (double)b->image_bytes;
+    if (bytes > 4.0e18 || bytes > (double)(size_t)-1 / 2)
+        return gantl__fail(GANTL_ERR_NOMEM, "%s: %lld images of %dx%dx%d is too much memory", source, (long long)n, b->C, b->R, b->R);
+    b->images = ds->images = (unsigned char *)GANTL_MALLOC((size_t)bytes ? (size_t)bytes : 1);
+    if (labelled) ds->labels = (int32_t *)GANTL_MALLOC((size_t)n * sizeof(int32_t));
+    if (!ds->images || (labelled && !ds->labels))
+        return gantl__fail(GANTL_ERR_NOMEM, "%s: out of memory for %lld images of %dx%dx%d (%.0f MB)", source, (long long)n, b->C,
+                           b->R, b->R, bytes / 1e6);
+    ds->count = n, ds->channels = b->C, ds->resolution = b->R;
+    return GANTL_OK;
+}
+
+/* ds->name: "<source> res=R ch=C[ max=N seed=S]", the source shortened from the left if long. */
+static void gantl__ds_name(gantl_dataset *ds, const char *source, int64_t total, const gantl_dataset_options *o) {
+    char suffix[96];
+    int k = snprintf(suffix, sizeof suffix, " res=%d ch=%d", ds->resolution, ds->channels);
+    if (ds->count < total)
+        snprintf(suffix + k, sizeof suffix - (size_t)k, " max=%lld seed=%llu", (long long)o->max_images, (unsigned long long)o->seed);
+    size_t tail = strlen(suffix), room = sizeof ds->name - 1 - tail, len = strlen(source);
+    size_t skip = len > room ? len - (room - 3) : 0;
+    char *p = ds->name;
+    if (skip) memcpy(p, "...", 3), p += 3;
+    memcpy(p, source + skip, len - skip);
+    memcpy(p + len - skip, suffix, tail + 1);
+}
+
+/* ---- in-memory sources: .npy, IDX, Fashion-MNIST ---- */
+
+typedef struct gantl__ds_mem {
+    const unsigned char *data;
+    int64_t stride;           /* bytes from one image to the next */
+    int w, h, comps;
+    int64_t sx, sy, sc;       /* byte strides of x, y and channel */
+    const int64_t *sel;       /* output image -> source image */
+    const char *path;
+} gantl__ds_mem;
+
+static gantl_status gantl__ds_mem_item(const gantl__ds_build *b, void *user, int64_t i, unsigned char *out) {
+    const gantl__ds_mem *m = (const gantl__ds_mem *)user;
+    char what[64 + 512];
+    snprintf(what, sizeof what, "image %lld of '%.500s'", (long long)m->sel[i], m->path);
+    return gantl__ds_place(b, m->data + m->sel[i] * m->stride, m->w, m->h, m->comps, m->sx, m->sy, m->sc, out, what);
+}
+
+/* Builds ds from total in-memory images; item_labels (total,) or NULL; map (total,) maps
+   items to source images (NULL: the same). */
+static gantl_status gantl__ds_from_mem(gantl_dataset *ds, const gantl_dataset_options *o, gantl__ds_mem *m, int64_t total,
+                                       const int64_t *map, const int32_t *item_labels, int num_classes, const char *source) {
+    gantl__ds_build b;
+    int64_t *sel = NULL, n = 0;
+    char first[64 + 512];
+    memset(&b, 0, sizeof b);
+    b.o = o;
+    if (total == 0) return gantl__fail(GANTL_ERR_INVALID, "%s: no images (empty dataset)", source);
+    gantl_status s = gantl__ds_select(o, total, &sel, &n);
+    if (s == GANTL_OK) {
+        snprintf(first, sizeof first, "image %lld of '%.500s'", (long long)(map ? map[sel[0]] : sel[0]), m->path);
+        s = gantl__ds_setup(&b, m->w, m->h, m->comps, first);
+    }
+    if (s == GANTL_OK) s = gantl__ds_alloc(ds, &b, n, item_labels != NULL, source);
+    if (s == GANTL_OK) {
+        for (int64_t i = 0; i < n; i++) {
+            if (item_labels) ds->labels[i] = item_labels[sel[i]];
+            if (map) sel[i] = map[sel[i]];
+        }
+        ds->num_classes = item_labels ? num_classes : 0;
+        m->sel = sel;
+        s = gantl__ds_run(&b, n, gantl__ds_mem_item, m);
+    }
+    if (s == GANTL_OK) gantl__ds_name(ds, source, total, o);
+    GANTL_FREE(sel);
+    return s;
+}
+
+/* Integer class labels (N,) from a .npy array. */
+static gantl_status gantl__ds_npy_labels(const gantl_npy *a, int64_t count, int32_t **labels, int *num_classes, const char *path) {
+    gantl_dtype t = a->dtype;
+    if (a->ndim != 1 || a->shape[0] != count || !(t == GANTL_I64 || t == GANTL_I32 || t == GANTL_I16 || t == GANTL_I8 || t == GANTL_U8))
+        return gantl__fail(GANTL_ERR_FORMAT, "'%s': labels must be integers of shape (%lld,), one class per image (dtype %s, %d-D)",
+                           path, (long long)count, gantl_dtype_name(t), a->ndim);
+    size_t size = gantl_dtype_size(t);
+    *labels = (int32_t *)GANTL_MALLOC((size_t)(count ? count : 1) * sizeof(int32_t));
+    if (!*labels) return gantl__fail(GANTL_ERR_NOMEM, "'%s': out of memory", path);
+    int64_t most = -1;
+    for (int64_t i = 0; i < count; i++) {
+        uint64_t u = gantl__load_le(a->data + (size_t)i * size, (int)size);
+        int64_t v = t == GANTL_U8 ? (int64_t)u : size == 8 ? (int64_t)u : size == 4 ? (int64_t)(int32_t)(uint32_t)u
+                  : size == 2 ? (int64_t)(int16_t)(uint16_t)u : (int64_t)(int8_t)(uint8_t)u;
+        if (v < 0 || v > 0x7fffffff) {
+            GANTL_FREE(*labels);
+            *labels = NULL;
+            return gantl__fail(GANTL_ERR_FORMAT, "'%s': label %lld of image %lld is not a class index", path, (long long)v, (long long)i);
+        }
+        (*labels)[i] = (int32_t)v;
+        if (v > most) most = v;
+    }
+    *num_classes = (int)(most + 1);
+    return GANTL_OK;
+}
+
+static gantl_status gantl__ds_load_npy(gantl_dataset *ds, const char *path, const gantl_dataset_options *o) {
+    gantl_npy a, la;
+    int32_t *labels = NULL;
+    int num_classes = 0;
+    gantl__ds_mem m;
+    memset(&m, 0, sizeof m);
+    memset(&la, 0, sizeof la);
+    gantl_status s = gantl_npy_load(&a, path);
+    if (s != GANTL_OK) return s;
+    int64_t N = a.ndim >= 3 ? a.shape[0] : 0, H = 0, W = 0, C = 0;
+    if (a.ndim == 3) H = a.shape[1], W = a.shape[2], C = 1, m.sx = 1, m.sy = W, m.sc = 0;
+    else if (a.ndim == 4 && (a.shape[1] == 1 || a.shape[1] == 3))
+        C = a.shape[1], H = a.shape[2], W = a.shape[3], m.sx = 1, m.sy = W, m.sc = H * W;
+    else if (a.ndim == 4 && (a.shape[3] == 1 || a.shape[3] == 3))
+        H = a.shape[1], W = a.shape[2], C = a.shape[3], m.sx = C, m.sy = W * C, m.sc = 1;
+    if (!C) {
+        char shape[160] = "(";
+        for (int d = 0; d < a.ndim; d++)
+            snprintf(shape + strlen(shape), sizeof shape - strlen(shape), d ? ", %lld" : "%lld", (long long)a.shape[d]);
+        gantl_npy_free(&a);
+        return gantl__fail(GANTL_ERR_FORMAT, "'%s' has shape %s): images must be (N, C, H, W) or (N, H, W, C) with C 1 or 3, "
+                           "or (N, H, W)", path, shape);
+    }
+    if (H < 1 || W < 1 || H > (1 << 24) || W > (1 << 24)) {
+        gantl_npy_free(&a);
+        return gantl__fail(GANTL_ERR_FORMAT, "'%s': images of %lldx%lld", path, (long long)W, (long long)H);
+    }
+    if (a.dtype == GANTL_F32 || a.dtype == GANTL_F64 || a.dtype == GANTL_F16) {
+        /* as the official generate.py: (x * 127.5 + 128).clamp(0, 255).to(uint8), in float32 */
+        unsigned char *u8 = (unsigned char *)GANTL_MALLOC((size_t)(a.numel ? a.numel : 1));
+        if (!u8) {
+            gantl_npy_free(&a);
+            return gantl__fail(GANTL_ERR_NOMEM, "'%s': out of memory", path);
+        }
+        size_t esize = gantl_dtype_size(a.dtype);
+        float chunk[1024];
+        for (int64_t i = 0; i < a.numel; i += 1024) {
+            int64_t k = a.numel - i < 1024 ? a.numel - i : 1024;
+            gantl__to_f32(a.dtype, a.data + (size_t)i * esize, k, chunk);
+            for (int64_t j = 0; j < k; j++) {
+                float x = (float)((double)chunk[j] * 127.5); /* exact product, rounded to float */
+                float v = (float)((double)x + 128.0);
+                u8[i + j] = !(v >= 0.0f) ? 0 : v >= 255.0f ? 255 : (unsigned char)v;
+            }
+        }
+        GANTL_FREE(a.data);
+        a.data = u8;
+        a.dtype = GANTL_U8;
+    }
+    if (a.dtype != GANTL_U8) {
+        s = gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s': images must be uint8, or float in [-1, 1] (dtype %s)", path,
+                        gantl_dtype_name(a.dtype));
+        gantl_npy_free(&a);
+        return s;
+    }
+    /* labels from the sibling "<name>.labels.npy" */
+    size_t len = strlen(path);
+    char *lpath = (char *)GANTL_MALLOC(len + 16);
+    if (!lpath) {
+        gantl_npy_free(&a);
+        return gantl__fail(GANTL_ERR_NOMEM, "out of memory");
+    }
+    memcpy(lpath, path, len - 4);
+    memcpy(lpath + len - 4, ".labels.npy", 12);
+    if (gantl__path_kind(lpath) == 1) {
+        s = gantl_npy_load(&la, lpath);
+        if (s == GANTL_OK) s = gantl__ds_npy_labels(&la, N, &labels, &num_classes, lpath);
+        gantl_npy_free(&la);
+    }
+    GANTL_FREE(lpath);
+    if (s == GANTL_OK) {
+        m.data = a.data, m.stride = C * H * W, m.w = (int)W, m.h = (int)H, m.comps = (int)C, m.path = path;
+        s = gantl__ds_from_mem(ds, o, &m, N, NULL, labels, num_classes, path);
+    }
+    GANTL_FREE(labels);
+    gantl_npy_free(&a);
+    return s;
+}
+
+/* IDX images (N, H, W) and, when labels_path exists or required, labels (N,); classes
+   keep[10] (or NULL: all) selects and re-indexes Fashion-MNIST's classes. */
+static gantl_status gantl__ds_load_idx(gantl_dataset *ds, const char *images_path, const char *labels_path, int labels_required,
+                                       const int *keep, int k, const char *source, const gantl_dataset_options *o) {
+    unsigned char *ifile = NULL, *lfile = NULL;
+    const unsigned char *idata = NULL, *ldata = NULL;
+    int64_t idims[3] = {0, 0, 0}, ldims[1] = {0}, *map = NULL, total = 0;
+    int32_t *labels = NULL;
+    int num_classes = 0;
+    gantl_status s = gantl__idx_load(images_path, 3, idims, &ifile, &idata);
+    if (s == GANTL_OK && (labels_required || gantl__path_kind(labels_path) == 1)) {
+        s = gantl__idx_load(labels_path, 1, ldims, &lfile, &ldata);
+        if (s == GANTL_OK && ldims[0] != idims[0])
+            s = gantl__fail(GANTL_ERR_FORMAT, "'%s' has %lld labels, '%s' %lld images", labels_path, (long long)ldims[0], images_path,
+                            (long long)idims[0]);
+    }
+    if (s == GANTL_OK && (idims[1] < 1 || idims[2] < 1 || idims[1] > (1 << 24) || idims[2] > (1 << 24)))
+        s = gantl__fail(GANTL_ERR_FORMAT, "'%s': images of %lldx%lld", images_path, (long long)idims[2], (long long)idims[1]);
+    if (s == GANTL_OK && ldata) {
+        map = (int64_t *)GANTL_MALLOC((size_t)(idims[0] ? idims[0] : 1) * sizeof(int64_t));
+        labels = (int32_t *)GANTL_MALLOC((size_t)(idims[0] ? idims[0] : 1) * sizeof(int32_t));
+        if (!map || !labels) s = gantl__fail(GANTL_ERR_NOMEM, "%s: out of memory", source);
+    }
+    if (s == GANTL_OK && ldata) {
+        int classes[256];
+        for (int c = 0; c < 256; c++) classes[c] = keep ? -1 : c;
+        for (int j = 0; keep && j < k; j++) classes[keep[j]] = j;
+        for (int64_t i = 0; i < idims[0]; i++) {
+            if (keep && ldata[i] >= 10) {
+                s = gantl__fail(GANTL_ERR_FORMAT, "'%s': label %d of image %lld is not a Fashion-MNIST class", labels_path, ldata[i],
+                                (long long)i);
+                break;
+            }
+            int c = classes[ldata[i]];
+            if (c < 0) continue;
+            map[total] = i;
+            labels[total++] = c;
+            if (c + 1 > num_classes) num_classes = c + 1;
+        }
+        if (keep) num_classes = k;
+    } else total = idims[0];
+    if (s == GANTL_OK) {
+        gantl__ds_mem m;
+        memset(&m, 0, sizeof m);
+        m.data = idata, m.stride = idims[1] * idims[2], m.w = (int)idims[2], m.h = (int)idims[1], m.comps = 1;
+        m.sx = 1, m.sy = idims[2], m.path = images_path;
+        s = gantl__ds_from_mem(ds, o, &m, total, map, labels, num_classes, source);
+    }
+    GANTL_FREE(map);
+    GANTL_FREE(labels);
+    GANTL_FREE(ifile);
+    GANTL_FREE(lfile);
+    return s;
+}
+
+static const char *const gantl__fmnist_names[10] = {"tshirt", "trouser", "pullover", "dress", "coat",
+                                                    "sandal", "shirt",   "sneaker",  "bag",   "ankle-boot"};
+
+/* "fashion-mnist[:CLASSES][@train|@test]" */
+static gantl_status gantl__ds_load_fmnist(gantl_dataset *ds, const char *spec, const gantl_dataset_options *o) {
+    static const struct { const char *name; int index; } aliases[] = {
+        {"tshirt", 0}, {"t-shirt", 0}, {"top", 0}, {"trouser", 1}, {"pullover", 2}, {"dress", 3}, {"coat", 4},
+        {"sandal", 5}, {"shirt", 6}, {"sneaker", 7}, {"bag", 8}, {"ankle-boot", 9}, {"boot", 9}};
+    const char *p = spec + 13, *at = strchr(p, '@');
+    int keep[10], k = 0, test = 0;
+    if (at) {
+        if (!strcmp(at, "@test")) test = 1;
+        else if (strcmp(at, "@train"))
+            return gantl__fail(GANTL_ERR_INVALID, "bad dataset spec '%s': the split must be @train or @test", spec);
+    }
+    const char *end = at ? at : p + strlen(p);
+    if (*p == ':') {
+        p++;
+        for (;;) {
+            const char *comma = (const char *)memchr(p, ',', (size_t)(end - p)), *stop = comma ? comma : end;
+            char word[32];
+            while (p < stop && *p == ' ') p++;
+            size_t n = (size_t)(stop - p);
+            while (n && p[n - 1] == ' ') n--;
+            if (!n) return gantl__fail(GANTL_ERR_INVALID, "bad dataset spec '%s': an empty class name", spec);
+            int found = -1;
+            if (n < sizeof word) {
+                for (size_t i = 0; i < n; i++) word[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] - 'A' + 'a' : p[i]);
+                word[n] = 0;
+                if (n == 1 && word[0] >= '0' && word[0] <= '9') found = word[0] - '0';
+                for (size_t a = 0; a < sizeof aliases / sizeof aliases[0]; a++)
+                    if (!strcmp(word, aliases[a].name)) found = aliases[a].index;
+            }
+            if (found < 0)
+                return gantl__fail(GANTL_ERR_INVALID, "fashion-mnist: unknown class '%.*s' (classes: tshirt, trouser, pullover, dress, "
+                                   "coat, sandal, shirt, sneaker, bag, ankle-boot, or 0-9)", (int)(n < 64 ? n : 64), p);
+            for (int j = 0; j < k; j++)
+                if (keep[j] == found)
+                    return gantl__fail(GANTL_ERR_INVALID, "fashion-mnist: class '%s' is given twice", gantl__fmnist_names[found]);
+            keep[k++] = found;
+            if (!comma) break;
+            p = comma + 1;
+        }
+    } else if (p != end) {
+        return gantl__fail(GANTL_ERR_INVALID, "bad dataset spec '%s': expected fashion-mnist[:CLASSES][@train|@test]", spec);
+    }
+    int all = k == 0 || k == 10;
+    for (int j = 0; j < k; j++) all &= keep[j] == j;
+    char source[160] = "fashion-mnist";
+    for (int j = 0; !all && j < k; j++)
+        snprintf(source + strlen(source), sizeof source - strlen(source), "%s%s", j ? "," : ":", gantl__fmnist_names[keep[j]]);
+    snprintf(source + strlen(source), sizeof source - strlen(source), test ? "@test" : "@train");
+    const char *prefix = test ? "t10k" : "train";
+    char ipath[512], lpath[512];
+    snprintf(ipath, sizeof ipath, "%s/%s-images-idx3-ubyte.gz", GANTL_FASHION_MNIST_DIR, prefix);
+    snprintf(lpath, sizeof lpath, "%s/%s-labels-idx1-ubyte.gz", GANTL_FASHION_MNIST_DIR, prefix);
+    if (gantl__path_kind(ipath) != 1)
+        return gantl__fail(GANTL_ERR_IO, "fashion-mnist: cannot find '%s' (Debian: apt-get install dataset-fashion-mnist)", ipath);
+    return gantl__ds_load_idx(ds, ipath, lpath, 1, all ? NULL : keep, k, source, o);
+}
+
+/* ---- image folders (stb_image) ---- */
+
+typedef struct gantl__strlist {
+    char **items;
+    int64_t count, capacity;
+} gantl__strlist;
+
+static void gantl__strlist_free(gantl__strlist *l) {
+    for (int64_t i = 0; i < l->count; i++) GANTL_FREE(l->items[i]);
+    GANTL_FREE(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+/* Appends s (taking it); 0 when out of memory (s is freed). */
+static int gantl__strlist_push(gantl__strlist *l, char *s) {
+    if (s && l->count == l->capacity) {
+        int64_t cap = l->capacity ? 2 * l->capacity : 256;
+        char **items = (char **)GANTL_REALLOC(l->items, (size_t)cap * sizeof(char *));
+        if (!items) {
+            GANTL_FREE(s);
+            return 0;
+        }
+        l->items = items, l->capacity = cap;
+    }
+    if (s) l->items[l->count++] = s;
+    return s != NULL;
+}
+
+/* 1: an image stb_image reads; 2: an image format it cannot read; 0: not an image. */
+static int gantl__ds_image_kind(const char *name) {
+    static const char *const ok[] = {"png", "jpg", "jpeg", "bmp", "gif", "tga", "psd", "pic", "ppm", "pgm", "pnm", "hdr"};
+    static const char *const no[] = {"tif", "tiff", "webp"};
+    const char *dot = strrchr(name, '.');
+    char ext[8];
+    size_t n = dot ? strlen(dot + 1) : 0;
+    if (!dot || n == 0 || n >= sizeof ext) return 0;
+    for (size_t i = 0; i <= n; i++) ext[i] = (char)(dot[1 + i] >= 'A' && dot[1 + i] <= 'Z' ? dot[1 + i] - 'A' + 'a' : dot[1 + i]);
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (!strcmp(ext, ok[i])) return 1;
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        if (!strcmp(ext, no[i])) return 2;
+    return 0;
+}
+
+/* Handles one entry of the folder root/rel: recurses into folders, collects images. */
+static gantl_status gantl__ds_walk(const char *root, const char *rel, int depth, gantl__strlist *out);
+
+static gantl_status gantl__ds_walk_entry(const char *root, const char *rel, const char *name, int is_dir, int depth,
+                                         gantl__strlist *out) {
+    if (name[0] == '.') return GANTL_OK; /* ".", "..", hidden files and folders */
+    if (!is_dir && !gantl__ds_image_kind(name)) return GANTL_OK;
+    char *child = gantl__path_join(rel, name);
+    if (!child) return gantl__fail(GANTL_ERR_NOMEM, "out of memory listing '%s'", root);
+    gantl_status s = GANTL_OK;
+    if (is_dir) {
+        s = depth >= 32 ? gantl__fail(GANTL_ERR_INVALID, "'%s/%s': folders nested too deep (a symbolic link loop?)", root, child)
+                        : gantl__ds_walk(root, child, depth + 1, out);
+        GANTL_FREE(child);
+    } else if (gantl__ds_image_kind(name) == 2) {
+        s = gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s/%s': stb_image cannot read TIFF or WebP images (convert them to PNG)", root, child);
+        GANTL_FREE(child);
+    } else if (!gantl__strlist_push(out, child)) {
+        s = gantl__fail(GANTL_ERR_NOMEM, "out of memory listing '%s'", root);
+    }
+    return s;
+}
+
+static gantl_status gantl__ds_walk(const char *root, const char *rel, int depth, gantl__strlist *out) {
+    char *dir = gantl__path_join(root, rel);
+    if (!dir) return gantl__fail(GANTL_ERR_NOMEM, "out of memory listing '%s'", root);
+    gantl_status s = GANTL_OK;
+#if defined(_WIN32)
+    char *pattern = gantl__path_join(dir, "*");
+    struct _finddata_t fd;
+    intptr_t h = pattern ? _findfirst(pattern, &fd) : -1;
+    GANTL_FREE(pattern);
+    if (h == -1) s = gantl__fail(GANTL_ERR_IO, "cannot open folder '%s'", dir);
+    else {
+        do s = gantl__ds_walk_entry(root, rel, fd.name, (fd.attrib & _A_SUBDIR) != 0, depth, out);
+        while (s == GANTL_OK && _findnext(h, &fd) == 0);
+        _findclose(h);
+    }
+#else
+    DIR *d = opendir(dir);
+    if (!d) s = gantl__fail(GANTL_ERR_IO, "cannot open folder '%s'", dir);
+    for (struct dirent *e; d && s == GANTL_OK && (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.') continue;
+        char *full = gantl__path_join(dir, e->d_name);
+        if (!full) {
+            s = gantl__fail(GANTL_ERR_NOMEM, "out of memory listing '%s'", root);
+            break;
+        }
+        int kind = gantl__path_kind(full); /* follows symbolic links; dangling ones are skipped */
+        GANTL_FREE(full);
+        if (kind) s = gantl__ds_walk_entry(root, rel, e->d_name, kind == 2, depth, out);
+    }
+    if (d) closedir(d);
+#endif
+    GANTL_FREE(dir);
+    return s;
+}
+
+static int gantl__cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+typedef struct gantl__ds_label {
+    const char *name;
+    int32_t label;
+} gantl__ds_label;
+
+static int gantl__cmp_label(const void *a, const void *b) {
+    return strcmp(((const gantl__ds_label *)a)->name, ((const gantl__ds_label *)b)->name);
+}
+
+/* Labels of files (sorted relative paths) from root/dataset.json, if there; *labels stays
+   NULL when there is no file or its "labels" is null. */
+static gantl_status gantl__ds_folder_labels(const char *root, const gantl__strlist *files, int32_t **labels, int *num_classes) {
+    char *path = gantl__path_join(root, "dataset.json");
+    unsigned char *text = NULL;
+    size_t size = 0;
+    gantl_json j;
+    gantl__ds_label *table = NULL;
+    gantl_status s = GANTL_OK;
+    memset(&j, 0, sizeof j);
+    *labels = NULL;
+    *num_classes = 0;
+    if (!path) return gantl__fail(GANTL_ERR_NOMEM, "out of memory");
+    if (gantl__path_kind(path) != 1) {
+        GANTL_FREE(path);
+        return GANTL_OK;
+    }
+    s = gantl_read_file(path, &text, &size);
+    if (s == GANTL_OK && (s = gantl_json_parse(&j, (const char *)text, size)) != GANTL_OK) s = gantl__fail_prefix(s, path);
+    const gantl_json *list = s == GANTL_OK ? gantl_json_get(&j, "labels") : NULL;
+    if (s == GANTL_OK && list && list->type != GANTL_JSON_NULL) {
+        if (list->type != GANTL_JSON_ARRAY)
+            s = gantl__fail(GANTL_ERR_FORMAT, "'%s': \"labels\" must be a list of [\"file name\", class] pairs", path);
+        if (s == GANTL_OK && !(table = (gantl__ds_label *)GANTL_MALLOC((size_t)(list->count + 1) * sizeof *table)))
+            s = gantl__fail(GANTL_ERR_NOMEM, "out of memory reading '%s'", path);
+        for (int i = 0; s == GANTL_OK && i < list->count; i++) {
+            const gantl_json *e = &list->items[i];
+            if (e->type != GANTL_JSON_ARRAY || e->count != 2 || e->items[0].type != GANTL_JSON_STRING) {
+                s = gantl__fail(GANTL_ERR_FORMAT, "'%s': label %d is not a [\"file name\", class] pair", path, i);
+            } else if (e->items[1].type != GANTL_JSON_NUMBER || e->items[1].number < 0 || e->items[1].number > 2147483647.0 ||
+                       e->items[1].number != floor(e->items[1].number)) {
+                s = gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s': the label of '%s' is not a class index (only integer labels are "
+                                "supported)", path, e->items[0].string);
+            } else {
+                table[i].name = e->items[0].string;
+                table[i].label = (int32_t)e->items[1].number;
+            }
+        }
+        if (s == GANTL_OK) {
+            qsort(table, (size_t)list->count, sizeof *table, gantl__cmp_label);
+            if (!(*labels = (int32_t *)GANTL_MALLOC((size_t)(files->count + 1) * sizeof(int32_t))))
+                s = gantl__fail(GANTL_ERR_NOMEM, "out of memory reading '%s'", path);
+        }
+        for (int64_t i = 0; s == GANTL_OK && i < files->count; i++) {
+            gantl__ds_label key;
+            key.name = files->items[i];
+            key.label = 0;
+            const gantl__ds_label *hit =
+                (const gantl__ds_label *)bsearch(&key, table, (size_t)list->count, sizeof *table, gantl__cmp_label);
+            if (!hit) s = gantl__fail(GANTL_ERR_FORMAT, "'%s' has no label for '%s'", path, files->items[i]);
+            else {
+                (*labels)[i] = hit->label;
+                if (hit->label + 1 > *num_classes) *num_classes = hit->label + 1;
+            }
+        }
+        if (s != GANTL_OK) {
+            GANTL_FREE(*labels);
+            *labels = NULL;
+        }
+    }
+    GANTL_FREE(table);
+    gantl_json_free(&j);
+    GANTL_FREE(text);
+    GANTL_FREE(path);
+    return s;
+}
+
+typedef struct gantl__ds_folder {
+    const char *root;
+    char **files;       /* relative paths */
+    const int64_t *sel; /* output image -> file */
+} gantl__ds_folder;
+
+/* Reads and decodes one file: *px (stbi_image_free it) with its size and channels. */
+static gantl_status gantl__ds_decode(const char *root, const char *rel, unsigned char **px, int *w, int *h, int *comps) {
+    char *path = gantl__path_join(root, rel);
+    unsigned char *bytes = NULL;
+    size_t size = 0;
+    *px = NULL;
+    if (!path) return gantl__fail(GANTL_ERR_NOMEM, "out of memory");
+    gantl_status s = gantl_read_file(path, &bytes, &size);
+#ifdef STBI_INCLUDE_STB_IMAGE_H
+    if (s == GANTL_OK && size > 0x7fffffff) s = gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s': image files over 2 GiB are not supported", path);
+    if (s == GANTL_OK && !(*px = stbi_load_from_memory(bytes, (int)size, w, h, comps, 0)))
+        s = gantl__fail(GANTL_ERR_FORMAT, "'%s': cannot decode the image (stb_image: %s)", path, stbi_failure_reason());
+#else
+    (void)w, (void)h, (void)comps;
+    if (s == GANTL_OK) s = gantl__fail(GANTL_ERR_UNSUPPORTED, "'%s': decoding images needs stb_image: " GANTL__NEED_STBI, path);
+#endif
+    GANTL_FREE(bytes);
+    GANTL_FREE(path);
+    return s;
+}
+
+static gantl_status gantl__ds_folder_item(const gantl__ds_build *b, void *user, int64_t i, unsigned char *out) {
+    const gantl__ds_folder *f = (const gantl__ds_folder *)user;
+    const char *rel = f->files[f->sel[i]];
+    unsigned char *px;
+    int w = 0, h = 0, comps = 0;
+    gantl_status s = gantl__ds_decode(f->root, rel, &px, &w, &h, &comps);
+    if (s != GANTL_OK) return s;
+    char what[1024];
+    snprintf(what, sizeof what, "'%s/%s'", f->root, rel);
+    s = gantl__ds_place(b, px, w, h, comps, comps, (int64_t)w * comps, 1, out, what);
+#ifdef STBI_INCLUDE_STB_IMAGE_H
+    stbi_image_free(px);
+#endif
+    return s;
+}
+
+static gantl_status gantl__ds_load_folder(gantl_dataset *ds, const char *spec, const gantl_dataset_options *o) {
+    gantl__strlist files;
+    gantl__ds_build b;
+    gantl__ds_folder f;
+    int32_t *labels = NULL;
+    int64_t *sel = NULL, n = 0;
+    int num_classes = 0;
+    char first[1024];
+    memset(&files, 0, sizeof files);
+    memset(&b, 0, sizeof b);
+    b.o = o;
+    size_t len = strlen(spec);
+    char *root = (char *)GANTL_MALLOC(len + 1);
+    if (!root) return gantl__fail(GANTL_ERR_NOMEM, "out of memory");
+    memcpy(root, spec, len + 1);
+    while (len > 1 && root[len - 1] == '/') root[--len] = 0;
+    gantl_status s = gantl__ds_walk(root, "", 0, &files);
+    if (s == GANTL_OK && files.count == 0)
+        s = gantl__fail(GANTL_ERR_INVALID, "folder '%s' has no images (.png, .jpg, ...): empty dataset", root);
+    if (s == GANTL_OK) {
+        qsort(files.items, (size_t)files.count, sizeof(char *), gantl__cmp_str);
+        s = gantl__ds_folder_labels(root, &files, &labels, &num_classes);
+    }
+    if (s == GANTL_OK) s = gantl__ds_select(o, files.count, &sel, &n);
+    if (s == GANTL_OK) { /* the first image sets the channels and, without a resolution, the size */
+        unsigned char *px = NULL;
+        int w = 0, h = 0, comps = 0;
+        s = gantl__ds_decode(root, files.items[sel[0]], &px, &w, &h, &comps);
+#ifdef STBI_INCLUDE_STB_IMAGE_H
+        if (px) stbi_image_free(px);
+#endif
+        snprintf(first, sizeof first, "'%s/%s'", root, files.items[sel[0]]);
+        if (s == GANTL_OK) s = gantl__ds_setup(&b, w, h, comps, first);
+    }
+    if (s == GANTL_OK) s = gantl__ds_alloc(ds, &b, n, labels != NULL, root);
+    if (s == GANTL_OK) {
+        for (int64_t i = 0; labels && i < n; i++) ds->labels[i] = labels[sel[i]];
+        ds->num_classes = labels ? num_classes : 0;
+        f.root = root, f.files = files.items, f.sel = sel;
+        s = gantl__ds_run(&b, n, gantl__ds_folder_item, &f);
+    }
+    if (s == GANTL_OK) gantl__ds_name(ds, root, files.count, o);
+    GANTL_FREE(sel);
+    GANTL_FREE(labels);
+    gantl__strlist_free(&files);
+    GANTL_FREE(root);
+    return s;
+}
+
+/* ---- the public entry points ---- */
+
+static int gantl__ends_with(const char *s, const char *tail) {
+    size_t n = strlen(s), k = strlen(tail);
+    if (n < k) return 0;
+    for (size_t i = 0; i < k; i++) {
+        char c = s[n - k + i];
+        if ((c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c) != tail[i]) return 0;
+    }
+    return 1;
+}
+
+GANTLDEF gantl_status gantl_dataset_load(gantl_dataset *ds, const char *spec, const gantl_dataset_options *o) {
+    gantl_dataset_options defaults;
+    gantl_status s;
+    memset(ds, 0, sizeof *ds);
+    if (!o) gantl_dataset_options_default(&defaults), o = &defaults;
+    if (!spec || !*spec) return gantl__fail(GANTL_ERR_INVALID, "dataset: empty spec");
+    if (o->channels != 0 && o->channels != 1 && o->channels != 3)
+        return gantl__fail(GANTL_ERR_INVALID, "dataset '%s': channels %d (0 native, 1 grey or 3 RGB)", spec, o->channels);
+    if (o->resolution != 0 && (!gantl__is_pow2(o->resolution) || o->resolution > 65536))
+        return gantl__fail(GANTL_ERR_INVALID, "dataset '%s': resolution %d is not a power of two (0: native)", spec, o->resolution);
+    if (o->max_images < 0)
+        return gantl__fail(GANTL_ERR_INVALID, "dataset '%s': max_images %lld is negative", spec, (long long)o->max_images);
+    if (!strncmp(spec, "fashion-mnist", 13) && (spec[13] == 0 || spec[13] == ':' || spec[13] == '@')) {
+        s = gantl__ds_load_fmnist(ds, spec, o);
+    } else if (gantl__ends_with(spec, ".npy")) {
+        s = gantl__ds_load_npy(ds, spec, o);
+    } else if (gantl__ends_with(spec, "idx3-ubyte") || gantl__ends_with(spec, "idx3-ubyte.gz")) {
+        size_t n = strlen(spec);
+        char *lpath = (char *)GANTL_MALLOC(n + 4);
+        const char *at = NULL; /* the last "images-idx3" */
+        for (const char *q = strstr(spec, "images-idx3"); q; q = strstr(q + 1, "images-idx3")) at = q;
+        if (!lpath) return gantl__fail(GANTL_ERR_NOMEM, "out of memory");
+        memcpy(lpath, spec, n + 1);
+        if (at) memcpy(lpath + (at - spec), "labels-idx1", 11);
+        if (!at) lpath[0] = 0; /* no sibling labels */
+        else if (gantl__path_kind(lpath) != 1 && gantl__ends_with(lpath, ".gz")) lpath[n - 3] = 0;
+        else if (gantl__path_kind(lpath) != 1) memcpy(lpath + n, ".gz", 4);
+        s = gantl__ds_load_idx(ds, spec, lpath, 0, NULL, 0, spec, o);
+        GANTL_FREE(lpath);
+    } else {
+        int kind = gantl__path_kind(spec);
+        if (kind == 2) s = gantl__ds_load_folder(ds, spec, o);
+        else if (kind == 1)
+            s = gantl__fail(GANTL_ERR_INVALID, "bad dataset spec '%s': not a folder, a .npy file, an IDX file (*-images-idx3-ubyte"
+                            "[.gz]) or fashion-mnist[:CLASSES][@train|@test]", spec);
+        else s = gantl__fail(GANTL_ERR_IO, "dataset: cannot find the folder '%s'", spec);
+    }
+    if (s != GANTL_OK) gantl_dataset_free(ds);
+    return s;
+}
+
+GANTLDEF void gantl_dataset_batch(const gantl_dataset *ds, const int64_t *indices, const unsigned char *flip, int64_t n,
+                                  float *out, float *labels_onehot) {
+    GANTL__CHECK(ds && ds->images && n >= 0 && (out || n == 0), "dataset_batch: no dataset or output");
+    for (int64_t i = 0; i < n; i++)
+        GANTL__CHECK(indices[i] >= 0 && indices[i] < ds->count, "dataset_batch: index %lld of item %lld is outside the %lld images",
+                     (long long)indices[i], (long long)i, (long long)ds->count);
+    float lut[256];
+    for (int v = 0; v < 256; v++) lut[v] = (float)v / 127.5f - 1.0f; /* as the official loop: x / 127.5 - 1 */
+    int R = ds->resolution;
+    int64_t rows = (int64_t)ds->channels * R, image = rows * R;
+    GANTL__OMP(parallel for schedule(static) if (n * image > (1 << 16)))
+    for (int64_t i = 0; i < n; i++) {
+        const unsigned char *src = ds->images + indices[i] * image;
+        float *dst = out + i * image;
+        int mirror = flip && flip[i];
+        for (int64_t r = 0; r < rows; r++, src += R, dst += R)
+            if (mirror) for (int x = 0; x < R; x++) dst[x] = lut[src[R - 1 - x]];
+            else for (int x = 0; x < R; x++) dst[x] = lut[src[x]];
+    }
+    if (labels_onehot && ds->labels && ds->num_classes > 0) {
+        memset(labels_onehot, 0, (size_t)n * (size_t)ds->num_classes * sizeof(float));
+        for (int64_t i = 0; i < n; i++) labels_onehot[i * ds->num_classes + ds->labels[indices[i]]] = 1.0f;
+    }
+}
+
+/* ---- sampler ---- */
+
+GANTLDEF gantl_status gantl_sampler_init(gantl_sampler *s, int64_t count, int mirror, uint64_t seed) {
+    memset(s, 0, sizeof *s);
+    if (count <= 0) return gantl__fail(GANTL_ERR_INVALID, "sampler: %lld images (empty dataset)", (long long)count);
+    int64_t items = count * (mirror ? 2 : 1);
+    s->order = (int64_t *)GANTL_MALLOC((size_t)items * sizeof(int64_t));
+    if (!s->order) return gantl__fail(GANTL_ERR_NOMEM, "sampler: out of memory for %lld items", (long long)items);
+    s->count = count, s->mirror = mirror ? 1 : 0, s->seed = seed, s->order_epoch = -1;
+    return GANTL_OK;
+}
+
+GANTLDEF void gantl_sampler_next(gantl_sampler *s, int64_t n, int64_t *indices, unsigned char *flip) {
+    int64_t items = s->count * (1 + s->mirror);
+    GANTL__CHECK(s->order && n >= 0 && s->epoch >= 0 && s->position >= 0 && s->position <= items,
+                 "sampler_next: not initialised, or epoch %lld / position %lld out of range", (long long)s->epoch,
+                 (long long)s->position);
+    for (int64_t i = 0; i < n; i++) {
+        if (s->position == items) s->epoch++, s->position = 0;
+        if (s->order_epoch != s->epoch) { /* epoch e: a permutation from Philox counters e * items onwards */
+            gantl_rng rng = gantl_rng_new(s->seed);
+            rng.offset = (uint64_t)s->epoch * (uint64_t)items;
+            gantl_rng_permutation(&rng, s->order, items);
+            s->order_epoch = s->epoch;
+        }
+        int64_t item = s->order[s->position++];
+        indices[i] = item < s->count ? item : item - s->count;
+        if (flip) flip[i] = (unsigned char)(item >= s->count);
+    }
+}
+
+GANTLDEF void gantl_sampler_free(gantl_sampler *s) {
+    GANTL_FREE(s->order);
+    memset(s, 0, sizeof *s);
+}
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,23 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
+/* stb_image and stb_image_resize (Debian: libstb-dev) before gantl.h: datasets decode
+   PNG / JPEG, inflate .gz and resize with them. */
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#endif
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb/stb_image.h>
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#include <stb/stb_image_resize.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
 #define GANTL_IMPLEMENTATION
 #include "../gantl.h"
 #include "test.h"
@@ -16,6 +33,7 @@
 #include "test_networks.c"
 #include "test_cli.c"
 #include "test_train.c"
+#include "test_data.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
@@ -25,6 +43,7 @@ int main(int argc, char **argv) {
     run_network_tests();
     run_cli_tests();
     run_train_tests();
+    run_data_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }
