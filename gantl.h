@@ -1863,34 +1863,52 @@ static void gantl__cpu_conv2d_wgrad(gantl_ctx *ctx, gantl_tensor *out) {
 
 /* upfirdn2d: y[oy, ox] = gain * sum_t f'[t] * u[oy*down + ty - pad_y0, ...] where u is x
    upsampled by zero insertion (u[q] = x[q/up] when up divides q) and f' is f flipped
-   (a true convolution) unless flip_filter. Params: up x/y, down x/y, pad x0 x1 y0 y1, flip. */
+   (a true convolution) unless flip_filter. Params: up x/y, down x/y, pad x0 x1 y0 y1, flip.
+   Polyphase: per output row and column, a table of the taps that land on input samples
+   (about 1/up of them, inside the image), so no work is spent on inserted zeros. */
+static int gantl__fir_taps(int *tap, int *src, int64_t o, int64_t n_in, int64_t taps, int up, int down, int pad0) {
+    int count = 0;
+    for (int64_t t = 0; t < taps; t++) {
+        int64_t q = o * down + t - pad0;
+        if (q < 0 || q % up != 0 || q / up >= n_in) continue;
+        tap[count] = (int)t, src[count] = (int)(q / up), count++;
+    }
+    return count;
+}
+
 static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
-    (void)ctx;
     const gantl_tensor *x = out->src[0], *f = out->src[1];
     int upx = out->ip[0], upy = out->ip[1], downx = out->ip[2], downy = out->ip[3];
     int px0 = out->ip[4], py0 = out->ip[6], flip = out->ip[8];
     float gain = out->fp[0];
     int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t Ho = out->shape[2], Wo = out->shape[3], fh = f->shape[0], fw = f->shape[1];
-    GANTL__OMP(parallel for schedule(static) if (out->numel * fh * fw > 32768))
+    /* tables: for each output column ox, up to fw (tap, input column) pairs; rows likewise;
+       and the filter as applied (flipped for a true convolution, times gain) */
+    size_t ints = (size_t)(Wo * fw + Ho * fh) * 2 + (size_t)(Wo + Ho);
+    int *mem = (int *)gantl__scratch(ctx, ints * sizeof(int) + (size_t)(fh * fw) * sizeof(float));
+    if (!mem) return;
+    int *xtap = mem, *xsrc = xtap + Wo * fw, *xcount = xsrc + Wo * fw;
+    int *ytap = xcount + Wo, *ysrc = ytap + Ho * fh, *ycount = ysrc + Ho * fh;
+    float *fk = (float *)(ycount + Ho);
+    for (int64_t ox = 0; ox < Wo; ox++) xcount[ox] = gantl__fir_taps(xtap + ox * fw, xsrc + ox * fw, ox, W, fw, upx, downx, px0);
+    for (int64_t oy = 0; oy < Ho; oy++) ycount[oy] = gantl__fir_taps(ytap + oy * fh, ysrc + oy * fh, oy, H, fh, upy, downy, py0);
+    for (int64_t ty = 0; ty < fh; ty++)
+        for (int64_t tx = 0; tx < fw; tx++)
+            fk[ty * fw + tx] = gain * f->data[(flip ? ty : fh - 1 - ty) * fw + (flip ? tx : fw - 1 - tx)];
+    GANTL__OMP(parallel for schedule(static) if (out->numel * fh * fw > 65536))
     for (int64_t nc = 0; nc < NC; nc++) {
         const float *xp = x->data + nc * H * W;
         float *yp = out->data + nc * Ho * Wo;
         for (int64_t oy = 0; oy < Ho; oy++)
             for (int64_t ox = 0; ox < Wo; ox++) {
                 float acc = 0.0f;
-                for (int64_t ty = 0; ty < fh; ty++) {
-                    int64_t qy = oy * downy + ty - py0;
-                    if (qy < 0 || qy % upy != 0 || qy / upy >= H) continue;
-                    const float *xrow = xp + (qy / upy) * W;
-                    const float *frow = f->data + (flip ? ty : fh - 1 - ty) * fw;
-                    for (int64_t tx = 0; tx < fw; tx++) {
-                        int64_t qx = ox * downx + tx - px0;
-                        if (qx < 0 || qx % upx != 0 || qx / upx >= W) continue;
-                        acc += frow[flip ? tx : fw - 1 - tx] * xrow[qx / upx];
-                    }
+                const int *tx = xtap + ox * fw, *ix = xsrc + ox * fw;
+                for (int a = 0; a < ycount[oy]; a++) {
+                    const float *frow = fk + ytap[oy * fh + a] * fw, *xrow = xp + (int64_t)ysrc[oy * fh + a] * W;
+                    for (int k = 0; k < xcount[ox]; k++) acc += frow[tx[k]] * xrow[ix[k]];
                 }
-                yp[oy * Wo + ox] = acc * gain;
+                yp[oy * Wo + ox] = acc;
             }
     }
 }
@@ -4224,6 +4242,19 @@ static void gantl__pack_a(float *ap, const float *a, int transpose_a, int64_t m,
     }
 }
 
+/* The packing buffers, kept per calling thread: large allocations would otherwise be
+   mapped and unmapped by the C library at every call. */
+static float *gantl__sgemm_buffer(size_t floats) {
+    static GANTL__TLS float *buffer;
+    static GANTL__TLS size_t size;
+    if (floats > size) {
+        GANTL_FREE(buffer);
+        buffer = (float *)GANTL_MALLOC(floats * sizeof(float));
+        size = buffer ? floats : 0;
+    }
+    return buffer;
+}
+
 GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpose_a, int transpose_b, float alpha,
                           float beta, int64_t m, int64_t n, int64_t k) {
     if (m <= 0 || n <= 0) return;
@@ -4239,12 +4270,11 @@ GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpos
     int64_t kc_max = k < GANTL__KC ? k : GANTL__KC, nc_max = n < GANTL__NC ? n : GANTL__NC;
     float *packed_b = NULL, *packed_a = NULL;
     if (m * n * k > 32768) {
-        packed_b = (float *)GANTL_MALLOC((size_t)(kc_max * ((nc_max + GANTL__NR - 1) / GANTL__NR) * GANTL__NR) * sizeof(float));
-        packed_a = (float *)GANTL_MALLOC((size_t)threads * GANTL__MC * (size_t)kc_max * sizeof(float));
+        size_t b_floats = (size_t)(kc_max * ((nc_max + GANTL__NR - 1) / GANTL__NR) * GANTL__NR);
+        float *buffer = gantl__sgemm_buffer(b_floats + (size_t)threads * GANTL__MC * (size_t)kc_max);
+        if (buffer) packed_b = buffer, packed_a = buffer + b_floats;
     }
-    if (!packed_a || !packed_b) { /* small (or no memory to pack): plain loops, vectorised over j */
-        GANTL_FREE(packed_a);
-        GANTL_FREE(packed_b);
+    if (!packed_a) { /* small (or no memory to pack): plain loops, vectorised over j */
         for (int64_t i = 0; i < m; i++)
             for (int64_t p = 0; p < k; p++) {
                 float av = alpha * (transpose_a ? a[p * m + i] : a[i * k + p]);
@@ -4295,8 +4325,6 @@ GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpos
             }
         }
     }
-    GANTL_FREE(packed_a);
-    GANTL_FREE(packed_b);
 }
 
 /* ---------------------------------------------------------------------------------------

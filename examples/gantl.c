@@ -2,27 +2,45 @@
    `gantl COMMAND --help` describes one.
 
    build: make   (or: cc -O2 -fopenmp examples/gantl.c -o gantl -lm) */
+#if defined(__unix__) || defined(__APPLE__)
+#define _POSIX_C_SOURCE 200809L
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+#else
+#define isatty(fd) 0
+#endif
+/* stb (Debian: libstb-dev): PNG output, and, included before gantl.h, image folders,
+   .gz files and resizing for datasets. */
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#endif
+#define STB_IMAGE_IMPLEMENTATION
+#include <stb/stb_image.h>
+#define STB_IMAGE_RESIZE_IMPLEMENTATION
+#include <stb/stb_image_resize.h>
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
 #define GANTL_IMPLEMENTATION
 #include "../gantl.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <time.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* PNG output through stb_image_write (Debian: libstb-dev). */
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#endif
-#define STB_IMAGE_WRITE_IMPLEMENTATION
-#define STBIW_WINDOWS_UTF8
-#include <stb/stb_image_write.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
 
 typedef struct command {
     const char *name;
@@ -434,6 +452,359 @@ done:
     return rc;
 }
 
+/* ---- train ---- */
+
+static volatile sig_atomic_t stop_requested;
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static double wall_seconds(void) {
+#if defined(CLOCK_MONOTONIC)
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+#else
+    return (double)clock() / CLOCKS_PER_SEC;
+#endif
+}
+
+static int make_dir(const char *path) {
+#if defined(__unix__) || defined(__APPLE__)
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) /* mkdir -p */
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0777);
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return 0;
+    struct stat st;
+    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode);
+#else
+    (void)path;
+    return 1;
+#endif
+}
+
+/* The data part of a snapshot: what to load and where the sampler is. */
+static int data_meta(char *buf, size_t size, const gantl_dataset *ds, const gantl_sampler *s, int cond) {
+    char name[600];
+    size_t n = 0;
+    for (const char *p = ds->name; *p && n + 2 < sizeof name; p++) { /* JSON-escape the name */
+        if (*p == '"' || *p == '\\') name[n++] = '\\';
+        name[n++] = *p;
+    }
+    name[n] = 0;
+    return snprintf(buf, size, "{\"name\": \"%s\", \"count\": %lld, \"cond\": %d, \"mirror\": %d, \"sampler_seed\": \"%llu\", "
+                    "\"epoch\": %lld, \"position\": %lld}", name, (long long)ds->count, cond, s->mirror,
+                    (unsigned long long)s->seed, (long long)s->epoch, (long long)s->position);
+}
+
+static int save_snapshot(const char *dir, const gantl_trainer *t, const gantl_dataset *ds, const gantl_sampler *s,
+                         int cond, char *path, size_t path_size) {
+    gantl_st_writer w;
+    char meta[1024];
+    snprintf(path, path_size, "%s/network-snapshot-%06lld.safetensors", dir, (long long)(t->cur_nimg / 1000));
+    gantl_st_writer_init(&w);
+    gantl_status st = gantl_trainer_write(t, &w);
+    data_meta(meta, sizeof meta, ds, s, cond);
+    if (st == GANTL_OK) st = gantl_st_writer_meta(&w, "gantl.data", meta);
+    if (st == GANTL_OK) st = gantl_st_writer_save(&w, path);
+    gantl_st_writer_free(&w);
+    if (st != GANTL_OK) fprintf(stderr, "gantl train: cannot save a snapshot: %s\n", gantl_last_error());
+    return st == GANTL_OK;
+}
+
+/* Images of G_ema for the fixed grid latents, with noise_mode const (as the official). */
+static int save_fakes(const char *path, gantl_trainer *t, const float *grid_z, const float *grid_c, int64_t count) {
+    gantl_generator *G = &t->G_ema;
+    int64_t C = G->cfg.img_channels, R = G->cfg.img_resolution, per = C * R * R, zdim = G->cfg.z_dim;
+    float *images = (float *)malloc((size_t)(count * per) * sizeof(float));
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    int ok = images && ctx;
+    for (int64_t start = 0; ok && start < count; start += 16) {
+        int64_t b = count - start < 16 ? count - start : 16, zs[2] = {b, zdim}, cs[2] = {b, G->cfg.c_dim};
+        gantl_ctx_reset(ctx);
+        gantl_set_grad_enabled(ctx, 0);
+        gantl_tensor *c = grid_c ? gantl_from_data(ctx, 2, cs, grid_c + start * G->cfg.c_dim) : NULL;
+        gantl_tensor *ws = gantl_generator_mapping(ctx, G, gantl_from_data(ctx, 2, zs, grid_z + start * zdim), c, 1.0f, -1, 0);
+        gantl_tensor *img = gantl_generator_synthesis(ctx, G, ws, GANTL_NOISE_CONST, NULL, NULL);
+        if (!img) ok = 0;
+        else memcpy(images + start * per, img->data, (size_t)(b * per) * sizeof(float));
+    }
+    if (ok) ok = write_png(path, images, count, C, R, R);
+    gantl_ctx_free(ctx);
+    free(images);
+    return ok;
+}
+
+typedef struct tick_sums {
+    double v[9];
+    int n[9];
+} tick_sums;
+static const char *const tick_names[9] = {"loss_g", "loss_d", "loss_pl", "pl_penalty", "loss_r1", "r1_penalty",
+                                          "score_real", "score_fake", "sign_real"};
+
+static void tick_add(tick_sums *t, const gantl_train_stats *s) {
+    double v[9] = {s->loss_g, s->loss_d, s->loss_pl, s->pl_penalty, s->loss_r1, s->r1_penalty, s->score_real,
+                   s->score_fake, s->sign_real};
+    for (int i = 0; i < 9; i++)
+        if (v[i] == v[i]) t->v[i] += v[i], t->n[i]++;
+}
+
+static double tick_mean(const tick_sums *t, int i) { return t->n[i] ? t->v[i] / t->n[i] : NAN; }
+
+static int cmd_train(int argc, char **argv) {
+    static const char *const known[] = {"--data", "--out", "--cfg", "--res", "--kimg", "--batch", "--batch-gpu",
+                                        "--gamma", "--aug", "--resume", "--seed", "--snap", "--tick", "--max-images",
+                                        "--mirror", "--cond", "--channel-base", "--channel-max", NULL};
+    options o = {argc, argv, 0};
+    if (!opt_check(&o, known)) return 2;
+    const char *data = opt_get(&o, "--data"), *out = opt_get(&o, "--out"), *cfg_name = opt_get(&o, "--cfg");
+    const char *res_s = opt_get(&o, "--res"), *kimg_s = opt_get(&o, "--kimg"), *batch_s = opt_get(&o, "--batch");
+    const char *bgpu_s = opt_get(&o, "--batch-gpu"), *gamma_s = opt_get(&o, "--gamma"), *aug = opt_get(&o, "--aug");
+    const char *resume = opt_get(&o, "--resume"), *seed_s = opt_get(&o, "--seed"), *snap_s = opt_get(&o, "--snap");
+    const char *tick_s = opt_get(&o, "--tick"), *max_s = opt_get(&o, "--max-images"), *mirror_s = opt_get(&o, "--mirror");
+    const char *cond_s = opt_get(&o, "--cond"), *cbase_s = opt_get(&o, "--channel-base"), *cmax_s = opt_get(&o, "--channel-max");
+    if (o.error) return 2;
+    if (!data || !out) return fail("train", "--data and --out are required"), 2;
+    long res = 0, batch = 0, bgpu = 0, seed = 0, snap = 10, max_images = 0, mirror = 0, cond = 0, cbase = 0, cmax = 0;
+    float kimg = -1, gamma = -1, tick_kimg = 1.0f, fixed_p = 0;
+    int aug_mode = 1; /* 0 none, 1 ada, 2 fixed p */
+    if ((res_s && !parse_long(res_s, 4, 1024, &res)) || (batch_s && !parse_long(batch_s, 1, 1 << 16, &batch)) ||
+        (bgpu_s && !parse_long(bgpu_s, 1, 1 << 16, &bgpu)) || (seed_s && !parse_long(seed_s, 0, LONG_MAX, &seed)) ||
+        (snap_s && !parse_long(snap_s, 1, 1 << 20, &snap)) || (max_s && !parse_long(max_s, 1, LONG_MAX, &max_images)) ||
+        (mirror_s && !parse_long(mirror_s, 0, 1, &mirror)) || (cond_s && !parse_long(cond_s, 0, 1, &cond)) ||
+        (cbase_s && !parse_long(cbase_s, 1, 1 << 20, &cbase)) || (cmax_s && !parse_long(cmax_s, 1, 1 << 16, &cmax)) ||
+        (kimg_s && (!parse_float(kimg_s, &kimg) || kimg <= 0)) || (gamma_s && (!parse_float(gamma_s, &gamma) || gamma < 0)) ||
+        (tick_s && (!parse_float(tick_s, &tick_kimg) || tick_kimg <= 0)))
+        return fail("train", "a numeric option is out of range (see gantl train --help)"), 2;
+    if (aug) {
+        if (!strcmp(aug, "ada")) aug_mode = 1;
+        else if (!strcmp(aug, "noaug")) aug_mode = 0;
+        else if (!strncmp(aug, "fixed:", 6) && parse_float(aug + 6, &fixed_p) && fixed_p >= 0 && fixed_p <= 1) aug_mode = 2;
+        else return fail("train", "--aug must be ada, noaug or fixed:P with P in [0, 1]"), 2;
+    }
+    if (!make_dir(out)) {
+        fprintf(stderr, "gantl train: cannot create the output folder '%s'\n", out);
+        return 1;
+    }
+    gantl_st_file ckpt;
+    int have_ckpt = 0, exact = 0;
+    if (resume) {
+        if (gantl_st_load(&ckpt, resume) != GANTL_OK) return fail_status("train");
+        have_ckpt = 1;
+    }
+    gantl_g_config g;
+    gantl_d_config d;
+    if (have_ckpt) {
+        const char *gj = gantl_st_meta(&ckpt, "gantl.G"), *dj = gantl_st_meta(&ckpt, "gantl.D");
+        if (!gj || !dj || gantl_g_config_from_json(&g, gj) != GANTL_OK || gantl_d_config_from_json(&d, dj) != GANTL_OK) {
+            fprintf(stderr, "gantl train: %s: %s\n", resume, gj && dj ? gantl_last_error() : "no gantl.G / gantl.D metadata");
+            gantl_st_free(&ckpt);
+            return 1;
+        }
+    }
+    /* the dataset: with a checkpoint, at its resolution and channels */
+    gantl_dataset ds;
+    gantl_dataset_options dopt;
+    gantl_dataset_options_default(&dopt);
+    dopt.resolution = have_ckpt ? g.img_resolution : (int)res;
+    dopt.channels = have_ckpt ? g.img_channels : 0;
+    dopt.max_images = max_images;
+    dopt.seed = (uint64_t)seed;
+    printf("Loading %s...\n", data);
+    fflush(stdout);
+    if (gantl_dataset_load(&ds, data, &dopt) != GANTL_OK) {
+        if (have_ckpt) gantl_st_free(&ckpt);
+        return fail_status("train");
+    }
+    int use_labels = cond && ds.num_classes > 0;
+    if (cond && !ds.num_classes) fprintf(stderr, "gantl train: --cond 1, but %s has no labels: training unconditionally\n", data);
+    printf("%lld images, %d channel(s), %dx%d%s\n", (long long)ds.count, ds.channels, ds.resolution, ds.resolution,
+           use_labels ? ", conditional" : "");
+    gantl_trainer t;
+    gantl_sampler sampler;
+    gantl_status st = GANTL_OK;
+    int rc = 1;
+    memset(&sampler, 0, sizeof sampler);
+    const char *prev_data = have_ckpt ? gantl_st_meta(&ckpt, "gantl.data") : NULL;
+    if (prev_data && gantl_st_meta(&ckpt, "gantl.train")) { /* our own snapshot: continue if it is the same data */
+        gantl_json j;
+        if (gantl_json_parse(&j, prev_data, strlen(prev_data)) == GANTL_OK) {
+            const gantl_json *name = gantl_json_get(&j, "name");
+            exact = name && name->type == GANTL_JSON_STRING && !strcmp(name->string, ds.name);
+            if (exact) {
+                const gantl_json *c = gantl_json_get(&j, "cond"), *m = gantl_json_get(&j, "mirror");
+                const gantl_json *e = gantl_json_get(&j, "epoch"), *p = gantl_json_get(&j, "position"), *sd = gantl_json_get(&j, "sampler_seed");
+                uint64_t sseed = 0;
+                use_labels = c && c->number != 0 && ds.num_classes > 0;
+                st = gantl_trainer_from_snapshot(&t, &ckpt);
+                if (st == GANTL_OK && sd && sd->type == GANTL_JSON_STRING) sseed = strtoull(sd->string, NULL, 10);
+                if (st == GANTL_OK) st = gantl_sampler_init(&sampler, ds.count, m && m->number != 0, sseed);
+                if (st == GANTL_OK) sampler.epoch = e ? (int64_t)e->number : 0, sampler.position = p ? (int64_t)p->number : 0;
+            }
+            gantl_json_free(&j);
+        }
+    }
+    if (!exact) {
+        gantl_g_config pg;
+        gantl_d_config pd;
+        gantl_train_config tc;
+        st = gantl_train_preset(cfg_name ? cfg_name : "small", ds.resolution, ds.channels, use_labels ? ds.num_classes : 0,
+                                &pg, &pd, &tc);
+        if (st == GANTL_OK && have_ckpt) { /* fine-tuning: the checkpoint's networks, the preset's training */
+            if (g.img_resolution != ds.resolution || g.img_channels != ds.channels ||
+                g.c_dim != (use_labels ? ds.num_classes : 0)) {
+                fprintf(stderr, "gantl train: %s makes %dx%d images of %d channels with %d classes; the data is %dx%d, "
+                        "%d channels, %d classes used\n", resume, g.img_resolution, g.img_resolution, g.img_channels,
+                        g.c_dim, ds.resolution, ds.resolution, ds.channels, use_labels ? ds.num_classes : 0);
+                goto done;
+            }
+            pg = g, pd = d;
+            tc.ada_kimg = 100.0f;    /* make ADA react faster at the beginning */
+            tc.ema_rampup = -1.0f;   /* no EMA ramp-up */
+        } else if (st == GANTL_OK) {
+            if (cbase) pg.channel_base = pd.channel_base = (int)cbase;
+            if (cmax) pg.channel_max = pd.channel_max = (int)cmax;
+        }
+        if (kimg > 0) tc.total_kimg = kimg;
+        if (batch) tc.batch_size = (int)batch;
+        if (bgpu) tc.batch_gpu = (int)bgpu;
+        if (gamma >= 0) tc.r1_gamma = gamma;
+        tc.augment = aug_mode != 0;
+        tc.augment_p = aug_mode == 2 ? fixed_p : 0.0f;
+        tc.ada_target = aug_mode == 1 ? 0.6f : -1.0f;
+        if (batch && pd.mbstd_group_size > (int)(bgpu ? bgpu : batch)) pd.mbstd_group_size = (int)(bgpu ? bgpu : batch);
+        if (st == GANTL_OK) st = gantl_trainer_init(&t, &pg, &pd, &tc, (uint64_t)seed);
+        if (st == GANTL_OK && have_ckpt) st = gantl_trainer_load_networks(&t, &ckpt);
+        if (st == GANTL_OK) st = gantl_sampler_init(&sampler, ds.count, (int)mirror, (uint64_t)seed);
+    }
+    if (have_ckpt) gantl_st_free(&ckpt), have_ckpt = 0;
+    if (st != GANTL_OK) {
+        fail_status("train");
+        goto done;
+    }
+    printf("%s: G %lld parameters, D %lld; batch %d, gamma %g, %s, %.1f kimg%s\n",
+           exact ? "continuing the run" : resume ? "fine-tuning" : "training from scratch", (long long)t.G.params.numel,
+           (long long)t.D.params.numel, t.cfg.batch_size, (double)t.cfg.r1_gamma,
+           !t.cfg.augment ? "no augmentation" : t.cfg.ada_target >= 0 ? "ADA" : "fixed augmentation", t.cfg.total_kimg,
+           exact ? "" : "");
+    {
+        int64_t B = t.cfg.batch_size, C = ds.channels, R = ds.resolution, cdim = t.G.cfg.c_dim, zdim = t.G.cfg.z_dim;
+        int np = gantl_trainer_num_phases(&t);
+        int64_t grid = R <= 64 ? 64 : 16;
+        float *reals = (float *)malloc((size_t)(B * C * R * R) * sizeof(float));
+        float *real_c = cdim ? (float *)malloc((size_t)(B * cdim) * sizeof(float)) : NULL;
+        float *gen_c = cdim ? (float *)calloc((size_t)(np * B * cdim), sizeof(float)) : NULL;
+        float *grid_z = (float *)malloc((size_t)(grid * zdim) * sizeof(float));
+        float *grid_c = cdim ? (float *)calloc((size_t)(grid * cdim), sizeof(float)) : NULL;
+        float *u = (float *)malloc((size_t)(np * B + 1) * sizeof(float));
+        int64_t *idx = (int64_t *)malloc((size_t)(B > grid ? B : grid) * sizeof(int64_t));
+        unsigned char *flip = (unsigned char *)malloc((size_t)B);
+        char path[4096];
+        FILE *log = NULL;
+        if (!reals || (cdim && (!real_c || !gen_c || !grid_c)) || !grid_z || !u || !idx || !flip) {
+            fail("train", "out of memory");
+            goto train_done;
+        }
+        /* the sample grid: fixed latents from the seed, and (for labels) classes in turn */
+        gantl_rng grid_rng = gantl_rng_new((uint64_t)seed * 1000003u + 17u);
+        gantl_rng_normal(&grid_rng, grid_z, grid * zdim, 0.0f, 1.0f);
+        for (int64_t i = 0; cdim && i < grid; i++) grid_c[i * cdim + (i / 8) % cdim] = 1.0f;
+        if (!exact) {
+            float *shown = (float *)malloc((size_t)(grid * C * R * R) * sizeof(float));
+            for (int64_t i = 0; i < grid; i++) idx[i] = (i * 7919) % ds.count;
+            if (shown) {
+                gantl_dataset_batch(&ds, idx, NULL, grid, shown, NULL);
+                snprintf(path, sizeof path, "%s/reals.png", out);
+                write_png(path, shown, grid, C, R, R);
+                free(shown);
+            }
+            snprintf(path, sizeof path, "%s/fakes_init.png", out);
+            save_fakes(path, &t, grid_z, grid_c, grid);
+        }
+        snprintf(path, sizeof path, "%s/stats.jsonl", out);
+        log = fopen(path, "a");
+        if (!log) {
+            fprintf(stderr, "gantl train: cannot open '%s'\n", path);
+            goto train_done;
+        }
+        signal(SIGINT, on_stop_signal);
+        signal(SIGTERM, on_stop_signal);
+        double start = wall_seconds(), tick_start = start;
+        int64_t tick_start_nimg = t.cur_nimg, tick = 0, done = 0;
+        tick_sums sums;
+        memset(&sums, 0, sizeof sums);
+        printf("Training for %.1f kimg; Ctrl-C saves a snapshot and stops.\n", t.cfg.total_kimg);
+        while (!done) {
+            gantl_sampler_next(&sampler, B, idx, flip);
+            gantl_dataset_batch(&ds, idx, flip, B, reals, cdim ? real_c : NULL);
+            if (cdim) { /* generated labels: random labels of the data, as the official loop */
+                t.random.uniform(t.random.state, u, np * B);
+                memset(gen_c, 0, (size_t)(np * B * cdim) * sizeof(float));
+                for (int64_t i = 0; i < np * B; i++) {
+                    int64_t k = (int64_t)(u[i] * (float)ds.count);
+                    gen_c[i * cdim + ds.labels[k < ds.count ? k : ds.count - 1]] = 1.0f;
+                }
+            }
+            gantl_train_stats s;
+            if (gantl_trainer_step(&t, reals, cdim ? real_c : NULL, cdim ? gen_c : NULL, &s) != GANTL_OK) {
+                fail_status("train");
+                goto train_done;
+            }
+            tick_add(&sums, &s);
+            done = t.cur_nimg >= t.cfg.total_kimg * 1000.0 || stop_requested;
+            double now = wall_seconds();
+            if (isatty(1)) {
+                printf("\rkimg %.3f  %.1f img/s   ", t.cur_nimg / 1000.0, (t.cur_nimg - tick_start_nimg) / (now - tick_start));
+                fflush(stdout);
+            }
+            if (!done && t.cur_nimg < tick_start_nimg + tick_kimg * 1000.0) continue;
+            double sec = now - tick_start, per_kimg = sec / ((t.cur_nimg - tick_start_nimg) / 1000.0);
+            double eta = per_kimg * (t.cfg.total_kimg - t.cur_nimg / 1000.0);
+            printf("%stick %-4lld kimg %-8.3f time %-8.0fs sec/kimg %-7.1f img/s %-6.1f eta %-6.0fs G %.3f D %.3f augment %.3f\n",
+                   isatty(1) ? "\r" : "", (long long)tick, t.cur_nimg / 1000.0, now - start, per_kimg,
+                   (t.cur_nimg - tick_start_nimg) / sec, eta > 0 ? eta : 0, tick_mean(&sums, 0), tick_mean(&sums, 1),
+                   (double)t.augment_p);
+            fflush(stdout);
+            fprintf(log, "{\"tick\": %lld, \"kimg\": %.3f, \"total_sec\": %.3f, \"sec_per_kimg\": %.3f, \"img_per_sec\": %.3f, "
+                    "\"augment_p\": %.6f, \"pl_mean\": %.6f", (long long)tick, t.cur_nimg / 1000.0, now - start, per_kimg,
+                    (t.cur_nimg - tick_start_nimg) / sec, (double)t.augment_p, (double)t.pl_mean);
+            for (int i = 0; i < 9; i++) {
+                double m = tick_mean(&sums, i);
+                if (m == m) fprintf(log, ", \"%s\": %.6g", tick_names[i], m);
+            }
+            fprintf(log, ", \"timestamp\": %.3f}\n", (double)time(NULL));
+            fflush(log);
+            tick++;
+            if (done || tick % snap == 0) {
+                char snap_path[4096];
+                if (!save_snapshot(out, &t, &ds, &sampler, use_labels, snap_path, sizeof snap_path)) goto train_done;
+                snprintf(path, sizeof path, "%s/fakes%06lld.png", out, (long long)(t.cur_nimg / 1000));
+                save_fakes(path, &t, grid_z, grid_c, grid);
+                printf("saved %s\n", snap_path);
+            }
+            memset(&sums, 0, sizeof sums);
+            tick_start = wall_seconds(), tick_start_nimg = t.cur_nimg;
+        }
+        rc = stop_requested ? 130 : 0;
+        if (stop_requested) printf("stopped by a signal after %.3f kimg\n", t.cur_nimg / 1000.0);
+    train_done:
+        if (log) fclose(log);
+        free(reals), free(real_c), free(gen_c), free(grid_z), free(grid_c), free(u), free(idx), free(flip);
+    }
+    gantl_trainer_free(&t);
+    gantl_sampler_free(&sampler);
+done:
+    if (have_ckpt) gantl_st_free(&ckpt);
+    gantl_dataset_free(&ds);
+    return rc;
+}
+
 static const command commands[] = {
     {"info", cmd_info, "version, threads, backends and ops of this build",
      "usage: gantl info [--ops]\n  --ops   list every op of the op table with its number of inputs\n"},
@@ -457,6 +828,24 @@ static const command commands[] = {
      "  --images X.npy   float images in [-1, 1] of shape (N, C, H, W)\n"
      "  --out FILE       write the (N, 1) logits as float32 .npy (default: print them)\n"
      "  --class N        class index for a conditional discriminator\n"},
+    {"train", cmd_train, "train or fine-tune StyleGAN2-ADA",
+     "usage: gantl train --data SPEC --out DIR [options]\n"
+     "  --data SPEC         an image folder, an .npy of images, or fashion-mnist[:CLASSES][@train|@test]\n"
+     "  --out DIR           snapshots (network-snapshot-KIMG.safetensors), sample grids (fakesKIMG.png),\n"
+     "                      stats.jsonl\n"
+     "  --cfg NAME          small (default: two CPU cores), cifar, paper256 or auto\n"
+     "  --res R             resize or pad the images to R x R\n"
+     "  --kimg N            length of the run in thousands of images\n"
+     "  --batch B           images per iteration;  --batch-gpu B: per forward pass\n"
+     "  --gamma G           R1 weight\n"
+     "  --aug MODE          ada (default: adaptive p, target 0.6), noaug, or fixed:P\n"
+     "  --resume CKPT       a snapshot of this run: continue exactly where it stopped;\n"
+     "                      any other checkpoint (or other data): fine-tune it (ADA kimg 100, no EMA ramp-up)\n"
+     "  --seed S            random seed (default 0)\n"
+     "  --snap N            a snapshot every N ticks (default 10);  --tick KIMG: kimg per tick (default 1)\n"
+     "  --max-images N      a random subset of N images (limited-data targets)\n"
+     "  --mirror 1          add x-flips;  --cond 1: use the data's labels\n"
+     "  --channel-base N, --channel-max N   network width (new runs)\n"},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
