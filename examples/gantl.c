@@ -646,6 +646,7 @@ static int cmd_train(int argc, char **argv) {
                 if (st == GANTL_OK && sd && sd->type == GANTL_JSON_STRING) sseed = strtoull(sd->string, NULL, 10);
                 if (st == GANTL_OK) st = gantl_sampler_init(&sampler, ds.count, m && m->number != 0, sseed);
                 if (st == GANTL_OK) sampler.epoch = e ? (int64_t)e->number : 0, sampler.position = p ? (int64_t)p->number : 0;
+                if (st == GANTL_OK && kimg > 0) t.cfg.total_kimg = kimg; /* a continued run may be extended */
             }
             gantl_json_free(&j);
         }

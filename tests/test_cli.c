@@ -117,6 +117,101 @@ static void test_cli_errors_and_help(void) {
         CHECK_MSG(strstr(out, cases[i].message) != NULL, "'%s': output '%s'", cases[i].args, out);
     }
 }
+
+/* Compares every tensor of two files byte for byte (names, shapes, values). */
+static int cli_same_tensors(const char *a_path, const char *b_path, const char *prefix) {
+    gantl_st_file a, b;
+    if (gantl_st_load(&a, a_path) != GANTL_OK) return 0;
+    if (gantl_st_load(&b, b_path) != GANTL_OK) {
+        gantl_st_free(&a);
+        return 0;
+    }
+    int same = 1, compared = 0;
+    for (int i = 0; i < a.count; i++) {
+        const gantl_st_tensor *x = &a.tensors[i], *y = gantl_st_find(&b, x->name);
+        if (strncmp(x->name, prefix, strlen(prefix)) != 0) continue;
+        compared++;
+        if (!y || y->numel != x->numel || y->dtype != x->dtype ||
+            memcmp(x->bytes, y->bytes, (size_t)x->numel * gantl_dtype_size(x->dtype)) != 0) {
+            fprintf(stderr, "    %s differs\n", x->name);
+            same = 0;
+        }
+    }
+    gantl_st_free(&a);
+    gantl_st_free(&b);
+    return same && compared > 0;
+}
+
+#define CLI_TRAIN "./build/gantl train --data fashion-mnist:sandal --max-images 64 --res 16 --aug noaug --batch 8 " \
+                  "--channel-base 64 --channel-max 8 --snap 1 --tick 0.032 "
+
+static void test_cli_train_outputs_and_exact_resume(void) {
+    char out[16384];
+    int rc = cli_run("rm -rf build/cli_a build/cli_b build/cli_b2 && " CLI_TRAIN "--out build/cli_a --kimg 0.064", out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    CHECK(strstr(out, "64 images, 1 channel(s), 16x16") && strstr(out, "training from scratch") && strstr(out, "tick 1"));
+    const char *files[4] = {"build/cli_a/reals.png", "build/cli_a/fakes_init.png", "build/cli_a/fakes000000.png",
+                            "build/cli_a/network-snapshot-000000.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        FILE *f = fopen(files[i], "rb");
+        CHECK_MSG(f != NULL, "%s missing", files[i]);
+        if (f) fclose(f);
+    }
+    unsigned char *log;
+    size_t size;
+    CHECK(gantl_read_file("build/cli_a/stats.jsonl", &log, &size) == GANTL_OK);
+    if (size) { /* two ticks, each a JSON object with the losses */
+        int lines = 0;
+        for (size_t i = 0; i < size; i++) lines += log[i] == '\n';
+        CHECK(lines == 2 && strstr((char *)log, "\"loss_g\": ") && strstr((char *)log, "\"img_per_sec\": "));
+        free(log);
+    }
+    /* half the run, then a continuation from its snapshot: the same networks, bit for bit */
+    rc = cli_run(CLI_TRAIN "--out build/cli_b --kimg 0.032", out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    rc = cli_run(CLI_TRAIN "--out build/cli_b2 --kimg 0.064 --resume build/cli_b/network-snapshot-000000.safetensors", out,
+                 sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "continuing the run"), "exit %d: %s", rc, out);
+    CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "G."));
+    CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "D."));
+    CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "G_ema."));
+    CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "train."));
+    cli_run("rm -rf build/cli_a build/cli_b build/cli_b2", out, sizeof out);
+}
+
+static void test_cli_train_fine_tunes_a_checkpoint(void) {
+    char out[16384];
+    /* the fixture's G and D (16x16 RGB): grey bags are replicated to RGB */
+    int rc = cli_run("rm -rf build/cli_ft && ./build/gantl train --data fashion-mnist:bag --max-images 16 --resume "
+                     "tests/fixtures/sg2_gd.safetensors --out build/cli_ft --kimg 0.008 --batch 4 --aug noaug --tick 0.008",
+                     out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "fine-tuning") && strstr(out, "16 images, 3 channel(s), 16x16"), "exit %d: %s", rc, out);
+    /* two iterations are three Adam steps of G (Gmain, Greg, Gmain) with lr 0.0025 * 4/5; with
+       beta1 = 0 step t moves a value by at most lr * sqrt(t): together 0.0083 at most */
+    gantl_st_file a, b;
+    CHECK(gantl_st_load(&a, "tests/fixtures/sg2_gd.safetensors") == GANTL_OK);
+    CHECK(gantl_st_load(&b, "build/cli_ft/network-snapshot-000000.safetensors") == GANTL_OK);
+    const gantl_st_tensor *w0 = gantl_st_find(&a, "G.synthesis.b8.conv0.weight"), *w1 = gantl_st_find(&b, "G.synthesis.b8.conv0.weight");
+    CHECK(w0 && w1 && w0->numel == w1->numel);
+    if (w0 && w1 && w0->numel == w1->numel) {
+        float *x = (float *)malloc((size_t)w0->numel * 4), *y = (float *)malloc((size_t)w0->numel * 4);
+        gantl_st_read_f32(&a, w0->name, x, w0->numel, 0, NULL);
+        gantl_st_read_f32(&b, w1->name, y, w1->numel, 0, NULL);
+        double moved = 0;
+        for (int64_t i = 0; i < w0->numel; i++) moved = fmax(moved, fabs((double)x[i] - y[i]));
+        CHECK_MSG(moved > 0 && moved <= 0.002 * (1 + sqrt(2.0) + sqrt(3.0)) + 1e-6, "moved by %g", moved);
+        free(x), free(y);
+    }
+    gantl_st_free(&a);
+    gantl_st_free(&b);
+    /* a checkpoint whose resolution does not fit the data is a clear error */
+    rc = cli_run("./build/gantl train --data tests/fixtures/array_u8.npy --resume tests/fixtures/sg2_gd.safetensors "
+                 "--out build/cli_ft --kimg 0.008", out, sizeof out);
+    CHECK_MSG(rc != 0, "exit %d: %s", rc, out);
+    rc = cli_run("./build/gantl train --data fashion-mnist:shoe --out build/cli_ft", out, sizeof out);
+    CHECK_MSG(rc == 1 && strstr(out, "shoe"), "exit %d: %s", rc, out);
+    cli_run("rm -rf build/cli_ft", out, sizeof out);
+}
 #endif
 
 static void run_cli_tests(void) {
@@ -124,5 +219,7 @@ static void run_cli_tests(void) {
     RUN(test_cli_generate_matches_library);
     RUN(test_cli_discriminate_matches_library);
     RUN(test_cli_errors_and_help);
+    RUN(test_cli_train_outputs_and_exact_resume);
+    RUN(test_cli_train_fine_tunes_a_checkpoint);
 #endif
 }
