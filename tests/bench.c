@@ -64,6 +64,58 @@ static void run_conv(void *p) {
     }
 }
 
+/* Training: img/s of iterations 1..n of a run (Gmain and Dmain; R1 runs every 16th). */
+typedef struct train_arg {
+    gantl_trainer t;
+    float *reals;
+} train_arg;
+static void run_train_step(void *p) {
+    train_arg *a = (train_arg *)p;
+    gantl_trainer_step(&a->t, a->reals, NULL, NULL, NULL);
+}
+
+static void bench_training(const char *name, const char *preset, int res, int channels, int base, int max, int zdim,
+                           int map, int batch, float gamma) {
+    gantl_g_config g;
+    gantl_d_config d;
+    gantl_train_config c;
+    train_arg a;
+    if (gantl_train_preset(preset, res, channels, 0, &g, &d, &c) != GANTL_OK) return;
+    if (base) g.channel_base = d.channel_base = base, g.channel_max = d.channel_max = max;
+    if (zdim) g.z_dim = g.w_dim = zdim;
+    if (map) g.mapping.num_layers = map;
+    c.augment = 0, c.batch_size = batch, c.r1_gamma = gamma, c.pl_weight = 0.0f, c.style_mixing_prob = 0.0f;
+    d.mbstd_group_size = 4;
+    if (gantl_trainer_init(&a.t, &g, &d, &c, 0) != GANTL_OK) {
+        printf("bench %s: %s\n", name, gantl_last_error());
+        return;
+    }
+    a.reals = (float *)malloc((size_t)batch * channels * res * res * sizeof(float));
+    gantl_rng rng = gantl_rng_new(1);
+    gantl_rng_uniform(&rng, a.reals, (int64_t)batch * channels * res * res, -1, 1);
+    gantl_trainer_step(&a.t, a.reals, NULL, NULL, NULL); /* iteration 0 (with R1) as warm-up */
+    double t0 = now_s();
+    int iters = 3;
+    for (int i = 0; i < iters; i++) run_train_step(&a);
+    double t = (now_s() - t0) / iters;
+    printf("bench %s %.3f ms %.2f img/s\n", name, 1e3 * t, batch / t);
+    free(a.reals);
+    gantl_trainer_free(&a.t);
+}
+
+typedef struct gen_arg {
+    gantl_generator G;
+    gantl_ctx *ctx;
+    gantl_tensor *z;
+} gen_arg;
+static void run_generate(void *p) {
+    gen_arg *a = (gen_arg *)p;
+    gantl_ctx_reset(a->ctx);
+    gantl_set_grad_enabled(a->ctx, 0);
+    gantl_generator_synthesis(a->ctx, &a->G, gantl_generator_mapping(a->ctx, &a->G, a->z, NULL, 1.0f, -1, 0),
+                              GANTL_NOISE_CONST, NULL, NULL);
+}
+
 int main(void) {
     printf("gantl bench: %d thread(s)\n", gantl_num_threads());
     gantl_rng rng = gantl_rng_new(0);
@@ -95,5 +147,23 @@ int main(void) {
     printf("bench conv3x3_fwdbwd_32x128x16x16 %.3f ms %.1f GFLOP/s\n", 1e3 * t, 3 * flops / t * 1e-9);
     gantl_ctx_free(c.ctx);
     gantl_ctx_free(params);
+    /* training: the configuration, then the small preset on 32x32 grey images */
+    bench_training("train_res32_cb4096_b32", "small", 32, 1, 4096, 128, 128, 2, 32, 0.01f);
+    /* generation: G of that configuration, batch 32 */
+    gen_arg ga;
+    gantl_g_config g;
+    gantl_g_config_default(&g);
+    g.img_resolution = 32, g.img_channels = 1, g.channel_base = 4096, g.channel_max = 128, g.z_dim = g.w_dim = 128;
+    g.mapping.num_layers = 2, g.conv_clamp = 256;
+    if (gantl_generator_init(&ga.G, &g, 0) == GANTL_OK) {
+        ga.ctx = gantl_ctx_new(0);
+        gantl_ctx *zc = gantl_ctx_new(0);
+        ga.z = gantl_randn(zc, &rng, 2, (int64_t[]){32, 128});
+        double tg = bench_time(run_generate, &ga, 1.0);
+        printf("bench generate_res32_cb4096_b32 %.3f ms %.1f img/s\n", 1e3 * tg, 32 / tg);
+        gantl_ctx_free(ga.ctx);
+        gantl_ctx_free(zc);
+        gantl_generator_free(&ga.G);
+    }
     return 0;
 }

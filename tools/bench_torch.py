@@ -11,6 +11,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 
 def median_time(fn, min_seconds=1.0):
     fn()
@@ -43,6 +45,39 @@ def torch_benchmarks():
         torch.autograd.grad(y.sum(), [x, w])
 
     out["conv3x3_fwdbwd_32x128x16x16"] = median_time(fwdbwd)
+    out.update(training_benchmarks())
+    return out
+
+
+def training_benchmarks():
+    """The same training iterations and generation as tests/bench.c, on tools/sg2_ref.py's networks
+    with the official loop (tools/train_ref.py's Trainer): res 32, 1 channel, channel_base 4096,
+    channel_max 128, z = w = 128, 2 mapping layers, batch 32, gamma 0.01, no path length, no style
+    mixing, no augmentation, mbstd group 4."""
+    import train_ref
+    import sg2_ref
+    g_kw = dict(z_dim=128, w_dim=128, c_dim=0, img_resolution=32, img_channels=1, mapping_kwargs=dict(num_layers=2),
+                synthesis_kwargs=dict(channel_base=4096, channel_max=128, num_fp16_res=0, conv_clamp=256))
+    d_kw = dict(c_dim=0, img_resolution=32, img_channels=1, architecture='resnet', channel_base=4096, channel_max=128,
+                num_fp16_res=0, conv_clamp=256, block_kwargs={}, mapping_kwargs={},
+                epilogue_kwargs=dict(mbstd_group_size=4))
+    cfg = dict(train_ref.CFG, batch_size=32, batch_gpu=32, lr_g=0.0025, lr_d=0.0025, r1_gamma=0.01, pl_weight=0.0,
+               style_mixing_prob=0.0, ema_kimg=10.0, ema_rampup=0.05)
+    train_ref.G_KW = g_kw  # the Trainer builds G_ema from G_KW
+    G = sg2_ref.Generator(**g_kw).train()
+    D = sg2_ref.Discriminator(**d_kw).train()
+    trainer = train_ref.Trainer(G, D, cfg, train_ref.Recorder(0))
+    reals = torch.rand([32, 1, 32, 32]) * 2 - 1
+    scratch = {}
+    trainer.step(reals, scratch, 'warmup')  # iteration 0 (with R1)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        trainer.step(reals, scratch, 'x')
+    out = {"train_res32_cb4096_b32": (time.perf_counter() - t0) / 3}
+    G.eval()
+    z = torch.randn([32, 128])
+    with torch.no_grad():
+        out["generate_res32_cb4096_b32"] = median_time(lambda: G(z, None, noise_mode='const'))
     return out
 
 
