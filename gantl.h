@@ -235,7 +235,11 @@ GANTLDEF gantl_tensor *gantl_set_name(gantl_tensor *t, const char *name);
     X(CONV2D_WGRAD, conv2d_wgrad, 2)         /* weight gradient of conv2d from x and gy */  \
     X(UPFIRDN2D, upfirdn2d, 2)               /* upsample, pad, FIR filter, downsample */    \
     X(BIAS_ACT, bias_act, 2)                 /* clamp(act(x + b) * gain) */                 \
-    X(BIAS_ACT_GRAD, bias_act_grad, 2)       /* g * act'(y) * gain * [|y| < clamp] */
+    X(BIAS_ACT_GRAD, bias_act_grad, 2)       /* g * act'(y) * gain * [|y| < clamp] */    \
+    X(GRID_SAMPLE, grid_sample, 2)           /* bilinear x (N,C,H,W) at grid (N,Ho,Wo,2) */ \
+    X(GRID_SAMPLE_ADJ, grid_sample_adj, 2)   /* its adjoint: scatter to (N,C,ip0,ip1) */   \
+    X(PAD_REFLECT, pad_reflect, 1)           /* reflect pad x0 x1 y0 y1 = ip0..ip3 */      \
+    X(PAD_REFLECT_ADJ, pad_reflect_adj, 1)   /* its adjoint: fold the border back */
 
 typedef enum gantl_op {
 #define GANTL__OP_ENUM(e, n, k) GANTL_OP_##e,
@@ -315,7 +319,9 @@ GANTLDEF gantl_tensor *gantl_conv2d_weight_grad(gantl_ctx *ctx, gantl_tensor *x,
 /* upfirdn2d as in StyleGAN2-ADA: upsample by inserting zeros, pad (negative crops) with
    pad = {x0, x1, y0, y1}, convolve with the 2-D filter f (fh, fw) (flipped unless
    flip_filter, i.e. a true convolution) scaled by gain, keep every down-th sample.
-   f is a constant: no gradient flows into it. A 1-D f (k) means the outer product f f^T. */
+   f is a constant: no gradient flows into it. A 1-D f (k) means the outer product f f^T,
+   applied separably (as the official setup_filter does for >= 8 taps): a (1, k) pass with
+   the gain, then a (k, 1) pass, so k instead of k^2 taps per output. */
 GANTLDEF gantl_tensor *gantl_upfirdn2d(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *f, int up, int down,
                                        const int pad[4], int flip_filter, float gain);
 
@@ -325,6 +331,15 @@ typedef enum gantl_act { GANTL_ACT_LINEAR = 0, GANTL_ACT_LRELU = 1 } gantl_act;
    As in the official kernel, the gradient is zero where |y| reached the clamp. */
 GANTLDEF gantl_tensor *gantl_bias_act(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *b, gantl_act act, float alpha,
                                       float gain, float clamp);
+
+/* torch.nn.functional.grid_sample(x, grid, mode='bilinear', padding_mode='zeros',
+   align_corners=False): x (N, C, H, W), grid (N, Ho, Wo, 2) of (x, y) in [-1, 1] -> (N, C,
+   Ho, Wo). The grid is a constant: no gradient flows into it. Differentiable in x to any
+   order (its backward is its adjoint, whose backward is grid_sample again). */
+GANTLDEF gantl_tensor *gantl_grid_sample(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *grid);
+/* F.pad(x, pad, mode='reflect') for (N, C, H, W): pad = {x0, x1, y0, y1}, each >= 0 and
+   smaller than its axis (as torch requires). Differentiable to any order. */
+GANTLDEF gantl_tensor *gantl_pad_reflect(gantl_ctx *ctx, gantl_tensor *x, const int pad[4]);
 
 /* BatchNorm over axis 1 of (N, C) or (N, C, H, W). In training, batch statistics are used
    and running_mean / running_var (C) are updated in place (unbiased variance), like
@@ -1691,6 +1706,116 @@ static void gantl__cpu_bias_act_grad(gantl_ctx *ctx, gantl_tensor *out) {
     }
 }
 
+/* grid_sample as torch.nn.functional.grid_sample(mode='bilinear', padding_mode='zeros',
+   align_corners=False): grid (N, Ho, Wo, 2) holds (x, y) in [-1, 1], -1 and 1 being the outer
+   edges of the corner pixels; samples outside the image read zeros. The sample position and
+   its four weights, as torch's CPU kernel computes them. */
+static void gantl__grid_weights(const float *g, int64_t H, int64_t W, int64_t *x0, int64_t *y0, float w[4]) {
+    float ix = (g[0] + 1.0f) * ((float)W * 0.5f) - 0.5f, iy = (g[1] + 1.0f) * ((float)H * 0.5f) - 0.5f;
+    float fx = floorf(ix), fy = floorf(iy);
+    float tx = ix - fx, ty = iy - fy, ex = 1.0f - tx, ey = 1.0f - ty;
+    *x0 = (int64_t)fx, *y0 = (int64_t)fy;
+    w[0] = ey * ex, w[1] = ey * tx, w[2] = ty * ex, w[3] = ty * tx; /* nw, ne, sw, se */
+}
+
+static void gantl__cpu_grid_sample(gantl_ctx *ctx, gantl_tensor *out) {
+    (void)ctx;
+    const gantl_tensor *x = out->src[0], *grid = out->src[1];
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t Ho = out->shape[2], Wo = out->shape[3];
+    GANTL__OMP(parallel for schedule(static) if (out->numel > 32768))
+    for (int64_t r = 0; r < N * Ho; r++) {
+        int64_t n = r / Ho, oy = r % Ho;
+        for (int64_t ox = 0; ox < Wo; ox++) {
+            int64_t x0, y0;
+            float w[4];
+            gantl__grid_weights(grid->data + ((n * Ho + oy) * Wo + ox) * 2, H, W, &x0, &y0, w);
+            int in_x0 = x0 >= 0 && x0 < W, in_x1 = x0 + 1 >= 0 && x0 + 1 < W;
+            int in_y0 = y0 >= 0 && y0 < H, in_y1 = y0 + 1 >= 0 && y0 + 1 < H;
+            for (int64_t c = 0; c < C; c++) {
+                const float *xp = x->data + (n * C + c) * H * W;
+                float v00 = in_y0 && in_x0 ? xp[y0 * W + x0] : 0.0f, v01 = in_y0 && in_x1 ? xp[y0 * W + x0 + 1] : 0.0f;
+                float v10 = in_y1 && in_x0 ? xp[(y0 + 1) * W + x0] : 0.0f;
+                float v11 = in_y1 && in_x1 ? xp[(y0 + 1) * W + x0 + 1] : 0.0f;
+                out->data[((n * C + c) * Ho + oy) * Wo + ox] = v00 * w[0] + v01 * w[1] + v10 * w[2] + v11 * w[3];
+            }
+        }
+    }
+}
+
+/* The adjoint of grid_sample: each gradient value gy (N, C, Ho, Wo) is added to the four
+   input pixels it was interpolated from, with the same weights. One (n, c) plane per
+   iteration, so no two threads write the same pixel. */
+static void gantl__cpu_grid_sample_adj(gantl_ctx *ctx, gantl_tensor *out) {
+    (void)ctx;
+    const gantl_tensor *gy = out->src[0], *grid = out->src[1];
+    int64_t N = out->shape[0], C = out->shape[1], H = out->shape[2], W = out->shape[3];
+    int64_t Ho = gy->shape[2], Wo = gy->shape[3];
+    GANTL__OMP(parallel for schedule(static) if (gy->numel > 32768))
+    for (int64_t nc = 0; nc < N * C; nc++) {
+        int64_t n = nc / C;
+        float *xp = out->data + nc * H * W;
+        const float *gp = gy->data + nc * Ho * Wo;
+        memset(xp, 0, (size_t)(H * W) * sizeof(float));
+        for (int64_t o = 0; o < Ho * Wo; o++) {
+            int64_t x0, y0;
+            float w[4], g = gp[o];
+            gantl__grid_weights(grid->data + (n * Ho * Wo + o) * 2, H, W, &x0, &y0, w);
+            for (int k = 0; k < 4; k++) {
+                int64_t yy = y0 + (k >> 1), xx = x0 + (k & 1);
+                if (yy >= 0 && yy < H && xx >= 0 && xx < W) xp[yy * W + xx] += g * w[k];
+            }
+        }
+    }
+}
+
+/* Reflection without repeating the edge, as F.pad(mode='reflect'): index i of a padded
+   axis reads input index |i - p0| folded back at n - 1 (padding < n). */
+static int64_t gantl__reflect(int64_t i, int64_t n) {
+    if (i < 0) i = -i;
+    if (i >= n) i = 2 * (n - 1) - i;
+    return i;
+}
+
+static void gantl__cpu_pad_reflect(gantl_ctx *ctx, gantl_tensor *out) {
+    (void)ctx;
+    const gantl_tensor *x = out->src[0];
+    int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3], Ho = out->shape[2], Wo = out->shape[3];
+    int px0 = out->ip[0], py0 = out->ip[2];
+    GANTL__OMP(parallel for schedule(static) if (out->numel > 32768))
+    for (int64_t r = 0; r < NC * Ho; r++) {
+        int64_t nc = r / Ho, oy = r % Ho;
+        const float *xrow = x->data + (nc * H + gantl__reflect(oy - py0, H)) * W;
+        float *yrow = out->data + r * Wo;
+        for (int64_t ox = 0; ox < px0; ox++) yrow[ox] = xrow[gantl__reflect(ox - px0, W)];
+        memcpy(yrow + px0, xrow, (size_t)W * sizeof(float));
+        for (int64_t ox = px0 + W; ox < Wo; ox++) yrow[ox] = xrow[gantl__reflect(ox - px0, W)];
+    }
+}
+
+/* The adjoint of pad_reflect: every padded pixel's value is added to the pixel it copied. */
+static void gantl__cpu_pad_reflect_adj(gantl_ctx *ctx, gantl_tensor *out) {
+    (void)ctx;
+    const gantl_tensor *gy = out->src[0];
+    int64_t NC = out->shape[0] * out->shape[1], H = out->shape[2], W = out->shape[3];
+    int64_t Hp = gy->shape[2], Wp = gy->shape[3];
+    int px0 = out->ip[0], py0 = out->ip[2];
+    GANTL__OMP(parallel for schedule(static) if (gy->numel > 32768))
+    for (int64_t nc = 0; nc < NC; nc++) {
+        float *xp = out->data + nc * H * W;
+        const float *gp = gy->data + nc * Hp * Wp;
+        for (int64_t iy = 0; iy < H; iy++) memcpy(xp + iy * W, gp + (iy + py0) * Wp + px0, (size_t)W * sizeof(float));
+        for (int64_t oy = 0; oy < Hp; oy++) {
+            int64_t iy = gantl__reflect(oy - py0, H);
+            int inside_y = oy - py0 >= 0 && oy - py0 < H;
+            for (int64_t ox = 0; ox < Wp; ox++) {
+                if (inside_y && ox >= px0 && ox < px0 + W) continue; /* copied above */
+                xp[iy * W + gantl__reflect(ox - px0, W)] += gp[oy * Wp + ox];
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------------------------------
    4b. The op table: names, input counts, the CPU backend and the registered backends.
    ------------------------------------------------------------------------------------- */
@@ -2194,13 +2319,15 @@ GANTLDEF gantl_tensor *gantl_upfirdn2d(gantl_ctx *ctx, gantl_tensor *x, gantl_te
                                        const int pad[4], int flip_filter, float gain) {
     if (!x || !f) return NULL;
     GANTL__CHECK(f->ndim == 1 || f->ndim == 2, "upfirdn2d: filter %s must be 1-D or 2-D", GANTL__SHP(f));
-    if (f->ndim == 1) { /* separable: the outer product, a constant */
-        int64_t k = f->shape[0];
-        gantl_tensor *f2 = gantl_new_2d(ctx, k, k);
-        if (!f2) return NULL;
-        for (int64_t i = 0; i < k; i++)
-            for (int64_t j = 0; j < k; j++) f2->data[i * k + j] = f->data[i] * f->data[j];
-        f = f2;
+    if (f->ndim == 1) { /* separable: a (1, k) pass along x (with the gain), then (k, 1) along y */
+        int64_t sx[2] = {1, f->shape[0]}, sy[2] = {f->shape[0], 1};
+        gantl_tensor *fx = gantl__tensor(ctx, 2, sx, 0), *fy = gantl__tensor(ctx, 2, sy, 0);
+        if (!fx || !fy) return NULL;
+        fx->data = fy->data = f->data;
+        fx->device = fy->device = f->device;
+        int padx[4] = {pad[0], pad[1], 0, 0}, pady[4] = {0, 0, pad[2], pad[3]};
+        x = gantl__upfirdn2d(ctx, x, fx, up, 1, down, 1, padx, flip_filter, gain);
+        return gantl__upfirdn2d(ctx, x, fy, 1, up, 1, down, pady, flip_filter, 1.0f);
     }
     return gantl__upfirdn2d(ctx, x, f, up, up, down, down, pad, flip_filter, gain);
 }
@@ -2261,6 +2388,55 @@ GANTLDEF gantl_tensor *gantl_batch_norm(gantl_ctx *ctx, gantl_tensor *x, gantl_t
     if (weight) y = gantl_mul(ctx, y, gantl_reshape(ctx, weight, x->ndim, cshape));
     if (bias) y = gantl_add(ctx, y, gantl_reshape(ctx, bias, x->ndim, cshape));
     return y;
+}
+
+/* ---- resampling for ADA: grid_sample and reflect padding, each with its adjoint ---- */
+
+GANTLDEF gantl_tensor *gantl_grid_sample(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *grid) {
+    if (!x || !grid) return NULL;
+    GANTL__CHECK(x->ndim == 4 && grid->ndim == 4 && grid->shape[3] == 2 && grid->shape[0] == x->shape[0],
+                 "grid_sample: input %s must be (N, C, H, W) and grid %s (N, Ho, Wo, 2)", GANTL__SHP(x), GANTL__SHP(grid));
+    int64_t shape[4] = {x->shape[0], x->shape[1], grid->shape[1], grid->shape[2]};
+    return gantl__run(ctx, gantl__node(ctx, GANTL_OP_GRID_SAMPLE, 4, shape, x, grid, NULL, 1));
+}
+
+/* The adjoint of grid_sample (its input gradient): gy (N, C, Ho, Wo) -> (N, C, H, W). */
+static gantl_tensor *gantl__grid_sample_adj(gantl_ctx *ctx, gantl_tensor *gy, gantl_tensor *grid, int64_t H, int64_t W) {
+    if (!gy || !grid) return NULL;
+    GANTL__CHECK(gy->ndim == 4 && grid->ndim == 4 && grid->shape[3] == 2 && grid->shape[0] == gy->shape[0] &&
+                     grid->shape[1] == gy->shape[2] && grid->shape[2] == gy->shape[3] && H >= 0 && W >= 0,
+                 "grid_sample_adj: gradient %s does not fit grid %s", GANTL__SHP(gy), GANTL__SHP(grid));
+    int64_t shape[4] = {gy->shape[0], gy->shape[1], H, W};
+    gantl_tensor *t = gantl__node(ctx, GANTL_OP_GRID_SAMPLE_ADJ, 4, shape, gy, grid, NULL, 1);
+    if (t) t->ip[0] = (int32_t)H, t->ip[1] = (int32_t)W;
+    return gantl__run(ctx, t);
+}
+
+GANTLDEF gantl_tensor *gantl_pad_reflect(gantl_ctx *ctx, gantl_tensor *x, const int pad[4]) {
+    if (!x) return NULL;
+    GANTL__CHECK(x->ndim == 4, "pad_reflect: input %s must be (N, C, H, W)", GANTL__SHP(x));
+    GANTL__CHECK(pad[0] >= 0 && pad[1] >= 0 && pad[2] >= 0 && pad[3] >= 0 && pad[0] < x->shape[3] &&
+                     pad[1] < x->shape[3] && pad[2] < x->shape[2] && pad[3] < x->shape[2],
+                 "pad_reflect: padding (%d, %d, %d, %d) must be >= 0 and smaller than the input %s", pad[0], pad[1],
+                 pad[2], pad[3], GANTL__SHP(x));
+    int64_t shape[4] = {x->shape[0], x->shape[1], x->shape[2] + pad[2] + pad[3], x->shape[3] + pad[0] + pad[1]};
+    gantl_tensor *t = gantl__node(ctx, GANTL_OP_PAD_REFLECT, 4, shape, x, NULL, NULL, 1);
+    if (t) memcpy(t->ip, pad, 4 * sizeof(int32_t));
+    return gantl__run(ctx, t);
+}
+
+/* The adjoint of pad_reflect: gy (N, C, H + y0 + y1, W + x0 + x1) -> (N, C, H, W). */
+static gantl_tensor *gantl__pad_reflect_adj(gantl_ctx *ctx, gantl_tensor *gy, const int32_t pad[4]) {
+    if (!gy) return NULL;
+    GANTL__CHECK(gy->ndim == 4, "pad_reflect_adj: gradient %s must be 4-D", GANTL__SHP(gy));
+    int64_t shape[4] = {gy->shape[0], gy->shape[1], gy->shape[2] - pad[2] - pad[3], gy->shape[3] - pad[0] - pad[1]};
+    GANTL__CHECK(pad[0] >= 0 && pad[1] >= 0 && pad[2] >= 0 && pad[3] >= 0 && pad[0] < shape[3] && pad[1] < shape[3] &&
+                     pad[2] < shape[2] && pad[3] < shape[2],
+                 "pad_reflect_adj: padding (%d, %d, %d, %d) does not fit the gradient %s", pad[0], pad[1], pad[2],
+                 pad[3], GANTL__SHP(gy));
+    gantl_tensor *t = gantl__node(ctx, GANTL_OP_PAD_REFLECT_ADJ, 4, shape, gy, NULL, NULL, 1);
+    if (t) memcpy(t->ip, pad, 4 * sizeof(int32_t));
+    return gantl__run(ctx, t);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2489,6 +2665,29 @@ static void gantl__bwd_bias_act(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *g
 static void gantl__bwd_bias_act_grad(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *gy, gantl_tensor **gx,
                                      unsigned need) {
     if (GANTL__NEED(0)) gx[0] = gantl__bias_act_grad(ctx, gy, y->src[1], y);
+}
+
+/* grid_sample is linear in x and its adjoint is linear in gy: each one's input gradient is
+   the other, so gradients of any order close. The grid gets none (it is a constant). */
+static void gantl__bwd_grid_sample(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *gy, gantl_tensor **gx, unsigned need) {
+    if (GANTL__NEED(0)) gx[0] = gantl__grid_sample_adj(ctx, gy, y->src[1], y->src[0]->shape[2], y->src[0]->shape[3]);
+}
+
+static void gantl__bwd_grid_sample_adj(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *gy, gantl_tensor **gx,
+                                       unsigned need) {
+    if (GANTL__NEED(0)) gx[0] = gantl_grid_sample(ctx, gy, y->src[1]);
+}
+
+static void gantl__bwd_pad_reflect(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *gy, gantl_tensor **gx, unsigned need) {
+    (void)need;
+    gx[0] = gantl__pad_reflect_adj(ctx, gy, y->ip);
+}
+
+static void gantl__bwd_pad_reflect_adj(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *gy, gantl_tensor **gx,
+                                       unsigned need) {
+    (void)need;
+    int pad[4] = {y->ip[0], y->ip[1], y->ip[2], y->ip[3]};
+    gx[0] = gantl_pad_reflect(ctx, gy, pad);
 }
 
 static const gantl__backward_fn gantl__backward_table[GANTL_OP_COUNT] = {

@@ -15,6 +15,7 @@
 #include "test_io.c"
 #include "test_networks.c"
 #include "test_cli.c"
+#include "test_augment.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
@@ -23,6 +24,7 @@ int main(int argc, char **argv) {
     run_io_tests();
     run_network_tests();
     run_cli_tests();
+    run_augment_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }
