@@ -1647,19 +1647,21 @@ static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
     for (int64_t nc = 0; nc < NC; nc++) {
         const float *xp = x->data + nc * H * W;
         float *yp = out->data + nc * Ho * Wo;
+        /* Only the taps that land on an input sample (polyphase): q = o * down + t - pad
+           must be a multiple of up inside the input; t starts at the first such tap. */
         for (int64_t oy = 0; oy < Ho; oy++)
             for (int64_t ox = 0; ox < Wo; ox++) {
                 float acc = 0.0f;
-                for (int64_t ty = 0; ty < fh; ty++) {
-                    int64_t qy = oy * downy + ty - py0;
-                    if (qy < 0 || qy % upy != 0 || qy / upy >= H) continue;
-                    const float *xrow = xp + (qy / upy) * W;
+                int64_t by = oy * downy - py0, bx = ox * downx - px0;
+                int64_t ty0 = ((-by) % upy + upy) % upy, tx0 = ((-bx) % upx + upx) % upx;
+                int64_t iy = (by + ty0) / upy, ix0 = (bx + tx0) / upx; /* exact divisions */
+                for (int64_t ty = ty0; ty < fh && iy < H; ty += upy, iy++) {
+                    if (iy < 0) continue;
+                    const float *xrow = xp + iy * W;
                     const float *frow = f->data + (flip ? ty : fh - 1 - ty) * fw;
-                    for (int64_t tx = 0; tx < fw; tx++) {
-                        int64_t qx = ox * downx + tx - px0;
-                        if (qx < 0 || qx % upx != 0 || qx / upx >= W) continue;
-                        acc += frow[flip ? tx : fw - 1 - tx] * xrow[qx / upx];
-                    }
+                    int64_t ix = ix0;
+                    for (int64_t tx = tx0; tx < fw && ix < W; tx += upx, ix++)
+                        if (ix >= 0) acc += frow[flip ? tx : fw - 1 - tx] * xrow[ix];
                 }
                 yp[oy * Wo + ox] = acc * gain;
             }
