@@ -1738,25 +1738,67 @@ static void gantl__cpu_conv2d_wgrad(gantl_ctx *ctx, gantl_tensor *out) {
    upsampled by zero insertion (u[q] = x[q/up] when up divides q) and f' is f flipped
    (a true convolution) unless flip_filter. Params: up x/y, down x/y, pad x0 x1 y0 y1, flip. */
 static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
-    (void)ctx;
     const gantl_tensor *x = out->src[0], *f = out->src[1];
     int upx = out->ip[0], upy = out->ip[1], downx = out->ip[2], downy = out->ip[3];
     int px0 = out->ip[4], py0 = out->ip[6], flip = out->ip[8];
     float gain = out->fp[0];
     int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t Ho = out->shape[2], Wo = out->shape[3], fh = f->shape[0], fw = f->shape[1];
+    /* Only the taps that land on an input sample (polyphase): q = o * down + t - pad must be
+       a multiple of up inside the input. Per output column: the first such tap and its
+       input column (exact divisions), computed once. */
+    int64_t *xtab = (int64_t *)gantl__scratch(ctx, (size_t)(2 * Wo + 1) * sizeof(int64_t));
+    if (!xtab) return;
+    for (int64_t ox = 0; ox < Wo; ox++) {
+        int64_t bx = ox * downx - px0, tx0 = ((-bx) % upx + upx) % upx;
+        xtab[2 * ox] = tx0, xtab[2 * ox + 1] = (bx + tx0) / upx;
+    }
     GANTL__OMP(parallel for schedule(static) if (out->numel * fh * fw > 32768))
     for (int64_t nc = 0; nc < NC; nc++) {
         const float *xp = x->data + nc * H * W;
         float *yp = out->data + nc * Ho * Wo;
-        /* Only the taps that land on an input sample (polyphase): q = o * down + t - pad
-           must be a multiple of up inside the input; t starts at the first such tap. */
-        for (int64_t oy = 0; oy < Ho; oy++)
+        for (int64_t oy = 0; oy < Ho; oy++) {
+            int64_t by = oy * downy - py0, ty0 = ((-by) % upy + upy) % upy, iy0 = (by + ty0) / upy;
+            /* Separable passes, a tap at a time over a whole row (the same sums in the same
+               order per output, but loops the compiler can vectorise). */
+            if (fw == 1 && upx == 1 && downx == 1) { /* a column filter */
+                float *yrow = yp + oy * Wo;
+                int64_t lo = px0 > 0 ? px0 : 0, hi = W + px0 < Wo ? W + px0 : Wo; /* ix = ox - px0 */
+                memset(yrow, 0, (size_t)Wo * sizeof(float));
+                for (int64_t ty = ty0, iy = iy0; ty < fh && iy < H; ty += upy, iy++) {
+                    if (iy < 0) continue;
+                    const float *xrow = xp + iy * W - px0;
+                    float fv = f->data[flip ? ty : fh - 1 - ty];
+                    for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += fv * xrow[ox];
+                }
+                for (int64_t ox = 0; ox < Wo; ox++) yrow[ox] *= gain;
+                continue;
+            }
+            if (fh == 1 && upy == 1 && downy == 1 && (upx == 1 || downx == 1)) { /* a row filter */
+                float *yrow = yp + oy * Wo;
+                memset(yrow, 0, (size_t)Wo * sizeof(float));
+                if (iy0 >= 0 && iy0 < H && ty0 == 0) {
+                    const float *xrow = xp + iy0 * W;
+                    /* outputs ox = ph + step * m share their first tap and its column */
+                    int64_t step = upx, phases = upx < Wo ? upx : Wo;
+                    for (int64_t ph = 0; ph < phases; ph++) {
+                        int64_t tx0 = xtab[2 * ph], ix0 = xtab[2 * ph + 1], dix = upx > 1 ? 1 : downx; /* per m */
+                        for (int64_t tx = tx0, j = 0; tx < fw; tx += upx, j++) {
+                            float fv = f->data[flip ? tx : fw - 1 - tx];
+                            /* ix = ix0 + j + m * dix must lie in [0, W) */
+                            int64_t base = ix0 + j, mlo = 0, mhi = (Wo - ph + step - 1) / step;
+                            if (base < 0) mlo = (-base + dix - 1) / dix;
+                            if (base + (mhi - 1) * dix >= W) mhi = base >= W ? 0 : (W - 1 - base) / dix + 1;
+                            for (int64_t m = mlo; m < mhi; m++) yrow[ph + m * step] += fv * xrow[base + m * dix];
+                        }
+                    }
+                }
+                for (int64_t ox = 0; ox < Wo; ox++) yrow[ox] *= gain;
+                continue;
+            }
             for (int64_t ox = 0; ox < Wo; ox++) {
                 float acc = 0.0f;
-                int64_t by = oy * downy - py0, bx = ox * downx - px0;
-                int64_t ty0 = ((-by) % upy + upy) % upy, tx0 = ((-bx) % upx + upx) % upx;
-                int64_t iy = (by + ty0) / upy, ix0 = (bx + tx0) / upx; /* exact divisions */
+                int64_t tx0 = xtab[2 * ox], ix0 = xtab[2 * ox + 1], iy = iy0;
                 for (int64_t ty = ty0; ty < fh && iy < H; ty += upy, iy++) {
                     if (iy < 0) continue;
                     const float *xrow = xp + iy * W;
@@ -1767,6 +1809,7 @@ static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
                 }
                 yp[oy * Wo + ox] = acc * gain;
             }
+        }
     }
 }
 
