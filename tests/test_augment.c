@@ -157,10 +157,13 @@ static void test_augment_ops_values(void) {
     gantl_tensor *f = gantl_from_data(ctx, 1, &fs1, f1), *f2 = gantl_new(ctx, 2, fs2);
     for (int i = 0; i < 5; i++)
         for (int j = 0; j < 5; j++) f2->data[i * 5 + j] = f1[i] * f1[j];
-    int fpads[2][4] = {{3, 2, 3, 2}, {1, 2, 0, -1}};
-    for (int k = 0; k < 2; k++) {
-        gantl_tensor *a1 = gantl_upfirdn2d(ctx, x, f, 2 - k, 1 + k, fpads[k], k, 2.0f);
-        gantl_tensor *a2 = gantl_upfirdn2d(ctx, x, f2, 2 - k, 1 + k, fpads[k], k, 2.0f);
+    /* (up, down, pad x0 x1 y0 y1, flip): the separable passes' fast paths vs the 2-D kernel */
+    int cfg[8][7] = {{2, 1, 3, 2, 3, 2, 0}, {1, 2, 1, 2, 0, -1, 1}, {2, 2, 1, 4, -2, 3, 0}, {3, 1, 2, 2, 4, 0, 1},
+                     {1, 3, -1, 5, 2, 2, 0}, {1, 1, 0, 0, 0, 0, 1}, {2, 1, -3, -2, 6, -4, 1}, {1, 2, 7, -3, -1, 6, 0}};
+    for (int k = 0; k < 8; k++) {
+        const int *q = cfg[k];
+        gantl_tensor *a1 = gantl_upfirdn2d(ctx, x, f, q[0], q[1], q + 2, q[6], 2.0f);
+        gantl_tensor *a2 = gantl_upfirdn2d(ctx, x, f2, q[0], q[1], q + 2, q[6], 2.0f);
         CHECK(gantl_same_shape(a1, a2));
         if (gantl_same_shape(a1, a2)) CHECK_ALLCLOSE(a1->data, a2->data, a1->numel, 1e-6, 1e-5);
     }
