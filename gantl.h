@@ -5087,7 +5087,7 @@ GANTLDEF gantl_status gantl_discriminator_from_file(gantl_discriminator *D, cons
    padding is a ceil() of transformed corners that float32 rounding can move by one.
    ------------------------------------------------------------------------------------- */
 
-#define GANTL__PI 3.14159265358979323846
+#define GANTL__AUG_PI 3.14159265358979323846
 #define GANTL__HZ_PAD 3 /* len(sym6) / 4: the official Hz_pad */
 
 static const char *const gantl__aug_op_names[GANTL_AUG_NUM_OPS] = {
@@ -5180,7 +5180,7 @@ GANTLDEF gantl_status gantl_augment_draws_alloc(gantl_ctx *ctx, int64_t batch, i
 
 /* An op's parameter from its raw sample r, in the official float32 expressions. */
 static float gantl__aug_value(const gantl_augment *a, int step, float r) {
-    const float pi = (float)GANTL__PI;
+    const float pi = (float)GANTL__AUG_PI;
     switch (step) {
     case GANTL_AUG_STEP_XFLIP:
     case GANTL_AUG_STEP_LUMAFLIP: return floorf(r * 2.0f);
@@ -5280,7 +5280,7 @@ static void gantl__aug_geom_matrices(const gantl_augment *a, const gantl_augment
         if (mult[GANTL_AUG_XFLIP] > 0.0f)
             GANTL__AUG_RIGHT(gantl__aug_scale2(m, 1.0f / (1.0f - 2.0f * d->value[GANTL_AUG_STEP_XFLIP][i]), 1.0f));
         if (mult[GANTL_AUG_ROTATE90] > 0.0f)
-            GANTL__AUG_RIGHT(gantl__aug_rotate2(m, -((float)(-GANTL__PI / 2) * d->value[GANTL_AUG_STEP_ROTATE90][i])));
+            GANTL__AUG_RIGHT(gantl__aug_rotate2(m, -((float)(-GANTL__AUG_PI / 2) * d->value[GANTL_AUG_STEP_ROTATE90][i])));
         if (mult[GANTL_AUG_XINT] > 0.0f) {
             const float *t = d->value[GANTL_AUG_STEP_XINT] + 2 * i;
             GANTL__AUG_RIGHT(gantl__aug_translate2(m, -rintf(t[0] * (float)W), -rintf(t[1] * (float)H)));

@@ -556,7 +556,7 @@ static void test_augment_draw_statistics(void) {
                     case GANTL_AUG_STEP_ROTATE90: in_range &= v == floorf(v) && v >= 0.0f && v <= 3.0f; break;
                     case GANTL_AUG_STEP_XINT: in_range &= fabsf(v) <= 0.125f; break;
                     case GANTL_AUG_STEP_ROTATE_PRE: case GANTL_AUG_STEP_ROTATE_POST: case GANTL_AUG_STEP_HUE:
-                        in_range &= fabsf(v) <= (float)GANTL__PI; break;
+                        in_range &= fabsf(v) <= (float)GANTL__AUG_PI; break;
                     case GANTL_AUG_STEP_SCALE: case GANTL_AUG_STEP_ANISO: case GANTL_AUG_STEP_CONTRAST:
                     case GANTL_AUG_STEP_SATURATION: in_range &= v > 0.0f; break;
                     default: break;
