@@ -5393,17 +5393,27 @@ static void gantl__aug_geom_plan(const float *G, int64_t B, int64_t H, int64_t W
     }
 }
 
-/* F.affine_grid(theta, (B, C, Ho, Wo), align_corners=False): grid (B, Ho, Wo, 2). */
+/* Value i of torch.linspace(-1, 1, n) in float32, as the reference's CPU build computes it
+   (the sampling positions sit at ulp distance from pixel centres, so the last bit shows in
+   the output): step = 2 / (n - 1); the first half start + step * i and the second half
+   end - step * (n - 1 - i), each one fused multiply-add; blocks of 8 inside the leading
+   multiple of 16 run as base + k * step from the block's first value. */
+static float gantl__aug_linspace(int64_t i, int64_t n) {
+    float step = 2.0f / (float)(n - 1);
+    int64_t i0 = i < n / 16 * 16 ? i / 8 * 8 : i;
+    float base = i0 < n / 2 ? fmaf(step, (float)i0, -1.0f) : fmaf(-step, (float)(n - 1 - i0), 1.0f);
+    return i0 == i ? base : base + (float)(i - i0) * step;
+}
+
+/* F.affine_grid(theta, (B, C, Ho, Wo), align_corners=False): grid (B, Ho, Wo, 2), the base
+   grid linspace(-1, 1, n) * (n - 1) / n, then x * t0 + y * t1 + t2, in float32. */
 static void gantl__aug_affine_grid(const float *theta, int64_t B, int64_t Ho, int64_t Wo, float *grid) {
     for (int64_t i = 0; i < B; i++) {
         const float *t = theta + 6 * i;
         for (int64_t y = 0; y < Ho; y++) {
-            /* torch: linspace(-1, 1, n) * (n - 1) / n, in float32 */
-            float sy = 2.0f / (float)(Ho - 1), ly = y < Ho / 2 ? -1.0f + sy * (float)y : 1.0f - sy * (float)(Ho - 1 - y);
-            float gy = Ho > 1 ? ly * (float)(Ho - 1) / (float)Ho : 0.0f;
+            float gy = Ho > 1 ? gantl__aug_linspace(y, Ho) * (float)(Ho - 1) / (float)Ho : 0.0f;
             for (int64_t x = 0; x < Wo; x++) {
-                float sx = 2.0f / (float)(Wo - 1), lx = x < Wo / 2 ? -1.0f + sx * (float)x : 1.0f - sx * (float)(Wo - 1 - x);
-                float gx = Wo > 1 ? lx * (float)(Wo - 1) / (float)Wo : 0.0f;
+                float gx = Wo > 1 ? gantl__aug_linspace(x, Wo) * (float)(Wo - 1) / (float)Wo : 0.0f;
                 float *o = grid + ((i * Ho + y) * Wo + x) * 2;
                 o[0] = gx * t[0] + gy * t[1] + t[2];
                 o[1] = gx * t[3] + gy * t[4] + t[5];
