@@ -248,7 +248,11 @@ GANTLDEF gantl_tensor *gantl_set_name(gantl_tensor *t, const char *name);
     X(CONV2D_WGRAD, conv2d_wgrad, 2)         /* weight gradient of conv2d from x and gy */  \
     X(UPFIRDN2D, upfirdn2d, 2)               /* upsample, pad, FIR filter, downsample */    \
     X(BIAS_ACT, bias_act, 2)                 /* clamp(act(x + b) * gain) */                 \
-    X(BIAS_ACT_GRAD, bias_act_grad, 2)       /* g * act'(y) * gain * [|y| < clamp] */
+    X(BIAS_ACT_GRAD, bias_act_grad, 2)       /* g * act'(y) * gain * [|y| < clamp] */    \
+    X(GRID_SAMPLE, grid_sample, 2)           /* bilinear x (N,C,H,W) at grid (N,Ho,Wo,2) */ \
+    X(GRID_SAMPLE_ADJ, grid_sample_adj, 2)   /* its adjoint: scatter to (N,C,ip0,ip1) */   \
+    X(PAD_REFLECT, pad_reflect, 1)           /* reflect pad x0 x1 y0 y1 = ip0..ip3 */      \
+    X(PAD_REFLECT_ADJ, pad_reflect_adj, 1)   /* its adjoint: fold the border back */
 
 typedef enum gantl_op {
 #define GANTL__OP_ENUM(e, n, k) GANTL_OP_##e,
@@ -328,7 +332,9 @@ GANTLDEF gantl_tensor *gantl_conv2d_weight_grad(gantl_ctx *ctx, gantl_tensor *x,
 /* upfirdn2d as in StyleGAN2-ADA: upsample by inserting zeros, pad (negative crops) with
    pad = {x0, x1, y0, y1}, convolve with the 2-D filter f (fh, fw) (flipped unless
    flip_filter, i.e. a true convolution) scaled by gain, keep every down-th sample.
-   f is a constant: no gradient flows into it. A 1-D f (k) means the outer product f f^T. */
+   f is a constant: no gradient flows into it. A 1-D f (k) means the outer product f f^T,
+   applied separably (as the official setup_filter does for >= 8 taps): a (1, k) pass with
+   the gain, then a (k, 1) pass, so k instead of k^2 taps per output. */
 GANTLDEF gantl_tensor *gantl_upfirdn2d(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *f, int up, int down,
                                        const int pad[4], int flip_filter, float gain);
 
@@ -338,6 +344,15 @@ typedef enum gantl_act { GANTL_ACT_LINEAR = 0, GANTL_ACT_LRELU = 1 } gantl_act;
    As in the official kernel, the gradient is zero where |y| reached the clamp. */
 GANTLDEF gantl_tensor *gantl_bias_act(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *b, gantl_act act, float alpha,
                                       float gain, float clamp);
+
+/* torch.nn.functional.grid_sample(x, grid, mode='bilinear', padding_mode='zeros',
+   align_corners=False): x (N, C, H, W), grid (N, Ho, Wo, 2) of (x, y) in [-1, 1] -> (N, C,
+   Ho, Wo). The grid is a constant: no gradient flows into it. Differentiable in x to any
+   order (its backward is its adjoint, whose backward is grid_sample again). */
+GANTLDEF gantl_tensor *gantl_grid_sample(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *grid);
+/* F.pad(x, pad, mode='reflect') for (N, C, H, W): pad = {x0, x1, y0, y1}, each >= 0 and
+   smaller than its axis (as torch requires). Differentiable to any order. */
+GANTLDEF gantl_tensor *gantl_pad_reflect(gantl_ctx *ctx, gantl_tensor *x, const int pad[4]);
 
 /* BatchNorm over axis 1 of (N, C) or (N, C, H, W). In training, batch statistics are used
    and running_mean / running_var (C) are updated in place (unbiased variance), like
@@ -796,7 +811,109 @@ GANTLDEF gantl_status gantl_trainer_from_snapshot(gantl_trainer *t, const gantl_
 
 /* ---------------------------------------------------------------------------------------
    12. ADA augmentation
+   The official AugmentPipe (training/augment.py) with the 'bgc' preset and the adaptive p
+   heuristic (training/training_loop.py), in float32 like the official. Per sample and op,
+   an op fires with probability op_mult * p (the rotation is split in two, each with
+   p_rot = 1 - sqrt(1 - p)). The geometric ops compose into one inverse 3x3 matrix per
+   sample, executed as one reflect padding for the batch, 2x upsampling with the sym6
+   wavelet, bilinear grid_sample, 2x downsampling and a crop; the colour ops compose into
+   one 4x4 matrix per sample (grey images: the official 1-channel rule, no hue or
+   saturation). The result is differentiable in the images to any order (R1 through it).
+   As officially, a stage runs whenever one of its ops has op_mult > 0, even at p = 0: the
+   geometric stage is then a near-identity low-pass, not the identity. To train without
+   augmentation (official --aug=noaug), do not call gantl_augment_apply at all.
    ------------------------------------------------------------------------------------- */
+
+/* The 12 ops, in the official order (the order of op_mult). */
+typedef enum gantl_aug_op {
+    GANTL_AUG_XFLIP = 0, GANTL_AUG_ROTATE90, GANTL_AUG_XINT, GANTL_AUG_SCALE, GANTL_AUG_ROTATE, GANTL_AUG_ANISO,
+    GANTL_AUG_XFRAC, GANTL_AUG_BRIGHTNESS, GANTL_AUG_CONTRAST, GANTL_AUG_LUMAFLIP, GANTL_AUG_HUE,
+    GANTL_AUG_SATURATION, GANTL_AUG_NUM_OPS
+} gantl_aug_op;
+
+/* The 13 random steps, in the official draw order: rotate draws twice, before (pre) and
+   after (post) the anisotropic scaling. */
+typedef enum gantl_aug_step {
+    GANTL_AUG_STEP_XFLIP = 0, GANTL_AUG_STEP_ROTATE90, GANTL_AUG_STEP_XINT, GANTL_AUG_STEP_SCALE,
+    GANTL_AUG_STEP_ROTATE_PRE, GANTL_AUG_STEP_ANISO, GANTL_AUG_STEP_ROTATE_POST, GANTL_AUG_STEP_XFRAC,
+    GANTL_AUG_STEP_BRIGHTNESS, GANTL_AUG_STEP_CONTRAST, GANTL_AUG_STEP_LUMAFLIP, GANTL_AUG_STEP_HUE,
+    GANTL_AUG_STEP_SATURATION, GANTL_AUG_NUM_STEPS
+} gantl_aug_step;
+
+GANTLDEF const char *gantl_aug_op_name(int op);     /* "xflip", ..., "saturation" */
+GANTLDEF const char *gantl_aug_step_name(int step); /* as the ops, with "rotate_pre", "rotate_post" */
+GANTLDEF int gantl_aug_step_op(int step);           /* the gantl_aug_op a step belongs to */
+GANTLDEF int gantl_aug_step_width(int step);        /* values per sample: 2 (x, y) for xint and xfrac, else 1 */
+
+typedef struct gantl_augment {
+    float p;                            /* current probability (the official float32 buffer) */
+    float op_mult[GANTL_AUG_NUM_OPS];   /* probability multipliers; 'bgc' = all 1, 0 disables an op */
+    /* distribution parameters (official defaults) */
+    float xint_max;                     /* 0.125: integer translation, fraction of the size */
+    float scale_std;                    /* 0.2: log2 std of isotropic scaling */
+    float rotate_max;                   /* 1: rotation range, fraction of pi */
+    float aniso_std;                    /* 0.2: log2 std of anisotropic scaling */
+    float xfrac_std;                    /* 0.125: fractional translation std, fraction of the size */
+    float brightness_std;               /* 0.2 */
+    float contrast_std;                 /* 0.5: log2 std */
+    float hue_max;                      /* 1: hue rotation range, fraction of pi */
+    float saturation_std;               /* 1: log2 std */
+    /* adaptive p */
+    double ada_target;                  /* 0.6; < 0: fixed p (double: the official compares the
+                                           float64 sign mean with the Python float 0.6) */
+    int ada_interval;                   /* 4: iterations between updates */
+    float ada_kimg;                     /* 500 (100 when resuming, set by the caller) */
+    double sign_sum;                    /* sum of sign(D(aug(real))) since the last update */
+    int64_t sign_count;                 /* number of logits in sign_sum */
+} gantl_augment;
+
+/* 'bgc' with the official constants, ada_interval 4 and empty statistics. */
+GANTLDEF void gantl_augment_init(gantl_augment *a, float p, double ada_target, float ada_kimg);
+
+/* Every random number of one batch, as tools/ada_ref.py's draw() returns them. For step k,
+   raw[k] is the value sample (uniform [0, 1) for xflip, rotate90, xint, rotate_*, lumaflip,
+   hue; standard normal for the others), gate[k] the gating uniform, mask[k] 1 where
+   gate < threshold (op_mult * p; p_rot for the rotations) else 0, and value[k] the op's
+   parameter after gating (neutral where mask is 0): flip / quarter-turn / lumaflip counts,
+   translations as fractions of the size, scales, angles in radians, brightness offset.
+   raw and value hold gantl_aug_step_width(k) floats per sample (x, y interleaved). Steps not
+   drawn (op disabled, or hue / saturation of grey images) hold raw 0, gate 1, mask 0 and
+   the neutral value. The arrays live in the ctx arena given to the allocating call. */
+typedef struct gantl_augment_draws {
+    int64_t batch;
+    int channels;
+    float *raw[GANTL_AUG_NUM_STEPS];   /* (batch, width) */
+    float *gate[GANTL_AUG_NUM_STEPS];  /* (batch) */
+    float *mask[GANTL_AUG_NUM_STEPS];  /* (batch) */
+    float *value[GANTL_AUG_NUM_STEPS]; /* (batch, width) */
+} gantl_augment_draws;
+
+/* Allocates d's arrays in ctx, every step not drawn. */
+GANTLDEF gantl_status gantl_augment_draws_alloc(gantl_ctx *ctx, int64_t batch, int channels, gantl_augment_draws *d);
+/* Sets mask and value from raw and gate (with a's p, multipliers and constants), and resets
+   the steps that a does not draw; used by gantl_augment_draw, and to replay given samples. */
+GANTLDEF void gantl_augment_gate(const gantl_augment *a, gantl_augment_draws *d);
+/* Draws one batch from rng: for each drawn step its raw samples, then its gate samples, in
+   the official order (so the numbers per step are those of the official pipeline given the
+   same uniform / normal streams). */
+GANTLDEF gantl_status gantl_augment_draw(gantl_ctx *ctx, const gantl_augment *a, gantl_rng *rng, int64_t batch,
+                                         int channels, gantl_augment_draws *d);
+/* Augments images (N, C, H, W) in [-1, 1] (C = 1 or 3 when the colour stage runs) with the
+   given draws; a's op_mult decides which ops and stages run. Differentiable in images. */
+GANTLDEF gantl_tensor *gantl_augment_apply_draws(gantl_ctx *ctx, const gantl_augment *a, gantl_tensor *images,
+                                                 const gantl_augment_draws *d);
+/* Draw + apply. Returns images itself (no copy, no draws) when no stage runs, i.e. every
+   op_mult is 0 (or, for grey images, only hue / saturation are enabled). */
+GANTLDEF gantl_tensor *gantl_augment_apply(gantl_ctx *ctx, const gantl_augment *a, gantl_tensor *images,
+                                           gantl_rng *rng);
+/* Adds sign(real_logits) to the statistics (every element; sign(0) = 0). Call for every
+   batch of D logits on augmented reals (the Dmain and, on R1 iterations, the Dreg pass). */
+GANTLDEF void gantl_augment_accumulate(gantl_augment *a, const gantl_tensor *real_logits);
+/* Call after every ada_interval-th iteration: p = max(p + sign(mean - ada_target) *
+   batch_size * ada_interval / (ada_kimg * 1000), 0) in the official float32 arithmetic
+   (batch_size: the total batch), then resets the statistics. Nothing changes without
+   statistics; fixed p (ada_target < 0) only resets them. */
+GANTLDEF void gantl_augment_update(gantl_augment *a, int64_t batch_size);
 
 /* ---------------------------------------------------------------------------------------
    13. Datasets
@@ -1864,18 +1981,8 @@ static void gantl__cpu_conv2d_wgrad(gantl_ctx *ctx, gantl_tensor *out) {
 /* upfirdn2d: y[oy, ox] = gain * sum_t f'[t] * u[oy*down + ty - pad_y0, ...] where u is x
    upsampled by zero insertion (u[q] = x[q/up] when up divides q) and f' is f flipped
    (a true convolution) unless flip_filter. Params: up x/y, down x/y, pad x0 x1 y0 y1, flip.
-   Polyphase: per output row and column, a table of the taps that land on input samples
-   (about 1/up of them, inside the image), so no work is spent on inserted zeros. */
-static int gantl__fir_taps(int *tap, int *src, int64_t o, int64_t n_in, int64_t taps, int up, int down, int pad0) {
-    int count = 0;
-    for (int64_t t = 0; t < taps; t++) {
-        int64_t q = o * down + t - pad0;
-        if (q < 0 || q % up != 0 || q / up >= n_in) continue;
-        tap[count] = (int)t, src[count] = (int)(q / up), count++;
-    }
-    return count;
-}
-
+   Polyphase: only the taps that land on input samples are visited, and the separable
+   passes of a 1-D filter run a tap at a time over whole rows. */
 static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
     const gantl_tensor *x = out->src[0], *f = out->src[1];
     int upx = out->ip[0], upy = out->ip[1], downx = out->ip[2], downy = out->ip[3];
@@ -1883,33 +1990,72 @@ static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
     float gain = out->fp[0];
     int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t Ho = out->shape[2], Wo = out->shape[3], fh = f->shape[0], fw = f->shape[1];
-    /* tables: for each output column ox, up to fw (tap, input column) pairs; rows likewise;
-       and the filter as applied (flipped for a true convolution, times gain) */
-    size_t ints = (size_t)(Wo * fw + Ho * fh) * 2 + (size_t)(Wo + Ho);
-    int *mem = (int *)gantl__scratch(ctx, ints * sizeof(int) + (size_t)(fh * fw) * sizeof(float));
-    if (!mem) return;
-    int *xtap = mem, *xsrc = xtap + Wo * fw, *xcount = xsrc + Wo * fw;
-    int *ytap = xcount + Wo, *ysrc = ytap + Ho * fh, *ycount = ysrc + Ho * fh;
-    float *fk = (float *)(ycount + Ho);
-    for (int64_t ox = 0; ox < Wo; ox++) xcount[ox] = gantl__fir_taps(xtap + ox * fw, xsrc + ox * fw, ox, W, fw, upx, downx, px0);
-    for (int64_t oy = 0; oy < Ho; oy++) ycount[oy] = gantl__fir_taps(ytap + oy * fh, ysrc + oy * fh, oy, H, fh, upy, downy, py0);
-    for (int64_t ty = 0; ty < fh; ty++)
-        for (int64_t tx = 0; tx < fw; tx++)
-            fk[ty * fw + tx] = gain * f->data[(flip ? ty : fh - 1 - ty) * fw + (flip ? tx : fw - 1 - tx)];
-    GANTL__OMP(parallel for schedule(static) if (out->numel * fh * fw > 65536))
+    /* Only the taps that land on an input sample (polyphase): q = o * down + t - pad must be
+       a multiple of up inside the input. Per output column: the first such tap and its
+       input column (exact divisions), computed once. */
+    int64_t *xtab = (int64_t *)gantl__scratch(ctx, (size_t)(2 * Wo + 1) * sizeof(int64_t));
+    if (!xtab) return;
+    for (int64_t ox = 0; ox < Wo; ox++) {
+        int64_t bx = ox * downx - px0, tx0 = ((-bx) % upx + upx) % upx;
+        xtab[2 * ox] = tx0, xtab[2 * ox + 1] = (bx + tx0) / upx;
+    }
+    GANTL__OMP(parallel for schedule(static) if (out->numel * fh * fw > 32768))
     for (int64_t nc = 0; nc < NC; nc++) {
         const float *xp = x->data + nc * H * W;
         float *yp = out->data + nc * Ho * Wo;
-        for (int64_t oy = 0; oy < Ho; oy++)
+        for (int64_t oy = 0; oy < Ho; oy++) {
+            int64_t by = oy * downy - py0, ty0 = ((-by) % upy + upy) % upy, iy0 = (by + ty0) / upy;
+            /* Separable passes, a tap at a time over a whole row (the same sums in the same
+               order per output, but loops the compiler can vectorise). */
+            if (fw == 1 && upx == 1 && downx == 1) { /* a column filter */
+                float *yrow = yp + oy * Wo;
+                int64_t lo = px0 > 0 ? px0 : 0, hi = W + px0 < Wo ? W + px0 : Wo; /* ix = ox - px0 */
+                memset(yrow, 0, (size_t)Wo * sizeof(float));
+                for (int64_t ty = ty0, iy = iy0; ty < fh && iy < H; ty += upy, iy++) {
+                    if (iy < 0) continue;
+                    const float *xrow = xp + iy * W - px0;
+                    float fv = f->data[flip ? ty : fh - 1 - ty];
+                    for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += fv * xrow[ox];
+                }
+                for (int64_t ox = 0; ox < Wo; ox++) yrow[ox] *= gain;
+                continue;
+            }
+            if (fh == 1 && upy == 1 && downy == 1 && (upx == 1 || downx == 1)) { /* a row filter */
+                float *yrow = yp + oy * Wo;
+                memset(yrow, 0, (size_t)Wo * sizeof(float));
+                if (iy0 >= 0 && iy0 < H && ty0 == 0) {
+                    const float *xrow = xp + iy0 * W;
+                    /* outputs ox = ph + step * m share their first tap and its column */
+                    int64_t step = upx, phases = upx < Wo ? upx : Wo;
+                    for (int64_t ph = 0; ph < phases; ph++) {
+                        int64_t tx0 = xtab[2 * ph], ix0 = xtab[2 * ph + 1], dix = upx > 1 ? 1 : downx; /* per m */
+                        for (int64_t tx = tx0, j = 0; tx < fw; tx += upx, j++) {
+                            float fv = f->data[flip ? tx : fw - 1 - tx];
+                            /* ix = ix0 + j + m * dix must lie in [0, W) */
+                            int64_t base = ix0 + j, mlo = 0, mhi = (Wo - ph + step - 1) / step;
+                            if (base < 0) mlo = (-base + dix - 1) / dix;
+                            if (base + (mhi - 1) * dix >= W) mhi = base >= W ? 0 : (W - 1 - base) / dix + 1;
+                            for (int64_t m = mlo; m < mhi; m++) yrow[ph + m * step] += fv * xrow[base + m * dix];
+                        }
+                    }
+                }
+                for (int64_t ox = 0; ox < Wo; ox++) yrow[ox] *= gain;
+                continue;
+            }
             for (int64_t ox = 0; ox < Wo; ox++) {
                 float acc = 0.0f;
-                const int *tx = xtap + ox * fw, *ix = xsrc + ox * fw;
-                for (int a = 0; a < ycount[oy]; a++) {
-                    const float *frow = fk + ytap[oy * fh + a] * fw, *xrow = xp + (int64_t)ysrc[oy * fh + a] * W;
-                    for (int k = 0; k < xcount[ox]; k++) acc += frow[tx[k]] * xrow[ix[k]];
+                int64_t tx0 = xtab[2 * ox], ix0 = xtab[2 * ox + 1], iy = iy0;
+                for (int64_t ty = ty0; ty < fh && iy < H; ty += upy, iy++) {
+                    if (iy < 0) continue;
+                    const float *xrow = xp + iy * W;
+                    const float *frow = f->data + (flip ? ty : fh - 1 - ty) * fw;
+                    int64_t ix = ix0;
+                    for (int64_t tx = tx0; tx < fw && ix < W; tx += upx, ix++)
+                        if (ix >= 0) acc += frow[flip ? tx : fw - 1 - tx] * xrow[ix];
                 }
-                yp[oy * Wo + ox] = acc;
+                yp[oy * Wo + ox] = acc * gain;
             }
+        }
     }
 }
 
@@ -1950,6 +2096,116 @@ static void gantl__cpu_bias_act_grad(gantl_ctx *ctx, gantl_tensor *out) {
         v *= gain;
         if (clamp >= 0.0f && !(y[i] > -clamp && y[i] < clamp)) v = 0.0f;
         out->data[i] = v;
+    }
+}
+
+/* grid_sample as torch.nn.functional.grid_sample(mode='bilinear', padding_mode='zeros',
+   align_corners=False): grid (N, Ho, Wo, 2) holds (x, y) in [-1, 1], -1 and 1 being the outer
+   edges of the corner pixels; samples outside the image read zeros. The sample position and
+   its four weights, as torch's CPU kernel computes them. */
+static void gantl__grid_weights(const float *g, int64_t H, int64_t W, int64_t *x0, int64_t *y0, float w[4]) {
+    float ix = (g[0] + 1.0f) * ((float)W * 0.5f) - 0.5f, iy = (g[1] + 1.0f) * ((float)H * 0.5f) - 0.5f;
+    float fx = floorf(ix), fy = floorf(iy);
+    float tx = ix - fx, ty = iy - fy, ex = 1.0f - tx, ey = 1.0f - ty;
+    *x0 = (int64_t)fx, *y0 = (int64_t)fy;
+    w[0] = ey * ex, w[1] = ey * tx, w[2] = ty * ex, w[3] = ty * tx; /* nw, ne, sw, se */
+}
+
+static void gantl__cpu_grid_sample(gantl_ctx *ctx, gantl_tensor *out) {
+    (void)ctx;
+    const gantl_tensor *x = out->src[0], *grid = out->src[1];
+    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int64_t Ho = out->shape[2], Wo = out->shape[3];
+    GANTL__OMP(parallel for schedule(static) if (out->numel > 32768))
+    for (int64_t r = 0; r < N * Ho; r++) {
+        int64_t n = r / Ho, oy = r % Ho;
+        for (int64_t ox = 0; ox < Wo; ox++) {
+            int64_t x0, y0;
+            float w[4];
+            gantl__grid_weights(grid->data + ((n * Ho + oy) * Wo + ox) * 2, H, W, &x0, &y0, w);
+            int in_x0 = x0 >= 0 && x0 < W, in_x1 = x0 + 1 >= 0 && x0 + 1 < W;
+            int in_y0 = y0 >= 0 && y0 < H, in_y1 = y0 + 1 >= 0 && y0 + 1 < H;
+            for (int64_t c = 0; c < C; c++) {
+                const float *xp = x->data + (n * C + c) * H * W;
+                float v00 = in_y0 && in_x0 ? xp[y0 * W + x0] : 0.0f, v01 = in_y0 && in_x1 ? xp[y0 * W + x0 + 1] : 0.0f;
+                float v10 = in_y1 && in_x0 ? xp[(y0 + 1) * W + x0] : 0.0f;
+                float v11 = in_y1 && in_x1 ? xp[(y0 + 1) * W + x0 + 1] : 0.0f;
+                out->data[((n * C + c) * Ho + oy) * Wo + ox] = v00 * w[0] + v01 * w[1] + v10 * w[2] + v11 * w[3];
+            }
+        }
+    }
+}
+
+/* The adjoint of grid_sample: each gradient value gy (N, C, Ho, Wo) is added to the four
+   input pixels it was interpolated from, with the same weights. One (n, c) plane per
+   iteration, so no two threads write the same pixel. */
+static void gantl__cpu_grid_sample_adj(gantl_ctx *ctx, gantl_tensor *out) {
+    (void)ctx;
+    const gantl_tensor *gy = out->src[0], *grid = out->src[1];
+    int64_t N = out->shape[0], C = out->shape[1], H = out->shape[2], W = out->shape[3];
+    int64_t Ho = gy->shape[2], Wo = gy->shape[3];
+    GANTL__OMP(parallel for schedule(static) if (gy->numel > 32768))
+    for (int64_t nc = 0; nc < N * C; nc++) {
+        int64_t n = nc / C;
+        float *xp = out->data + nc * H * W;
+        const float *gp = gy->data + nc * Ho * Wo;
+        memset(xp, 0, (size_t)(H * W) * sizeof(float));
+        for (int64_t o = 0; o < Ho * Wo; o++) {
+            int64_t x0, y0;
+            float w[4], g = gp[o];
+            gantl__grid_weights(grid->data + (n * Ho * Wo + o) * 2, H, W, &x0, &y0, w);
+            for (int k = 0; k < 4; k++) {
+                int64_t yy = y0 + (k >> 1), xx = x0 + (k & 1);
+                if (yy >= 0 && yy < H && xx >= 0 && xx < W) xp[yy * W + xx] += g * w[k];
+            }
+        }
+    }
+}
+
+/* Reflection without repeating the edge, as F.pad(mode='reflect'): index i of a padded
+   axis reads input index |i - p0| folded back at n - 1 (padding < n). */
+static int64_t gantl__reflect(int64_t i, int64_t n) {
+    if (i < 0) i = -i;
+    if (i >= n) i = 2 * (n - 1) - i;
+    return i;
+}
+
+static void gantl__cpu_pad_reflect(gantl_ctx *ctx, gantl_tensor *out) {
+    (void)ctx;
+    const gantl_tensor *x = out->src[0];
+    int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3], Ho = out->shape[2], Wo = out->shape[3];
+    int px0 = out->ip[0], py0 = out->ip[2];
+    GANTL__OMP(parallel for schedule(static) if (out->numel > 32768))
+    for (int64_t r = 0; r < NC * Ho; r++) {
+        int64_t nc = r / Ho, oy = r % Ho;
+        const float *xrow = x->data + (nc * H + gantl__reflect(oy - py0, H)) * W;
+        float *yrow = out->data + r * Wo;
+        for (int64_t ox = 0; ox < px0; ox++) yrow[ox] = xrow[gantl__reflect(ox - px0, W)];
+        memcpy(yrow + px0, xrow, (size_t)W * sizeof(float));
+        for (int64_t ox = px0 + W; ox < Wo; ox++) yrow[ox] = xrow[gantl__reflect(ox - px0, W)];
+    }
+}
+
+/* The adjoint of pad_reflect: every padded pixel's value is added to the pixel it copied. */
+static void gantl__cpu_pad_reflect_adj(gantl_ctx *ctx, gantl_tensor *out) {
+    (void)ctx;
+    const gantl_tensor *gy = out->src[0];
+    int64_t NC = out->shape[0] * out->shape[1], H = out->shape[2], W = out->shape[3];
+    int64_t Hp = gy->shape[2], Wp = gy->shape[3];
+    int px0 = out->ip[0], py0 = out->ip[2];
+    GANTL__OMP(parallel for schedule(static) if (gy->numel > 32768))
+    for (int64_t nc = 0; nc < NC; nc++) {
+        float *xp = out->data + nc * H * W;
+        const float *gp = gy->data + nc * Hp * Wp;
+        for (int64_t iy = 0; iy < H; iy++) memcpy(xp + iy * W, gp + (iy + py0) * Wp + px0, (size_t)W * sizeof(float));
+        for (int64_t oy = 0; oy < Hp; oy++) {
+            int64_t iy = gantl__reflect(oy - py0, H);
+            int inside_y = oy - py0 >= 0 && oy - py0 < H;
+            for (int64_t ox = 0; ox < Wp; ox++) {
+                if (inside_y && ox >= px0 && ox < px0 + W) continue; /* copied above */
+                xp[iy * W + gantl__reflect(ox - px0, W)] += gp[oy * Wp + ox];
+            }
+        }
     }
 }
 
@@ -2456,13 +2712,15 @@ GANTLDEF gantl_tensor *gantl_upfirdn2d(gantl_ctx *ctx, gantl_tensor *x, gantl_te
                                        const int pad[4], int flip_filter, float gain) {
     if (!x || !f) return NULL;
     GANTL__CHECK(f->ndim == 1 || f->ndim == 2, "upfirdn2d: filter %s must be 1-D or 2-D", GANTL__SHP(f));
-    if (f->ndim == 1) { /* separable: the outer product, a constant */
-        int64_t k = f->shape[0];
-        gantl_tensor *f2 = gantl_new_2d(ctx, k, k);
-        if (!f2) return NULL;
-        for (int64_t i = 0; i < k; i++)
-            for (int64_t j = 0; j < k; j++) f2->data[i * k + j] = f->data[i] * f->data[j];
-        f = f2;
+    if (f->ndim == 1) { /* separable: a (1, k) pass along x (with the gain), then (k, 1) along y */
+        int64_t sx[2] = {1, f->shape[0]}, sy[2] = {f->shape[0], 1};
+        gantl_tensor *fx = gantl__tensor(ctx, 2, sx, 0), *fy = gantl__tensor(ctx, 2, sy, 0);
+        if (!fx || !fy) return NULL;
+        fx->data = fy->data = f->data;
+        fx->device = fy->device = f->device;
+        int padx[4] = {pad[0], pad[1], 0, 0}, pady[4] = {0, 0, pad[2], pad[3]};
+        x = gantl__upfirdn2d(ctx, x, fx, up, 1, down, 1, padx, flip_filter, gain);
+        return gantl__upfirdn2d(ctx, x, fy, 1, up, 1, down, pady, flip_filter, 1.0f);
     }
     return gantl__upfirdn2d(ctx, x, f, up, up, down, down, pad, flip_filter, gain);
 }
@@ -2523,6 +2781,55 @@ GANTLDEF gantl_tensor *gantl_batch_norm(gantl_ctx *ctx, gantl_tensor *x, gantl_t
     if (weight) y = gantl_mul(ctx, y, gantl_reshape(ctx, weight, x->ndim, cshape));
     if (bias) y = gantl_add(ctx, y, gantl_reshape(ctx, bias, x->ndim, cshape));
     return y;
+}
+
+/* ---- resampling for ADA: grid_sample and reflect padding, each with its adjoint ---- */
+
+GANTLDEF gantl_tensor *gantl_grid_sample(gantl_ctx *ctx, gantl_tensor *x, gantl_tensor *grid) {
+    if (!x || !grid) return NULL;
+    GANTL__CHECK(x->ndim == 4 && grid->ndim == 4 && grid->shape[3] == 2 && grid->shape[0] == x->shape[0],
+                 "grid_sample: input %s must be (N, C, H, W) and grid %s (N, Ho, Wo, 2)", GANTL__SHP(x), GANTL__SHP(grid));
+    int64_t shape[4] = {x->shape[0], x->shape[1], grid->shape[1], grid->shape[2]};
+    return gantl__run(ctx, gantl__node(ctx, GANTL_OP_GRID_SAMPLE, 4, shape, x, grid, NULL, 1));
+}
+
+/* The adjoint of grid_sample (its input gradient): gy (N, C, Ho, Wo) -> (N, C, H, W). */
+static gantl_tensor *gantl__grid_sample_adj(gantl_ctx *ctx, gantl_tensor *gy, gantl_tensor *grid, int64_t H, int64_t W) {
+    if (!gy || !grid) return NULL;
+    GANTL__CHECK(gy->ndim == 4 && grid->ndim == 4 && grid->shape[3] == 2 && grid->shape[0] == gy->shape[0] &&
+                     grid->shape[1] == gy->shape[2] && grid->shape[2] == gy->shape[3] && H >= 0 && W >= 0,
+                 "grid_sample_adj: gradient %s does not fit grid %s", GANTL__SHP(gy), GANTL__SHP(grid));
+    int64_t shape[4] = {gy->shape[0], gy->shape[1], H, W};
+    gantl_tensor *t = gantl__node(ctx, GANTL_OP_GRID_SAMPLE_ADJ, 4, shape, gy, grid, NULL, 1);
+    if (t) t->ip[0] = (int32_t)H, t->ip[1] = (int32_t)W;
+    return gantl__run(ctx, t);
+}
+
+GANTLDEF gantl_tensor *gantl_pad_reflect(gantl_ctx *ctx, gantl_tensor *x, const int pad[4]) {
+    if (!x) return NULL;
+    GANTL__CHECK(x->ndim == 4, "pad_reflect: input %s must be (N, C, H, W)", GANTL__SHP(x));
+    GANTL__CHECK(pad[0] >= 0 && pad[1] >= 0 && pad[2] >= 0 && pad[3] >= 0 && pad[0] < x->shape[3] &&
+                     pad[1] < x->shape[3] && pad[2] < x->shape[2] && pad[3] < x->shape[2],
+                 "pad_reflect: padding (%d, %d, %d, %d) must be >= 0 and smaller than the input %s", pad[0], pad[1],
+                 pad[2], pad[3], GANTL__SHP(x));
+    int64_t shape[4] = {x->shape[0], x->shape[1], x->shape[2] + pad[2] + pad[3], x->shape[3] + pad[0] + pad[1]};
+    gantl_tensor *t = gantl__node(ctx, GANTL_OP_PAD_REFLECT, 4, shape, x, NULL, NULL, 1);
+    if (t) memcpy(t->ip, pad, 4 * sizeof(int32_t));
+    return gantl__run(ctx, t);
+}
+
+/* The adjoint of pad_reflect: gy (N, C, H + y0 + y1, W + x0 + x1) -> (N, C, H, W). */
+static gantl_tensor *gantl__pad_reflect_adj(gantl_ctx *ctx, gantl_tensor *gy, const int32_t pad[4]) {
+    if (!gy) return NULL;
+    GANTL__CHECK(gy->ndim == 4, "pad_reflect_adj: gradient %s must be 4-D", GANTL__SHP(gy));
+    int64_t shape[4] = {gy->shape[0], gy->shape[1], gy->shape[2] - pad[2] - pad[3], gy->shape[3] - pad[0] - pad[1]};
+    GANTL__CHECK(pad[0] >= 0 && pad[1] >= 0 && pad[2] >= 0 && pad[3] >= 0 && pad[0] < shape[3] && pad[1] < shape[3] &&
+                     pad[2] < shape[2] && pad[3] < shape[2],
+                 "pad_reflect_adj: padding (%d, %d, %d, %d) does not fit the gradient %s", pad[0], pad[1], pad[2],
+                 pad[3], GANTL__SHP(gy));
+    gantl_tensor *t = gantl__node(ctx, GANTL_OP_PAD_REFLECT_ADJ, 4, shape, gy, NULL, NULL, 1);
+    if (t) memcpy(t->ip, pad, 4 * sizeof(int32_t));
+    return gantl__run(ctx, t);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -2762,6 +3069,29 @@ static void gantl__bwd_bias_act_grad(gantl_ctx *ctx, gantl_tensor *y, gantl_tens
                                      unsigned need) {
     if (GANTL__NEED(0)) gx[0] = gantl__bias_act_grad(ctx, gy, y->src[1], y);
     if (GANTL__NEED(1) && y->ip[0] == GANTL_ACT_LRELU) gx[1] = GANTL__ZERO;
+}
+
+/* grid_sample is linear in x and its adjoint is linear in gy: each one's input gradient is
+   the other, so gradients of any order close. The grid gets none (it is a constant). */
+static void gantl__bwd_grid_sample(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *gy, gantl_tensor **gx, unsigned need) {
+    if (GANTL__NEED(0)) gx[0] = gantl__grid_sample_adj(ctx, gy, y->src[1], y->src[0]->shape[2], y->src[0]->shape[3]);
+}
+
+static void gantl__bwd_grid_sample_adj(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *gy, gantl_tensor **gx,
+                                       unsigned need) {
+    if (GANTL__NEED(0)) gx[0] = gantl_grid_sample(ctx, gy, y->src[1]);
+}
+
+static void gantl__bwd_pad_reflect(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *gy, gantl_tensor **gx, unsigned need) {
+    (void)need;
+    gx[0] = gantl__pad_reflect_adj(ctx, gy, y->ip);
+}
+
+static void gantl__bwd_pad_reflect_adj(gantl_ctx *ctx, gantl_tensor *y, gantl_tensor *gy, gantl_tensor **gx,
+                                       unsigned need) {
+    (void)need;
+    int pad[4] = {y->ip[0], y->ip[1], y->ip[2], y->ip[3]};
+    gx[0] = gantl_pad_reflect(ctx, gy, pad);
 }
 
 static const gantl__backward_fn gantl__backward_table[GANTL_OP_COUNT] = {
@@ -5720,7 +6050,451 @@ GANTLDEF gantl_status gantl_trainer_from_snapshot(gantl_trainer *t, const gantl_
 
 /* ---------------------------------------------------------------------------------------
    12. ADA augmentation
+   Conventions (as tools/ada_ref.py, which matches the official AugmentPipe bit for bit):
+   G is the INVERSE geometric transform in pixel units with the origin at the image centre,
+   built by right-multiplying the inverse of each op onto I; C maps [r, g, b, 1] and is built
+   by left-multiplying. All arithmetic is float32 in the official order, because the batch's
+   padding is a ceil() of transformed corners that float32 rounding can move by one.
    ------------------------------------------------------------------------------------- */
+
+#define GANTL__AUG_PI 3.14159265358979323846
+#define GANTL__HZ_PAD 3 /* len(sym6) / 4: the official Hz_pad */
+
+static const char *const gantl__aug_op_names[GANTL_AUG_NUM_OPS] = {
+    "xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac", "brightness", "contrast", "lumaflip", "hue",
+    "saturation"};
+static const char *const gantl__aug_step_names[GANTL_AUG_NUM_STEPS] = {
+    "xflip", "rotate90", "xint", "scale", "rotate_pre", "aniso", "rotate_post", "xfrac", "brightness", "contrast",
+    "lumaflip", "hue", "saturation"};
+static const int gantl__aug_step_ops[GANTL_AUG_NUM_STEPS] = {
+    GANTL_AUG_XFLIP, GANTL_AUG_ROTATE90, GANTL_AUG_XINT, GANTL_AUG_SCALE, GANTL_AUG_ROTATE, GANTL_AUG_ANISO,
+    GANTL_AUG_ROTATE, GANTL_AUG_XFRAC, GANTL_AUG_BRIGHTNESS, GANTL_AUG_CONTRAST, GANTL_AUG_LUMAFLIP, GANTL_AUG_HUE,
+    GANTL_AUG_SATURATION};
+/* The value of a step where it does not fire. */
+static const float gantl__aug_neutral[GANTL_AUG_NUM_STEPS] = {0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0, 0, 1};
+/* Whether a step's raw sample is normal (else uniform). */
+static const int gantl__aug_normal[GANTL_AUG_NUM_STEPS] = {0, 0, 0, 1, 0, 1, 0, 1, 1, 1, 0, 0, 1};
+
+/* Symlet-6 ("least asymmetric" Daubechies, 6 vanishing moments) low-pass decomposition
+   filter: public wavelet constants (PyWavelets Wavelet('sym6').dec_lo; Daubechies, "Ten
+   Lectures on Wavelets", 1992), as listed and re-derived in tools/ada_ref.py. The official
+   geometric filter Hz_geom is these divided by their sum (sqrt 2), in float32. */
+static const double gantl__sym6[12] = {
+    0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
+    0.4910559419267466,   0.787641141030194,     0.3379294217276218,   -0.07263752278646252,
+    -0.021060292512300564, 0.04472490177066578,  0.0017677118642428036, -0.007800708325034148};
+
+GANTLDEF const char *gantl_aug_op_name(int op) {
+    return op >= 0 && op < GANTL_AUG_NUM_OPS ? gantl__aug_op_names[op] : "invalid op";
+}
+GANTLDEF const char *gantl_aug_step_name(int step) {
+    return step >= 0 && step < GANTL_AUG_NUM_STEPS ? gantl__aug_step_names[step] : "invalid step";
+}
+GANTLDEF int gantl_aug_step_op(int step) {
+    return step >= 0 && step < GANTL_AUG_NUM_STEPS ? gantl__aug_step_ops[step] : -1;
+}
+GANTLDEF int gantl_aug_step_width(int step) {
+    return step == GANTL_AUG_STEP_XINT || step == GANTL_AUG_STEP_XFRAC ? 2 : 1;
+}
+
+GANTLDEF void gantl_augment_init(gantl_augment *a, float p, double ada_target, float ada_kimg) {
+    memset(a, 0, sizeof *a);
+    a->p = p;
+    for (int k = 0; k < GANTL_AUG_NUM_OPS; k++) a->op_mult[k] = 1.0f;
+    a->xint_max = 0.125f, a->scale_std = 0.2f, a->rotate_max = 1.0f, a->aniso_std = 0.2f, a->xfrac_std = 0.125f;
+    a->brightness_std = 0.2f, a->contrast_std = 0.5f, a->hue_max = 1.0f, a->saturation_std = 1.0f;
+    a->ada_target = ada_target;
+    a->ada_interval = 4;
+    a->ada_kimg = ada_kimg;
+}
+
+/* Whether step k is drawn: its op is enabled (hue and saturation only for RGB). */
+static int gantl__aug_drawn(const gantl_augment *a, int step, int channels) {
+    int op = gantl__aug_step_ops[step];
+    if ((op == GANTL_AUG_HUE || op == GANTL_AUG_SATURATION) && channels <= 1) return 0;
+    return a->op_mult[op] > 0.0f;
+}
+
+/* Bit 0: the geometric stage runs; bit 1: the colour stage. */
+static int gantl__aug_stages(const gantl_augment *a, int channels) {
+    int stages = 0;
+    for (int op = GANTL_AUG_XFLIP; op <= GANTL_AUG_XFRAC; op++)
+        if (a->op_mult[op] > 0.0f) stages |= 1;
+    for (int step = GANTL_AUG_STEP_BRIGHTNESS; step <= GANTL_AUG_STEP_SATURATION; step++)
+        if (gantl__aug_drawn(a, step, channels)) stages |= 2;
+    return stages;
+}
+
+GANTLDEF gantl_status gantl_augment_draws_alloc(gantl_ctx *ctx, int64_t batch, int channels, gantl_augment_draws *d) {
+    GANTL__CHECK(batch >= 0 && channels >= 1, "augment_draws_alloc: batch %lld, channels %d", (long long)batch,
+                 channels);
+    memset(d, 0, sizeof *d);
+    d->batch = batch;
+    d->channels = channels;
+    int64_t per_sample = 0;
+    for (int k = 0; k < GANTL_AUG_NUM_STEPS; k++) per_sample += 2 * gantl_aug_step_width(k) + 2;
+    float *buf = ctx->status == GANTL_OK ? (float *)gantl__alloc(ctx, (size_t)(per_sample * batch + 1) * sizeof(float))
+                                         : NULL;
+    if (!buf) return gantl__fail(GANTL_ERR_NOMEM, "augment_draws_alloc: out of memory");
+    for (int k = 0; k < GANTL_AUG_NUM_STEPS; k++) {
+        int64_t n = batch * gantl_aug_step_width(k);
+        d->raw[k] = buf, buf += n;
+        d->gate[k] = buf, buf += batch;
+        d->mask[k] = buf, buf += batch;
+        d->value[k] = buf, buf += n;
+        for (int64_t i = 0; i < n; i++) d->raw[k][i] = 0.0f, d->value[k][i] = gantl__aug_neutral[k];
+        for (int64_t i = 0; i < batch; i++) d->gate[k][i] = 1.0f, d->mask[k][i] = 0.0f;
+    }
+    return GANTL_OK;
+}
+
+/* An op's parameter from its raw sample r, in the official float32 expressions. */
+static float gantl__aug_value(const gantl_augment *a, int step, float r) {
+    const float pi = (float)GANTL__AUG_PI;
+    switch (step) {
+    case GANTL_AUG_STEP_XFLIP:
+    case GANTL_AUG_STEP_LUMAFLIP: return floorf(r * 2.0f);
+    case GANTL_AUG_STEP_ROTATE90: return floorf(r * 4.0f);
+    case GANTL_AUG_STEP_XINT: return (r * 2.0f - 1.0f) * a->xint_max;
+    case GANTL_AUG_STEP_SCALE: return exp2f(r * a->scale_std);
+    case GANTL_AUG_STEP_ROTATE_PRE:
+    case GANTL_AUG_STEP_ROTATE_POST: return (r * 2.0f - 1.0f) * pi * a->rotate_max;
+    case GANTL_AUG_STEP_ANISO: return exp2f(r * a->aniso_std);
+    case GANTL_AUG_STEP_XFRAC: return r * a->xfrac_std;
+    case GANTL_AUG_STEP_BRIGHTNESS: return r * a->brightness_std;
+    case GANTL_AUG_STEP_CONTRAST: return exp2f(r * a->contrast_std);
+    case GANTL_AUG_STEP_HUE: return (r * 2.0f - 1.0f) * pi * a->hue_max;
+    default: return exp2f(r * a->saturation_std); /* saturation */
+    }
+}
+
+GANTLDEF void gantl_augment_gate(const gantl_augment *a, gantl_augment_draws *d) {
+    float rot = 1.0f - a->op_mult[GANTL_AUG_ROTATE] * a->p;
+    rot = rot < 0.0f ? 0.0f : (rot > 1.0f ? 1.0f : rot);
+    float p_rot = 1.0f - sqrtf(rot); /* P(pre or post rotation) = p */
+    for (int k = 0; k < GANTL_AUG_NUM_STEPS; k++) {
+        int w = gantl_aug_step_width(k), op = gantl__aug_step_ops[k], drawn = gantl__aug_drawn(a, k, d->channels);
+        float thresh = op == GANTL_AUG_ROTATE ? p_rot : a->op_mult[op] * a->p;
+        for (int64_t i = 0; i < d->batch; i++) {
+            if (!drawn) {
+                d->gate[k][i] = 1.0f;
+                d->mask[k][i] = 0.0f;
+                for (int j = 0; j < w; j++) d->raw[k][i * w + j] = 0.0f, d->value[k][i * w + j] = gantl__aug_neutral[k];
+                continue;
+            }
+            int fire = d->gate[k][i] < thresh;
+            d->mask[k][i] = fire ? 1.0f : 0.0f;
+            for (int j = 0; j < w; j++)
+                d->value[k][i * w + j] = fire ? gantl__aug_value(a, k, d->raw[k][i * w + j]) : gantl__aug_neutral[k];
+        }
+    }
+}
+
+GANTLDEF gantl_status gantl_augment_draw(gantl_ctx *ctx, const gantl_augment *a, gantl_rng *rng, int64_t batch,
+                                         int channels, gantl_augment_draws *d) {
+    gantl_status s = gantl_augment_draws_alloc(ctx, batch, channels, d);
+    if (s != GANTL_OK) return s;
+    for (int k = 0; k < GANTL_AUG_NUM_STEPS; k++) {
+        if (!gantl__aug_drawn(a, k, channels)) continue;
+        int64_t n = batch * gantl_aug_step_width(k);
+        if (gantl__aug_normal[k])
+            gantl_rng_normal(rng, d->raw[k], n, 0.0f, 1.0f);
+        else
+            gantl_rng_uniform(rng, d->raw[k], n, 0.0f, 1.0f);
+        gantl_rng_uniform(rng, d->gate[k], batch, 0.0f, 1.0f);
+    }
+    gantl_augment_gate(a, d);
+    return GANTL_OK;
+}
+
+/* ---- matrices (float32, row-major) ---- */
+
+/* out = a @ b for n x n matrices; the sum runs over k in order, like torch's small bmm. */
+static void gantl__aug_matmul(float *out, const float *a, const float *b, int n) {
+    float t[16];
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < n; k++) acc += a[i * n + k] * b[k * n + j];
+            t[i * n + j] = acc;
+        }
+    memcpy(out, t, (size_t)(n * n) * sizeof(float));
+}
+
+static void gantl__aug_eye(float *m, int n) {
+    for (int i = 0; i < n * n; i++) m[i] = i % (n + 1) == 0 ? 1.0f : 0.0f;
+}
+
+/* translate2d / scale2d / rotate2d of the official pipeline: 3x3 homogeneous. */
+static void gantl__aug_translate2(float *m, float tx, float ty) {
+    gantl__aug_eye(m, 3);
+    m[2] = tx, m[5] = ty;
+}
+static void gantl__aug_scale2(float *m, float sx, float sy) {
+    gantl__aug_eye(m, 3);
+    m[0] = sx, m[4] = sy;
+}
+static void gantl__aug_rotate2(float *m, float theta) {
+    gantl__aug_eye(m, 3);
+    m[0] = cosf(theta), m[1] = sinf(-theta), m[3] = sinf(theta), m[4] = cosf(theta);
+}
+
+/* G (batch, 3, 3): the inverse geometric transform of each sample, in pixel units. */
+static void gantl__aug_geom_matrices(const gantl_augment *a, const gantl_augment_draws *d, int64_t H, int64_t W,
+                                     float *G) {
+    const float *mult = a->op_mult;
+    for (int64_t i = 0; i < d->batch; i++) {
+        float *g = G + 9 * i, m[9];
+        gantl__aug_eye(g, 3);
+#define GANTL__AUG_RIGHT(expr) (expr, gantl__aug_matmul(g, g, m, 3))
+        if (mult[GANTL_AUG_XFLIP] > 0.0f)
+            GANTL__AUG_RIGHT(gantl__aug_scale2(m, 1.0f / (1.0f - 2.0f * d->value[GANTL_AUG_STEP_XFLIP][i]), 1.0f));
+        if (mult[GANTL_AUG_ROTATE90] > 0.0f)
+            GANTL__AUG_RIGHT(gantl__aug_rotate2(m, -((float)(-GANTL__AUG_PI / 2) * d->value[GANTL_AUG_STEP_ROTATE90][i])));
+        if (mult[GANTL_AUG_XINT] > 0.0f) {
+            const float *t = d->value[GANTL_AUG_STEP_XINT] + 2 * i;
+            GANTL__AUG_RIGHT(gantl__aug_translate2(m, -rintf(t[0] * (float)W), -rintf(t[1] * (float)H)));
+        }
+        if (mult[GANTL_AUG_SCALE] > 0.0f) {
+            float s = d->value[GANTL_AUG_STEP_SCALE][i];
+            GANTL__AUG_RIGHT(gantl__aug_scale2(m, 1.0f / s, 1.0f / s));
+        }
+        if (mult[GANTL_AUG_ROTATE] > 0.0f) GANTL__AUG_RIGHT(gantl__aug_rotate2(m, d->value[GANTL_AUG_STEP_ROTATE_PRE][i]));
+        if (mult[GANTL_AUG_ANISO] > 0.0f) {
+            float s = d->value[GANTL_AUG_STEP_ANISO][i];
+            GANTL__AUG_RIGHT(gantl__aug_scale2(m, 1.0f / s, 1.0f / (1.0f / s)));
+        }
+        if (mult[GANTL_AUG_ROTATE] > 0.0f) GANTL__AUG_RIGHT(gantl__aug_rotate2(m, d->value[GANTL_AUG_STEP_ROTATE_POST][i]));
+        if (mult[GANTL_AUG_XFRAC] > 0.0f) {
+            const float *t = d->value[GANTL_AUG_STEP_XFRAC] + 2 * i;
+            GANTL__AUG_RIGHT(gantl__aug_translate2(m, -(t[0] * (float)W), -(t[1] * (float)H)));
+        }
+#undef GANTL__AUG_RIGHT
+    }
+}
+
+/* C (batch, 4, 4): the colour transform of each sample, acting on [r, g, b, 1]. */
+static void gantl__aug_color_matrices(const gantl_augment *a, const gantl_augment_draws *d, float *C) {
+    const float *mult = a->op_mult;
+    int rgb = d->channels > 1;
+    float l = (float)(1.0 / sqrt(3.0)), v[4] = {l, l, l, 0.0f}, vv[16], eye[16];
+    gantl__aug_eye(eye, 4);
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 4; c++) vv[r * 4 + c] = v[r] * v[c]; /* the luma axis' outer product */
+    for (int64_t i = 0; i < d->batch; i++) {
+        float *c = C + 16 * i, m[16];
+        gantl__aug_eye(c, 4);
+        if (mult[GANTL_AUG_BRIGHTNESS] > 0.0f) {
+            gantl__aug_eye(m, 4);
+            m[3] = m[7] = m[11] = d->value[GANTL_AUG_STEP_BRIGHTNESS][i];
+            gantl__aug_matmul(c, m, c, 4);
+        }
+        if (mult[GANTL_AUG_CONTRAST] > 0.0f) {
+            gantl__aug_eye(m, 4);
+            m[0] = m[5] = m[10] = d->value[GANTL_AUG_STEP_CONTRAST][i];
+            gantl__aug_matmul(c, m, c, 4);
+        }
+        if (mult[GANTL_AUG_LUMAFLIP] > 0.0f) { /* Householder reflection about the plane normal to v */
+            float f = d->value[GANTL_AUG_STEP_LUMAFLIP][i];
+            for (int k = 0; k < 16; k++) m[k] = eye[k] - 2.0f * vv[k] * f;
+            gantl__aug_matmul(c, m, c, 4);
+        }
+        if (rgb && mult[GANTL_AUG_HUE] > 0.0f) { /* rotation about v (Rodrigues), the official rotate3d */
+            float theta = d->value[GANTL_AUG_STEP_HUE][i], s = sinf(theta), co = cosf(theta), cc = 1.0f - co;
+            float x = v[0], y = v[1], z = v[2];
+            float rot[16] = {x * x * cc + co,     x * y * cc - z * s, x * z * cc + y * s, 0.0f,
+                             y * x * cc + z * s, y * y * cc + co,    y * z * cc - x * s, 0.0f,
+                             z * x * cc - y * s, z * y * cc + x * s, z * z * cc + co,    0.0f,
+                             0.0f,               0.0f,               0.0f,               1.0f};
+            gantl__aug_matmul(c, rot, c, 4);
+        }
+        if (rgb && mult[GANTL_AUG_SATURATION] > 0.0f) {
+            float s = d->value[GANTL_AUG_STEP_SATURATION][i];
+            for (int k = 0; k < 16; k++) m[k] = vv[k] + (eye[k] - vv[k]) * s;
+            gantl__aug_matmul(c, m, c, 4);
+        }
+    }
+}
+
+/* The execution plan of the geometric stage, as the official: the reflect padding of the
+   batch (x0, x1, y0, y1) from every sample's transformed corner pixel centres, and theta
+   (batch, 2, 3) for affine_grid on the padded, 2x upsampled image. */
+static void gantl__aug_geom_plan(const float *G, int64_t B, int64_t H, int64_t W, int pad[4], float *theta) {
+    float cx = (float)((double)(W - 1) / 2.0), cy = (float)((double)(H - 1) / 2.0);
+    float corners[4][2] = {{-cx, -cy}, {cx, -cy}, {cx, cy}, {-cx, cy}};
+    float m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY}; /* max of -x, -y, x, y */
+    for (int64_t i = 0; i < B; i++)
+        for (int k = 0; k < 4; k++) {
+            const float *g = G + 9 * i;
+            float px = g[0] * corners[k][0] + g[1] * corners[k][1] + g[2];
+            float py = g[3] * corners[k][0] + g[4] * corners[k][1] + g[5];
+            float e[4] = {-px, -py, px, py};
+            for (int j = 0; j < 4; j++) m[j] = e[j] > m[j] ? e[j] : m[j];
+        }
+    float lim[4] = {(float)(W - 1), (float)(H - 1), (float)(W - 1), (float)(H - 1)};
+    for (int j = 0; j < 4; j++) {
+        m[j] += (float)(GANTL__HZ_PAD * 2 - (j % 2 ? (double)(H - 1) / 2.0 : (double)(W - 1) / 2.0));
+        m[j] = m[j] > 0.0f ? m[j] : 0.0f;
+        m[j] = m[j] < lim[j] ? m[j] : lim[j];
+    }
+    int mx0 = (int)ceilf(m[0]), my0 = (int)ceilf(m[1]), mx1 = (int)ceilf(m[2]), my1 = (int)ceilf(m[3]);
+    pad[0] = mx0, pad[1] = mx1, pad[2] = my0, pad[3] = my1;
+    int64_t hu = (H + my0 + my1) * 2, wu = (W + mx0 + mx1) * 2;                       /* upsampled padded size */
+    int64_t ho = (H + GANTL__HZ_PAD * 2) * 2, wo = (W + GANTL__HZ_PAD * 2) * 2;      /* sampling grid size */
+    float t_pad[9], s2[9], s_half[9], t_m[9], t_p[9], s_norm[9], s_grid[9];
+    gantl__aug_translate2(t_pad, (float)((double)(mx0 - mx1) / 2.0), (float)((double)(my0 - my1) / 2.0));
+    gantl__aug_scale2(s2, 2.0f, 2.0f);
+    gantl__aug_scale2(s_half, 0.5f, 0.5f);
+    gantl__aug_translate2(t_m, -0.5f, -0.5f);
+    gantl__aug_translate2(t_p, 0.5f, 0.5f);
+    gantl__aug_scale2(s_norm, (float)(2.0 / (double)wu), (float)(2.0 / (double)hu));
+    gantl__aug_scale2(s_grid, (float)(1.0 / (2.0 / (double)wo)), (float)(1.0 / (2.0 / (double)ho)));
+    for (int64_t i = 0; i < B; i++) {
+        float g[9];
+        memcpy(g, G + 9 * i, sizeof g);
+        gantl__aug_matmul(g, t_pad, g, 3);
+        gantl__aug_matmul(g, s2, g, 3);
+        gantl__aug_matmul(g, g, s_half, 3);
+        gantl__aug_matmul(g, t_m, g, 3);
+        gantl__aug_matmul(g, g, t_p, 3);
+        gantl__aug_matmul(g, s_norm, g, 3);
+        gantl__aug_matmul(g, g, s_grid, 3);
+        memcpy(theta + 6 * i, g, 6 * sizeof(float));
+    }
+}
+
+/* Value i of torch.linspace(-1, 1, n) in float32, as the reference's CPU build computes it
+   (the sampling positions sit at ulp distance from pixel centres, so the last bit shows in
+   the output): step = 2 / (n - 1); the first half start + step * i and the second half
+   end - step * (n - 1 - i), each one fused multiply-add; blocks of 8 inside the leading
+   multiple of 16 run as base + k * step from the block's first value. */
+static float gantl__aug_linspace(int64_t i, int64_t n) {
+    float step = 2.0f / (float)(n - 1);
+    int64_t i0 = i < n / 16 * 16 ? i / 8 * 8 : i;
+    float base = i0 < n / 2 ? fmaf(step, (float)i0, -1.0f) : fmaf(-step, (float)(n - 1 - i0), 1.0f);
+    return i0 == i ? base : base + (float)(i - i0) * step;
+}
+
+/* F.affine_grid(theta, (B, C, Ho, Wo), align_corners=False): grid (B, Ho, Wo, 2), the base
+   grid linspace(-1, 1, n) * (n - 1) / n, then x * t0 + y * t1 + t2, in float32. */
+static void gantl__aug_affine_grid(const float *theta, int64_t B, int64_t Ho, int64_t Wo, float *grid) {
+    for (int64_t i = 0; i < B; i++) {
+        const float *t = theta + 6 * i;
+        for (int64_t y = 0; y < Ho; y++) {
+            float gy = Ho > 1 ? gantl__aug_linspace(y, Ho) * (float)(Ho - 1) / (float)Ho : 0.0f;
+            for (int64_t x = 0; x < Wo; x++) {
+                float gx = Wo > 1 ? gantl__aug_linspace(x, Wo) * (float)(Wo - 1) / (float)Wo : 0.0f;
+                float *o = grid + ((i * Ho + y) * Wo + x) * 2;
+                o[0] = gx * t[0] + gy * t[1] + t[2];
+                o[1] = gx * t[3] + gy * t[4] + t[5];
+            }
+        }
+    }
+}
+
+GANTLDEF gantl_tensor *gantl_augment_apply_draws(gantl_ctx *ctx, const gantl_augment *a, gantl_tensor *images,
+                                                 const gantl_augment_draws *d) {
+    if (!images) return NULL;
+    GANTL__CHECK(images->ndim == 4, "augment: images %s must be (N, C, H, W)", GANTL__SHP(images));
+    int64_t B = images->shape[0], NC = images->shape[1], H = images->shape[2], W = images->shape[3];
+    GANTL__CHECK(d->batch == B && d->channels == NC, "augment: draws for batch %lld with %d channels, images %s",
+                 (long long)d->batch, d->channels, GANTL__SHP(images));
+    int stages = gantl__aug_stages(a, (int)NC);
+    gantl_tensor *x = images;
+    if (stages & 1) {
+        GANTL__CHECK(H >= 2 && W >= 2, "augment: images %s are too small for the geometric stage", GANTL__SHP(images));
+        float *G = (float *)gantl__alloc(ctx, (size_t)(B * 15 + 1) * sizeof(float)), *theta = G ? G + 9 * B : NULL;
+        gantl_tensor *f = gantl_new_1d(ctx, 12);
+        gantl_tensor *grid = gantl_new_4d(ctx, B, (H + GANTL__HZ_PAD * 2) * 2, (W + GANTL__HZ_PAD * 2) * 2, 2);
+        if (!G || !f || !grid) {
+            gantl__out_of_memory(ctx, 0);
+            return NULL;
+        }
+        float sum = 0.0f;
+        for (int k = 0; k < 12; k++) sum += (float)gantl__sym6[k];
+        for (int k = 0; k < 12; k++) f->data[k] = (float)gantl__sym6[k] / sum;
+        int pad[4];
+        gantl__aug_geom_matrices(a, d, H, W, G);
+        gantl__aug_geom_plan(G, B, H, W, pad, theta);
+        gantl__aug_affine_grid(theta, B, grid->shape[1], grid->shape[2], grid->data);
+        /* the official upsample2d / downsample2d(padding=-2 Hz_pad, flip_filter) paddings */
+        int down_pad[4] = {-GANTL__HZ_PAD * 2 + (12 - 2 + 1) / 2, -GANTL__HZ_PAD * 2 + (12 - 2) / 2,
+                           -GANTL__HZ_PAD * 2 + (12 - 2 + 1) / 2, -GANTL__HZ_PAD * 2 + (12 - 2) / 2};
+        x = gantl_pad_reflect(ctx, x, pad);
+        x = gantl_upsample2d(ctx, x, f, 2);
+        x = gantl_grid_sample(ctx, x, grid);
+        x = gantl_upfirdn2d(ctx, x, f, 1, 2, down_pad, 1, 1.0f);
+    }
+    if ((stages & 2) && x) {
+        GANTL__CHECK(NC == 1 || NC == 3, "augment: the colour stage needs 1 or 3 channels, images %s",
+                     GANTL__SHP(images));
+        float *C = (float *)gantl__alloc(ctx, (size_t)(B * 16) * sizeof(float) + 1);
+        if (!C) {
+            gantl__out_of_memory(ctx, 0);
+            return NULL;
+        }
+        gantl__aug_color_matrices(a, d, C);
+        if (NC == 3) { /* y = C[:3, :3] @ x + C[:3, 3] */
+            gantl_tensor *m = gantl_new_3d(ctx, B, 3, 3), *t = gantl_new_3d(ctx, B, 3, 1);
+            if (!m || !t) return NULL;
+            for (int64_t i = 0; i < B; i++)
+                for (int r = 0; r < 3; r++) {
+                    for (int c = 0; c < 3; c++) m->data[(i * 3 + r) * 3 + c] = C[i * 16 + r * 4 + c];
+                    t->data[i * 3 + r] = C[i * 16 + r * 4 + 3];
+                }
+            int64_t flat[3] = {B, 3, H * W};
+            x = gantl_add(ctx, gantl_matmul(ctx, m, gantl_reshape(ctx, x, 3, flat), 0, 0), t);
+            x = gantl_reshape(ctx, x, 4, images->shape);
+        } else { /* grey: the mean of C's colour rows, c; y = x * (c0 + c1 + c2) + c3 */
+            gantl_tensor *s = gantl_new_4d(ctx, B, 1, 1, 1), *t = gantl_new_4d(ctx, B, 1, 1, 1);
+            if (!s || !t) return NULL;
+            for (int64_t i = 0; i < B; i++) {
+                float row[4];
+                for (int c = 0; c < 4; c++)
+                    row[c] = (C[i * 16 + c] + C[i * 16 + 4 + c] + C[i * 16 + 8 + c]) / 3.0f;
+                s->data[i] = row[0] + row[1] + row[2];
+                t->data[i] = row[3];
+            }
+            x = gantl_add(ctx, gantl_mul(ctx, x, s), t);
+        }
+    }
+    return x;
+}
+
+GANTLDEF gantl_tensor *gantl_augment_apply(gantl_ctx *ctx, const gantl_augment *a, gantl_tensor *images,
+                                           gantl_rng *rng) {
+    if (!images) return NULL;
+    GANTL__CHECK(images->ndim == 4, "augment: images %s must be (N, C, H, W)", GANTL__SHP(images));
+    if (!gantl__aug_stages(a, (int)images->shape[1])) return images;
+    gantl_augment_draws d;
+    if (gantl_augment_draw(ctx, a, rng, images->shape[0], (int)images->shape[1], &d) != GANTL_OK) return NULL;
+    return gantl_augment_apply_draws(ctx, a, images, &d);
+}
+
+/* ---- adaptive p ---- */
+
+GANTLDEF void gantl_augment_accumulate(gantl_augment *a, const gantl_tensor *real_logits) {
+    if (!real_logits) return;
+    double sum = 0.0;
+    for (int64_t i = 0; i < real_logits->numel; i++) {
+        float v = real_logits->data[i];
+        sum += (double)((v > 0.0f) - (v < 0.0f));
+    }
+    a->sign_sum += sum;
+    a->sign_count += real_logits->numel;
+}
+
+GANTLDEF void gantl_augment_update(gantl_augment *a, int64_t batch_size) {
+    if (a->ada_target >= 0.0 && a->sign_count > 0) {
+        double diff = a->sign_sum / (double)a->sign_count - a->ada_target;
+        double adjust = (double)((diff > 0.0) - (diff < 0.0)) * (double)(batch_size * a->ada_interval) /
+                        ((double)a->ada_kimg * 1000.0);
+        float p = a->p + (float)adjust; /* torch: float32 buffer + Python float, in float32 */
+        a->p = p > 0.0f ? p : 0.0f;
+    }
+    a->sign_sum = 0.0;
+    a->sign_count = 0;
+}
 
 /* ---------------------------------------------------------------------------------------
    13. Datasets

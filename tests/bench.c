@@ -116,6 +116,24 @@ static void run_generate(void *p) {
                               GANTL_NOISE_CONST, NULL, NULL);
 }
 
+/* ADA 'bgc' on a batch of 32 3x32x32 images; a fresh draw each call (same seed) */
+typedef struct augment_arg {
+    gantl_ctx *ctx;
+    gantl_tensor *x;
+    gantl_augment aug;
+    int backward;
+} augment_arg;
+static void run_augment(void *p) {
+    augment_arg *a = (augment_arg *)p;
+    gantl_rng rng = gantl_rng_new(1);
+    gantl_ctx_reset(a->ctx);
+    gantl_tensor *y = gantl_augment_apply(a->ctx, &a->aug, a->x, &rng);
+    if (a->backward) {
+        gantl_tensor *loss = gantl_sum_all(a->ctx, gantl_square(a->ctx, y)), *g;
+        gantl_grad(a->ctx, 1, &loss, NULL, 1, &a->x, &g, 0);
+    }
+}
+
 int main(void) {
     printf("gantl bench: %d thread(s)\n", gantl_num_threads());
     gantl_rng rng = gantl_rng_new(0);
@@ -145,6 +163,18 @@ int main(void) {
     c.backward = 1;
     t = bench_time(run_conv, &c, 1.0);
     printf("bench conv3x3_fwdbwd_32x128x16x16 %.3f ms %.1f GFLOP/s\n", 1e3 * t, 3 * flops / t * 1e-9);
+    augment_arg au;
+    au.ctx = gantl_ctx_new(0);
+    au.x = gantl_requires_grad(gantl_randn(params, &rng, 4, (int64_t[]){32, 3, 32, 32}));
+    float ps[2] = {0.0f, 0.6f};
+    for (int i = 0; i < 2; i++) {
+        gantl_augment_init(&au.aug, ps[i], 0.6, 500.0f);
+        for (au.backward = 0; au.backward < 2; au.backward++) {
+            t = bench_time(run_augment, &au, 1.0);
+            printf("bench augment_bgc_p%g_%s_32x3x32x32 %.3f ms\n", ps[i], au.backward ? "fwdbwd" : "fwd", 1e3 * t);
+        }
+    }
+    gantl_ctx_free(au.ctx);
     gantl_ctx_free(c.ctx);
     gantl_ctx_free(params);
     /* training: the configuration, then the small preset on 32x32 grey images */

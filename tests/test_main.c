@@ -34,6 +34,7 @@
 #include "test_cli.c"
 #include "test_train.c"
 #include "test_data.c"
+#include "test_augment.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
@@ -44,6 +45,7 @@ int main(int argc, char **argv) {
     run_cli_tests();
     run_train_tests();
     run_data_tests();
+    run_augment_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }

@@ -45,6 +45,22 @@ def torch_benchmarks():
         torch.autograd.grad(y.sum(), [x, w])
 
     out["conv3x3_fwdbwd_32x128x16x16"] = median_time(fwdbwd)
+
+    # ADA 'bgc' (tools/ada_ref.py, bit-exact with the official AugmentPipe on CPU)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ada_ref
+    xa = torch.randn(32, 3, 32, 32, generator=g, requires_grad=True)
+    for p in (0.0, 0.6):
+        def aug_fwd(p=p):
+            with torch.no_grad():
+                ada_ref.apply(xa, ada_ref.draw(32, p, torch.Generator().manual_seed(1)))
+
+        def aug_fwdbwd(p=p):
+            y = ada_ref.apply(xa, ada_ref.draw(32, p, torch.Generator().manual_seed(1)))
+            torch.autograd.grad(y.square().sum(), [xa])
+
+        out[f"augment_bgc_p{p:g}_fwd_32x3x32x32"] = median_time(aug_fwd)
+        out[f"augment_bgc_p{p:g}_fwdbwd_32x3x32x32"] = median_time(aug_fwdbwd)
     out.update(training_benchmarks())
     return out
 
