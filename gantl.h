@@ -62,8 +62,8 @@
      8. Linear algebra kernels (SGEMM)
      9. Metrics
     10. StyleGAN2-ADA networks
-    11. Training
-    12. ADA augmentation
+    11. ADA augmentation
+    12. Training
     13. Datasets
 */
 #ifndef GANTL_H
@@ -718,99 +718,7 @@ GANTLDEF gantl_tensor *gantl_downsample2d(gantl_ctx *ctx, gantl_tensor *x, gantl
 GANTLDEF gantl_tensor *gantl_minibatch_std(gantl_ctx *ctx, gantl_tensor *x, int group_size, int num_channels);
 
 /* ---------------------------------------------------------------------------------------
-   11. Training
-   ------------------------------------------------------------------------------------- */
-
-/* The official training loop (training/training_loop.py, training/loss.py): phases Gmain,
-   Greg, Dmain, Dreg with lazy regularisation, the non-saturating logistic loss, R1 on
-   the reals before augmentation, path-length regularisation, style mixing, the G EMA,
-   nan_to_num on gradients, gradient accumulation over rounds of batch_gpu images. */
-
-typedef struct gantl_train_config {
-    int batch_size;          /* images per iteration */
-    int batch_gpu;           /* images per forward pass (0: batch_size); rounds accumulate
-                                gradients as the official code does: the sum of per-round means */
-    double lr_g, lr_d;       /* Adam learning rates (0.0025) */
-    double beta1, beta2;     /* 0, 0.99 */
-    double eps;              /* 1e-8 */
-    float r1_gamma;          /* R1 weight gamma (loss = gamma / 2 * penalty) */
-    float pl_weight;         /* path-length weight (2; 0: off) */
-    float pl_decay;          /* 0.01 */
-    int pl_batch_shrink;     /* 2 */
-    float style_mixing_prob; /* 0.9 */
-    int g_reg_interval;      /* 4; 0: no lazy regularisation (one Gboth phase) */
-    int d_reg_interval;      /* 16; 0: Dboth */
-    float ema_kimg;          /* half-life of the generator EMA in thousands of images */
-    float ema_rampup;        /* 0.05; < 0: none */
-    double total_kimg;       /* length of a run */
-    int augment;             /* 1: ADA 'bgc' augmentation of everything D sees; 0: none */
-    float augment_p;         /* initial augmentation probability */
-    float ada_target;        /* 0.6; < 0: fixed p */
-    int ada_interval;        /* 4 */
-    float ada_kimg;          /* 500; 100 when fine-tuning from a checkpoint */
-} gantl_train_config;
-
-GANTLDEF void gantl_train_config_default(gantl_train_config *cfg);
-/* The official configurations 'cifar', 'paper256', 'auto' (for one GPU), and 'small', a
-   configuration that trains usefully on two CPU cores (32x32, narrow networks). They set
-   the network configs for the dataset's resolution, channels and labels. */
-GANTLDEF gantl_status gantl_train_preset(const char *name, int resolution, int img_channels, int c_dim,
-                                         gantl_g_config *g, gantl_d_config *d, gantl_train_config *cfg);
-GANTLDEF int gantl_train_config_to_json(const gantl_train_config *cfg, char *buf, size_t size);
-GANTLDEF gantl_status gantl_train_config_from_json(gantl_train_config *cfg, const char *json);
-
-/* What one iteration measured (NaN for a phase that did not run). */
-typedef struct gantl_train_stats {
-    double loss_g, loss_d;         /* mean softplus losses of Gmain and Dmain */
-    double loss_pl, pl_penalty;    /* Greg */
-    double loss_r1, r1_penalty;    /* Dreg */
-    double score_real, score_fake; /* mean D logits */
-    double sign_real;              /* mean sign(D(real)) */
-    double pl_mean;
-    double augment_p;
-} gantl_train_stats;
-
-typedef struct gantl_trainer {
-    gantl_train_config cfg;
-    gantl_generator G, G_ema;
-    gantl_discriminator D;
-    gantl_adam opt_g, opt_d;
-    gantl_rng rng;       /* the training randomness */
-    gantl_random random; /* what the trainer draws from: Philox on rng unless replaced (tests) */
-    float pl_mean;
-    float augment_p;
-    double ada_sign_sum; /* sum of sign(D(aug(real))) since the last adjustment */
-    int64_t ada_sign_count;
-    int64_t cur_nimg, batch_idx;
-    gantl_ctx *ctx;
-    /* Called when a phase's gradients are final (after nan_to_num), before its Adam step;
-       phase is "Gmain", "Greg", "Gboth", "Dmain", "Dreg" or "Dboth". For tests and logs. */
-    void (*phase_hook)(void *user, const char *phase, const gantl_params *params);
-    void *phase_hook_user;
-} gantl_trainer;
-
-/* Builds G, D (initialised from seed), G_ema = G, the optimizers with the lazy
-   regularisation adjustment (lr * r, beta ^ r, r = I / (I + 1)). */
-GANTLDEF gantl_status gantl_trainer_init(gantl_trainer *t, const gantl_g_config *g, const gantl_d_config *d,
-                                         const gantl_train_config *cfg, uint64_t seed);
-GANTLDEF void gantl_trainer_free(gantl_trainer *t);
-/* Fine-tuning from a pretrained checkpoint: copies G, D and G_ema by name (what the file
-   lacks of G_ema comes from G). The networks must have the checkpoint's configs. */
-GANTLDEF gantl_status gantl_trainer_load_networks(gantl_trainer *t, const gantl_st_file *f);
-/* The number of phases whose z an iteration draws (4 with lazy regularisation, else 2). */
-GANTLDEF int gantl_trainer_num_phases(const gantl_trainer *t);
-/* One iteration. reals (batch_size, C, R, R) in [-1, 1]; real_c (batch_size, c_dim) and
-   gen_c (num_phases * batch_size, c_dim) one-hot labels, or NULL without labels. */
-GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, const float *real_c, const float *gen_c,
-                                         gantl_train_stats *stats);
-/* A snapshot: G., D., G_ema. networks, the optimizer moments, pl_mean, augmentation state,
-   progress and random state, with "gantl.G", "gantl.D" and "gantl.train" metadata. */
-GANTLDEF gantl_status gantl_trainer_write(const gantl_trainer *t, gantl_st_writer *w);
-/* Continues a run exactly from a snapshot written by gantl_trainer_write. */
-GANTLDEF gantl_status gantl_trainer_from_snapshot(gantl_trainer *t, const gantl_st_file *f);
-
-/* ---------------------------------------------------------------------------------------
-   12. ADA augmentation
+   11. ADA augmentation
    The official AugmentPipe (training/augment.py) with the 'bgc' preset and the adaptive p
    heuristic (training/training_loop.py), in float32 like the official. Per sample and op,
    an op fires with probability op_mult * p (the rotation is split in two, each with
@@ -893,10 +801,11 @@ GANTLDEF gantl_status gantl_augment_draws_alloc(gantl_ctx *ctx, int64_t batch, i
 /* Sets mask and value from raw and gate (with a's p, multipliers and constants), and resets
    the steps that a does not draw; used by gantl_augment_draw, and to replay given samples. */
 GANTLDEF void gantl_augment_gate(const gantl_augment *a, gantl_augment_draws *d);
-/* Draws one batch from rng: for each drawn step its raw samples, then its gate samples, in
-   the official order (so the numbers per step are those of the official pipeline given the
-   same uniform / normal streams). */
-GANTLDEF gantl_status gantl_augment_draw(gantl_ctx *ctx, const gantl_augment *a, gantl_rng *rng, int64_t batch,
+/* Draws one batch from a random source (gantl_random_philox(&rng) for a gantl_rng): for
+   each drawn step its raw samples, then its gate samples, in the official order (so the
+   numbers per step are those of the official pipeline given the same uniform / normal
+   streams). */
+GANTLDEF gantl_status gantl_augment_draw(gantl_ctx *ctx, const gantl_augment *a, gantl_random *random, int64_t batch,
                                          int channels, gantl_augment_draws *d);
 /* Augments images (N, C, H, W) in [-1, 1] (C = 1 or 3 when the colour stage runs) with the
    given draws; a's op_mult decides which ops and stages run. Differentiable in images. */
@@ -914,6 +823,96 @@ GANTLDEF void gantl_augment_accumulate(gantl_augment *a, const gantl_tensor *rea
    (batch_size: the total batch), then resets the statistics. Nothing changes without
    statistics; fixed p (ada_target < 0) only resets them. */
 GANTLDEF void gantl_augment_update(gantl_augment *a, int64_t batch_size);
+
+/* ---------------------------------------------------------------------------------------
+   12. Training
+   ------------------------------------------------------------------------------------- */
+
+/* The official training loop (training/training_loop.py, training/loss.py): phases Gmain,
+   Greg, Dmain, Dreg with lazy regularisation, the non-saturating logistic loss, R1 on
+   the reals before augmentation, path-length regularisation, style mixing, the G EMA,
+   nan_to_num on gradients, gradient accumulation over rounds of batch_gpu images. */
+
+typedef struct gantl_train_config {
+    int batch_size;          /* images per iteration */
+    int batch_gpu;           /* images per forward pass (0: batch_size); rounds accumulate
+                                gradients as the official code does: the sum of per-round means */
+    double lr_g, lr_d;       /* Adam learning rates (0.0025) */
+    double beta1, beta2;     /* 0, 0.99 */
+    double eps;              /* 1e-8 */
+    float r1_gamma;          /* R1 weight gamma (loss = gamma / 2 * penalty) */
+    float pl_weight;         /* path-length weight (2; 0: off) */
+    float pl_decay;          /* 0.01 */
+    int pl_batch_shrink;     /* 2 */
+    float style_mixing_prob; /* 0.9 */
+    int g_reg_interval;      /* 4; 0: no lazy regularisation (one Gboth phase) */
+    int d_reg_interval;      /* 16; 0: Dboth */
+    float ema_kimg;          /* half-life of the generator EMA in thousands of images */
+    float ema_rampup;        /* 0.05; < 0: none */
+    double total_kimg;       /* length of a run */
+    int augment;             /* 1: ADA 'bgc' augmentation of everything D sees; 0: none */
+    float augment_p;         /* initial augmentation probability */
+    float ada_target;        /* 0.6; < 0: fixed p */
+    int ada_interval;        /* 4 */
+    float ada_kimg;          /* 500; 100 when fine-tuning from a checkpoint */
+} gantl_train_config;
+
+GANTLDEF void gantl_train_config_default(gantl_train_config *cfg);
+/* The official configurations 'cifar', 'paper256', 'auto' (for one GPU), and 'small', a
+   configuration that trains usefully on two CPU cores (32x32, narrow networks). They set
+   the network configs for the dataset's resolution, channels and labels. */
+GANTLDEF gantl_status gantl_train_preset(const char *name, int resolution, int img_channels, int c_dim,
+                                         gantl_g_config *g, gantl_d_config *d, gantl_train_config *cfg);
+GANTLDEF int gantl_train_config_to_json(const gantl_train_config *cfg, char *buf, size_t size);
+GANTLDEF gantl_status gantl_train_config_from_json(gantl_train_config *cfg, const char *json);
+
+/* What one iteration measured (NaN for a phase that did not run). */
+typedef struct gantl_train_stats {
+    double loss_g, loss_d;         /* mean softplus losses of Gmain and Dmain */
+    double loss_pl, pl_penalty;    /* Greg */
+    double loss_r1, r1_penalty;    /* Dreg */
+    double score_real, score_fake; /* mean D logits */
+    double sign_real;              /* mean sign(D(real)) */
+    double pl_mean;
+    double augment_p;
+} gantl_train_stats;
+
+typedef struct gantl_trainer {
+    gantl_train_config cfg;
+    gantl_generator G, G_ema;
+    gantl_discriminator D;
+    gantl_adam opt_g, opt_d;
+    gantl_rng rng;       /* the training randomness */
+    gantl_random random; /* what the trainer draws from: Philox on rng unless replaced (tests) */
+    float pl_mean;
+    gantl_augment augment; /* p and the ADA statistics (used when cfg.augment) */
+    int64_t cur_nimg, batch_idx;
+    gantl_ctx *ctx;
+    /* Called when a phase's gradients are final (after nan_to_num), before its Adam step;
+       phase is "Gmain", "Greg", "Gboth", "Dmain", "Dreg" or "Dboth". For tests and logs. */
+    void (*phase_hook)(void *user, const char *phase, const gantl_params *params);
+    void *phase_hook_user;
+} gantl_trainer;
+
+/* Builds G, D (initialised from seed), G_ema = G, the optimizers with the lazy
+   regularisation adjustment (lr * r, beta ^ r, r = I / (I + 1)). */
+GANTLDEF gantl_status gantl_trainer_init(gantl_trainer *t, const gantl_g_config *g, const gantl_d_config *d,
+                                         const gantl_train_config *cfg, uint64_t seed);
+GANTLDEF void gantl_trainer_free(gantl_trainer *t);
+/* Fine-tuning from a pretrained checkpoint: copies G, D and G_ema by name (what the file
+   lacks of G_ema comes from G). The networks must have the checkpoint's configs. */
+GANTLDEF gantl_status gantl_trainer_load_networks(gantl_trainer *t, const gantl_st_file *f);
+/* The number of phases whose z an iteration draws (4 with lazy regularisation, else 2). */
+GANTLDEF int gantl_trainer_num_phases(const gantl_trainer *t);
+/* One iteration. reals (batch_size, C, R, R) in [-1, 1]; real_c (batch_size, c_dim) and
+   gen_c (num_phases * batch_size, c_dim) one-hot labels, or NULL without labels. */
+GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, const float *real_c, const float *gen_c,
+                                         gantl_train_stats *stats);
+/* A snapshot: G., D., G_ema. networks, the optimizer moments, pl_mean, augmentation state,
+   progress and random state, with "gantl.G", "gantl.D" and "gantl.train" metadata. */
+GANTLDEF gantl_status gantl_trainer_write(const gantl_trainer *t, gantl_st_writer *w);
+/* Continues a run exactly from a snapshot written by gantl_trainer_write. */
+GANTLDEF gantl_status gantl_trainer_from_snapshot(gantl_trainer *t, const gantl_st_file *f);
 
 /* ---------------------------------------------------------------------------------------
    13. Datasets
@@ -5471,585 +5470,7 @@ GANTLDEF gantl_status gantl_discriminator_from_file(gantl_discriminator *D, cons
 }
 
 /* ---------------------------------------------------------------------------------------
-   11. Training
-   ------------------------------------------------------------------------------------- */
-
-GANTLDEF void gantl_train_config_default(gantl_train_config *c) {
-    memset(c, 0, sizeof *c);
-    c->batch_size = 32;
-    c->lr_g = c->lr_d = 0.0025;
-    c->beta1 = 0.0, c->beta2 = 0.99, c->eps = 1e-8;
-    c->r1_gamma = 10.0f;
-    c->pl_weight = 2.0f, c->pl_decay = 0.01f, c->pl_batch_shrink = 2;
-    c->style_mixing_prob = 0.9f;
-    c->g_reg_interval = 4, c->d_reg_interval = 16;
-    c->ema_kimg = 10.0f, c->ema_rampup = -1.0f;
-    c->total_kimg = 25000.0;
-    c->augment = 1, c->augment_p = 0.0f, c->ada_target = 0.6f, c->ada_interval = 4, c->ada_kimg = 500.0f;
-}
-
-GANTLDEF gantl_status gantl_train_preset(const char *name, int resolution, int img_channels, int c_dim,
-                                         gantl_g_config *g, gantl_d_config *d, gantl_train_config *t) {
-    gantl_g_config_default(g);
-    gantl_d_config_default(d);
-    gantl_train_config_default(t);
-    g->img_resolution = d->img_resolution = resolution;
-    g->img_channels = d->img_channels = img_channels;
-    g->c_dim = d->c_dim = c_dim;
-    /* train.py: conv_clamp 256 everywhere; gantl computes in fp32 (num_fp16_res 0) */
-    g->conv_clamp = d->conv_clamp = 256.0f;
-    int map = 8, mb = 64, mbstd = 8;
-    double fmaps = 1.0, lrate = 0.0025, gamma = 1.0, ema = 20.0, ramp = -1.0, kimg = 25000.0;
-    if (!strcmp(name, "cifar")) {
-        map = 2, mb = 64, mbstd = 32, fmaps = 1.0, gamma = 0.01, ema = 500.0, ramp = 0.05, kimg = 100000.0;
-        t->pl_weight = 0.0f, t->style_mixing_prob = 0.0f;
-        d->architecture = GANTL_D_ORIG;
-    } else if (!strcmp(name, "paper256")) {
-        map = 8, mb = 64, mbstd = 8, fmaps = 0.5, gamma = 1.0, ema = 20.0;
-    } else if (!strcmp(name, "auto")) { /* train.py's heuristics for one GPU */
-        int per = 4096 / resolution < 32 ? 4096 / resolution : 32;
-        mb = per < 64 ? (per > 1 ? per : 1) : 64;
-        mbstd = mb < 4 ? mb : 4;
-        fmaps = resolution >= 512 ? 1.0 : 0.5;
-        lrate = resolution >= 1024 ? 0.002 : 0.0025;
-        gamma = 0.0002 * resolution * resolution / mb;
-        ema = mb * 10.0 / 32.0, ramp = 0.05, map = 2;
-    } else if (!strcmp(name, "small")) {
-        /* narrow networks that train on two CPU cores: the benchmark configuration of the
-           training issue (channel_base 4096, channel_max 128, 128-d latents, 2 mapping
-           layers, batch 32, gamma 0.01), without path length and style mixing, as cifar */
-        map = 2, mb = 32, mbstd = 4, gamma = 0.01, ema = 10.0, ramp = 0.05, kimg = 500.0;
-        g->z_dim = g->w_dim = 128;
-        g->channel_base = d->channel_base = 4096;
-        g->channel_max = d->channel_max = 128;
-        t->pl_weight = 0.0f, t->style_mixing_prob = 0.0f;
-        fmaps = -1.0;
-    } else
-        return gantl__fail(GANTL_ERR_INVALID, "unknown configuration '%s' (small, cifar, paper256 or auto)", name);
-    if (fmaps > 0) g->channel_base = d->channel_base = (int)(fmaps * 32768), g->channel_max = d->channel_max = 512;
-    g->mapping.num_layers = map;
-    d->mbstd_group_size = mbstd;
-    t->batch_size = mb;
-    t->lr_g = t->lr_d = lrate;
-    t->r1_gamma = (float)gamma;
-    t->ema_kimg = (float)ema;
-    t->ema_rampup = (float)ramp;
-    t->total_kimg = kimg;
-    gantl_status s = gantl__g_config_check(g);
-    return s == GANTL_OK ? gantl__d_config_check(d) : s;
-}
-
-GANTLDEF int gantl_train_config_to_json(const gantl_train_config *c, char *buf, size_t size) {
-    return snprintf(buf, size,
-                    "{\"batch_size\": %d, \"batch_gpu\": %d, \"lr_g\": %.17g, \"lr_d\": %.17g, \"beta1\": %.17g, "
-                    "\"beta2\": %.17g, \"eps\": %.17g, \"r1_gamma\": %.9g, \"pl_weight\": %.9g, \"pl_decay\": %.9g, "
-                    "\"pl_batch_shrink\": %d, \"style_mixing_prob\": %.9g, \"g_reg_interval\": %d, "
-                    "\"d_reg_interval\": %d, \"ema_kimg\": %.9g, \"ema_rampup\": %.9g, \"total_kimg\": %.17g, "
-                    "\"augment\": %d, \"augment_p\": %.9g, \"ada_target\": %.9g, \"ada_interval\": %d, "
-                    "\"ada_kimg\": %.9g}",
-                    c->batch_size, c->batch_gpu, c->lr_g, c->lr_d, c->beta1, c->beta2, c->eps, (double)c->r1_gamma,
-                    (double)c->pl_weight, (double)c->pl_decay, c->pl_batch_shrink, (double)c->style_mixing_prob,
-                    c->g_reg_interval, c->d_reg_interval, (double)c->ema_kimg, (double)c->ema_rampup, c->total_kimg,
-                    c->augment, (double)c->augment_p, (double)c->ada_target, c->ada_interval, (double)c->ada_kimg);
-}
-
-GANTLDEF gantl_status gantl_train_config_from_json(gantl_train_config *c, const char *text) {
-    gantl_json j;
-    gantl_train_config_default(c);
-    gantl_status s = gantl_json_parse(&j, text, strlen(text));
-    if (s != GANTL_OK) return s;
-    if (j.type != GANTL_JSON_OBJECT) s = gantl__fail(GANTL_ERR_INVALID, "training config: not a JSON object");
-    for (int i = 0; i < j.count && s == GANTL_OK; i++) {
-        const char *k = j.keys[i];
-        const gantl_json *v = &j.items[i];
-        float f;
-        if (v->type != GANTL_JSON_NUMBER) {
-            s = gantl__fail(GANTL_ERR_INVALID, "training config: '%s' must be a number", k);
-            break;
-        }
-        f = (float)v->number;
-        if (!strcmp(k, "batch_size")) c->batch_size = (int)v->number;
-        else if (!strcmp(k, "batch_gpu")) c->batch_gpu = (int)v->number;
-        else if (!strcmp(k, "lr_g")) c->lr_g = v->number;
-        else if (!strcmp(k, "lr_d")) c->lr_d = v->number;
-        else if (!strcmp(k, "beta1")) c->beta1 = v->number;
-        else if (!strcmp(k, "beta2")) c->beta2 = v->number;
-        else if (!strcmp(k, "eps")) c->eps = v->number;
-        else if (!strcmp(k, "r1_gamma")) c->r1_gamma = f;
-        else if (!strcmp(k, "pl_weight")) c->pl_weight = f;
-        else if (!strcmp(k, "pl_decay")) c->pl_decay = f;
-        else if (!strcmp(k, "pl_batch_shrink")) c->pl_batch_shrink = (int)v->number;
-        else if (!strcmp(k, "style_mixing_prob")) c->style_mixing_prob = f;
-        else if (!strcmp(k, "g_reg_interval")) c->g_reg_interval = (int)v->number;
-        else if (!strcmp(k, "d_reg_interval")) c->d_reg_interval = (int)v->number;
-        else if (!strcmp(k, "ema_kimg")) c->ema_kimg = f;
-        else if (!strcmp(k, "ema_rampup")) c->ema_rampup = f;
-        else if (!strcmp(k, "total_kimg")) c->total_kimg = v->number;
-        else if (!strcmp(k, "augment")) c->augment = (int)v->number;
-        else if (!strcmp(k, "augment_p")) c->augment_p = f;
-        else if (!strcmp(k, "ada_target")) c->ada_target = f;
-        else if (!strcmp(k, "ada_interval")) c->ada_interval = (int)v->number;
-        else if (!strcmp(k, "ada_kimg")) c->ada_kimg = f;
-        else s = gantl__fail(GANTL_ERR_UNSUPPORTED, "training config: unknown key '%s'", k);
-    }
-    gantl_json_free(&j);
-    return s;
-}
-
-static gantl_status gantl__train_config_check(const gantl_train_config *c, const gantl_d_config *d) {
-    int bg = c->batch_gpu ? c->batch_gpu : c->batch_size;
-    if (c->batch_size < 1 || bg < 1 || c->batch_size % bg != 0)
-        return gantl__fail(GANTL_ERR_INVALID, "training: batch %d must be a positive multiple of batch_gpu %d",
-                           c->batch_size, bg);
-    int group = d->mbstd_group_size > 0 && d->mbstd_group_size < bg ? d->mbstd_group_size : bg;
-    if (d->mbstd_num_channels > 0 && bg % group != 0)
-        return gantl__fail(GANTL_ERR_INVALID, "training: batch_gpu %d must be a multiple of the minibatch-std group %d",
-                           bg, d->mbstd_group_size);
-    if (c->pl_weight != 0.0f && (c->pl_batch_shrink < 1 || bg / c->pl_batch_shrink < 1))
-        return gantl__fail(GANTL_ERR_INVALID, "training: path length needs batch_gpu >= pl_batch_shrink (%d)",
-                           c->pl_batch_shrink);
-    if (c->g_reg_interval < 0 || c->d_reg_interval < 0 || c->ada_interval < 1 || c->ema_kimg < 0 || c->r1_gamma < 0)
-        return gantl__fail(GANTL_ERR_INVALID, "training: negative interval, EMA or gamma");
-    if (c->augment)
-        return gantl__fail(GANTL_ERR_UNSUPPORTED, "training: augmentation is not available in this build yet");
-    return GANTL_OK;
-}
-
-/* Lazy regularisation (training_loop.py): a phase pair shares one Adam with lr * r and
-   betas ^ r, r = I / (I + 1), so that its effective step matches unregularised training. */
-static gantl_status gantl__train_adam(gantl_adam *opt, const gantl_params *P, double lr, const gantl_train_config *c,
-                                      int interval) {
-    double r = interval > 0 ? (double)interval / (interval + 1) : 1.0;
-    return gantl_adam_init(opt, P, lr * r, pow(c->beta1, r), pow(c->beta2, r), c->eps);
-}
-
-GANTLDEF gantl_status gantl_trainer_init(gantl_trainer *t, const gantl_g_config *g, const gantl_d_config *d,
-                                         const gantl_train_config *cfg, uint64_t seed) {
-    memset(t, 0, sizeof *t);
-    gantl_status s = gantl__train_config_check(cfg, d);
-    if (s != GANTL_OK) return s;
-    if (g->img_resolution != d->img_resolution || g->img_channels != d->img_channels || g->c_dim != d->c_dim)
-        return gantl__fail(GANTL_ERR_INVALID, "training: G makes %dx%d images of %d channels with %d labels, D takes "
-                           "%dx%d of %d with %d", g->img_resolution, g->img_resolution, g->img_channels, g->c_dim,
-                           d->img_resolution, d->img_resolution, d->img_channels, d->c_dim);
-    t->cfg = *cfg;
-    if (!t->cfg.batch_gpu) t->cfg.batch_gpu = t->cfg.batch_size;
-    /* seeds of G and D follow the run seed; the run's randomness is a separate stream */
-    if ((s = gantl_generator_init(&t->G, g, seed * 3 + 1)) != GANTL_OK) goto fail;
-    if ((s = gantl_discriminator_init(&t->D, d, seed * 3 + 2)) != GANTL_OK) goto fail;
-    if ((s = gantl_generator_init(&t->G_ema, g, 0)) != GANTL_OK) goto fail;
-    gantl_params_copy(&t->G_ema.params, &t->G.params);
-    gantl_params_copy(&t->G_ema.buffers, &t->G.buffers);
-    if ((s = gantl__train_adam(&t->opt_g, &t->G.params, cfg->lr_g, cfg, cfg->g_reg_interval)) != GANTL_OK) goto fail;
-    if ((s = gantl__train_adam(&t->opt_d, &t->D.params, cfg->lr_d, cfg, cfg->d_reg_interval)) != GANTL_OK) goto fail;
-    t->rng = gantl_rng_new(seed * 3 + 3);
-    t->random = gantl_random_philox(&t->rng);
-    t->augment_p = cfg->augment_p;
-    t->ctx = gantl_ctx_new(0);
-    if (!t->ctx) {
-        s = gantl__fail(GANTL_ERR_NOMEM, "training: out of memory");
-        goto fail;
-    }
-    return GANTL_OK;
-fail:
-    gantl_trainer_free(t);
-    return s;
-}
-
-GANTLDEF void gantl_trainer_free(gantl_trainer *t) {
-    gantl_generator_free(&t->G);
-    gantl_generator_free(&t->G_ema);
-    gantl_discriminator_free(&t->D);
-    gantl_adam_free(&t->opt_g);
-    gantl_adam_free(&t->opt_d);
-    gantl_ctx_free(t->ctx);
-    memset(t, 0, sizeof *t);
-}
-
-/* Copies every tensor of P found under prefix (require_all = False, as the official resume). */
-static gantl_status gantl__params_copy_from(gantl_params *P, const gantl_st_file *f, const char *prefix, int *copied) {
-    char name[256];
-    for (int i = 0; i < P->count; i++) {
-        gantl_tensor *t = P->tensors[i];
-        snprintf(name, sizeof name, "%s%s", prefix, t->name);
-        if (!gantl_st_find(f, name)) continue;
-        gantl_status s = gantl_st_read_f32(f, name, t->data, t->numel, t->ndim, t->shape);
-        if (s != GANTL_OK) return s;
-        (*copied)++;
-    }
-    return GANTL_OK;
-}
-
-GANTLDEF gantl_status gantl_trainer_load_networks(gantl_trainer *t, const gantl_st_file *f) {
-    int g = 0, d = 0, e = 0;
-    gantl_status s = GANTL_OK;
-    if (s == GANTL_OK) s = gantl__params_copy_from(&t->G.params, f, "G.", &g);
-    if (s == GANTL_OK) s = gantl__params_copy_from(&t->G.buffers, f, "G.", &g);
-    if (s == GANTL_OK) s = gantl__params_copy_from(&t->D.params, f, "D.", &d);
-    if (s == GANTL_OK) s = gantl__params_copy_from(&t->D.buffers, f, "D.", &d);
-    if (s == GANTL_OK && g) { /* G_ema starts as G, then takes what the file has */
-        gantl_params_copy(&t->G_ema.params, &t->G.params);
-        gantl_params_copy(&t->G_ema.buffers, &t->G.buffers);
-    }
-    if (s == GANTL_OK) s = gantl__params_copy_from(&t->G_ema.params, f, "G_ema.", &e);
-    if (s == GANTL_OK) s = gantl__params_copy_from(&t->G_ema.buffers, f, "G_ema.", &e);
-    if (s == GANTL_OK && (g + e == 0 || d == 0))
-        s = gantl__fail(GANTL_ERR_INVALID, "checkpoint has no %s tensors with the expected names",
-                        g + e == 0 ? "generator (G. or G_ema.)" : "discriminator (D.)");
-    if (s == GANTL_OK && !g) { /* only G_ema in the file: G starts from it */
-        gantl_params_copy(&t->G.params, &t->G_ema.params);
-        gantl_params_copy(&t->G.buffers, &t->G_ema.buffers);
-    }
-    return s;
-}
-
-GANTLDEF int gantl_trainer_num_phases(const gantl_trainer *t) {
-    return (t->cfg.g_reg_interval > 0 ? 2 : 1) + (t->cfg.d_reg_interval > 0 ? 2 : 1);
-}
-
-/* A tensor of draws from the trainer's random source. */
-static gantl_tensor *gantl__train_normal(gantl_trainer *t, int ndim, const int64_t *shape) {
-    gantl_tensor *x = gantl_new(t->ctx, ndim, shape);
-    if (x) t->random.normal(t->random.state, x->data, x->numel);
-    return x;
-}
-
-/* run_G of training/loss.py: mapping (updating w_avg), style mixing with a fresh z from a
-   random cutoff, synthesis with random noise. Draw order: the mixing cutoff and its
-   probability (two uniforms), the mixing z, then the noise of each layer in order. */
-static gantl_tensor *gantl__train_run_G(gantl_trainer *t, gantl_tensor *z, gantl_tensor *c, gantl_tensor **ws_out) {
-    gantl_ctx *ctx = t->ctx;
-    gantl_generator *G = &t->G;
-    gantl_tensor *ws = gantl_generator_mapping(ctx, G, z, c, 1.0f, -1, 1);
-    if (!ws) return NULL;
-    if (t->cfg.style_mixing_prob > 0.0f) {
-        float u[2];
-        t->random.uniform(t->random.state, u, 2);
-        int cutoff = 1 + (int)(u[0] * (float)(G->num_ws - 1));
-        if (cutoff > G->num_ws - 1) cutoff = G->num_ws - 1;
-        if (!(u[1] < t->cfg.style_mixing_prob)) cutoff = G->num_ws;
-        gantl_tensor *z2 = gantl__train_normal(t, z->ndim, z->shape);
-        gantl_tensor *ws2 = gantl_generator_mapping(ctx, G, z2, c, 1.0f, -1, 0);
-        if (cutoff < G->num_ws)
-            ws = gantl_concat(ctx, gantl_slice(ctx, ws, 1, 0, cutoff), gantl_slice(ctx, ws2, 1, cutoff, G->num_ws), 1);
-    }
-    gantl_tensor *noise[2 * GANTL_MAX_BLOCKS];
-    int k = 0;
-    for (int b = 0; b < G->num_blocks; b++)
-        for (int l = 0; l < G->blocks[b].num_conv; l++) {
-            int64_t s[4] = {z->shape[0], 1, G->blocks[b].resolution, G->blocks[b].resolution};
-            noise[k++] = gantl__train_normal(t, 4, s);
-        }
-    if (ws_out) *ws_out = ws;
-    return gantl_generator_synthesis(ctx, G, ws, GANTL_NOISE_RANDOM, NULL, noise);
-}
-
-static gantl_tensor *gantl__train_run_D(gantl_trainer *t, gantl_tensor *img, gantl_tensor *c) {
-    return gantl_discriminator_forward(t->ctx, &t->D, img, c);
-}
-
-/* rows [start, start + n) of a (?, width) array as a (n, width) leaf, or NULL if rows is NULL */
-static gantl_tensor *gantl__train_rows(gantl_ctx *ctx, const float *rows, int64_t start, int64_t n, int64_t width) {
-    if (!rows || width == 0) return NULL;
-    int64_t s[2] = {n, width};
-    return gantl_from_data(ctx, 2, s, rows + start * width);
-}
-
-enum { GANTL__PHASE_GMAIN = 1, GANTL__PHASE_GREG = 2, GANTL__PHASE_DMAIN = 4, GANTL__PHASE_DREG = 8 };
-
-typedef struct gantl__train_sums {
-    double loss_g, loss_d, loss_pl, pl_penalty, loss_r1, r1_penalty, score_real, score_fake, sign_real;
-    int n_g, n_d, n_pl, n_r1, n_real, n_fake;
-} gantl__train_sums;
-
-static double gantl__mean_of(const gantl_tensor *x) {
-    double s = 0.0;
-    for (int64_t i = 0; i < x->numel; i++) s += x->data[i];
-    return x->numel ? s / (double)x->numel : 0.0;
-}
-
-/* accumulate_gradients of training/loss.py for one round of batch_gpu images. */
-static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const float *reals, const float *real_c,
-                                       const float *gen_z, const float *gen_c, int64_t start, int64_t n, float gain,
-                                       gantl__train_sums *sums) {
-    gantl_ctx *ctx = t->ctx;
-    const gantl_g_config *gc = &t->G.cfg;
-    int64_t C = gc->img_channels, R = gc->img_resolution, zdim = gc->z_dim, cdim = gc->c_dim;
-    if (what & GANTL__PHASE_GMAIN) { /* maximise D's logits for generated images */
-        gantl_ctx_reset(ctx);
-        gantl_tensor *img = gantl__train_run_G(t, gantl__train_rows(ctx, gen_z, start, n, zdim),
-                                               gantl__train_rows(ctx, gen_c, start, n, cdim), NULL);
-        gantl_tensor *logits = gantl__train_run_D(t, img, gantl__train_rows(ctx, gen_c, start, n, cdim));
-        gantl_tensor *loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, logits)));
-        if (!loss) return gantl_ctx_status(ctx);
-        sums->loss_g += loss->data[0], sums->n_g++;
-        sums->score_fake += gantl__mean_of(logits), sums->n_fake++;
-        gantl_backward(ctx, gantl_scale(ctx, loss, gain));
-    }
-    if ((what & GANTL__PHASE_GREG) && t->cfg.pl_weight != 0.0f) { /* path-length regularisation */
-        gantl_ctx_reset(ctx);
-        int64_t half = n / t->cfg.pl_batch_shrink;
-        gantl_tensor *ws;
-        gantl_tensor *img = gantl__train_run_G(t, gantl__train_rows(ctx, gen_z, start, half, zdim),
-                                               gantl__train_rows(ctx, gen_c, start, half, cdim), &ws);
-        if (!img) return gantl_ctx_status(ctx);
-        gantl_tensor *pl_noise = gantl_scale(ctx, gantl__train_normal(t, 4, img->shape), 1.0f / sqrtf((float)(R * R)));
-        gantl_tensor *dot = gantl_sum_all(ctx, gantl_mul(ctx, img, pl_noise)), *grads;
-        gantl_grad(ctx, 1, &dot, NULL, 1, &ws, &grads, 1);
-        int axis1 = 1, axis2 = 2;
-        gantl_tensor *lengths = gantl_sqrt(ctx, gantl_mean(ctx, gantl_sum(ctx, gantl_square(ctx, grads), 1, &axis2, 0), 1, &axis1, 0));
-        /* pl_mean.lerp(mean(lengths), decay), kept in the graph as the official code does */
-        gantl_tensor *pl_mean = gantl_add_scalar(ctx, gantl_scale(ctx, gantl_add_scalar(ctx, gantl_mean_all(ctx, lengths),
-                                                                                        -t->pl_mean), t->cfg.pl_decay), t->pl_mean);
-        if (!pl_mean) return gantl_ctx_status(ctx);
-        t->pl_mean = pl_mean->data[0];
-        gantl_tensor *penalty = gantl_square(ctx, gantl_sub(ctx, lengths, pl_mean));
-        gantl_tensor *loss = gantl_mean_all(ctx, gantl_scale(ctx, penalty, t->cfg.pl_weight));
-        if (!loss) return gantl_ctx_status(ctx);
-        sums->loss_pl += loss->data[0], sums->pl_penalty += gantl__mean_of(penalty), sums->n_pl++;
-        gantl_backward(ctx, gantl_scale(ctx, loss, gain));
-    }
-    if (what & GANTL__PHASE_DMAIN) { /* minimise D's logits for generated images */
-        gantl_ctx_reset(ctx);
-        int was = gantl_set_grad_enabled(ctx, 0); /* G is not trained in this phase */
-        gantl_tensor *img = gantl__train_run_G(t, gantl__train_rows(ctx, gen_z, start, n, zdim),
-                                               gantl__train_rows(ctx, gen_c, start, n, cdim), NULL);
-        gantl_set_grad_enabled(ctx, was);
-        gantl_tensor *logits = gantl__train_run_D(t, img, gantl__train_rows(ctx, gen_c, start, n, cdim));
-        gantl_tensor *loss = gantl_mean_all(ctx, gantl_softplus(ctx, logits));
-        if (!loss) return gantl_ctx_status(ctx);
-        sums->loss_d += loss->data[0];
-        sums->score_fake += gantl__mean_of(logits), sums->n_fake++;
-        gantl_backward(ctx, gantl_scale(ctx, loss, gain));
-    }
-    if (what & (GANTL__PHASE_DMAIN | GANTL__PHASE_DREG)) { /* reals: maximise D's logits, and R1 */
-        int do_main = (what & GANTL__PHASE_DMAIN) != 0, do_r1 = (what & GANTL__PHASE_DREG) && t->cfg.r1_gamma != 0.0f;
-        gantl_ctx_reset(ctx);
-        int64_t s4[4] = {n, C, R, R};
-        gantl_tensor *real = gantl_from_data(ctx, 4, s4, reals + start * C * R * R);
-        if (do_r1) gantl_requires_grad(real);
-        gantl_tensor *logits = gantl__train_run_D(t, real, gantl__train_rows(ctx, real_c, start, n, cdim));
-        if (!logits) return gantl_ctx_status(ctx);
-        double sign = 0.0;
-        for (int64_t i = 0; i < logits->numel; i++) sign += (logits->data[i] > 0) - (logits->data[i] < 0);
-        t->ada_sign_sum += sign, t->ada_sign_count += logits->numel;
-        sums->sign_real += sign / (double)logits->numel, sums->score_real += gantl__mean_of(logits), sums->n_real++;
-        gantl_tensor *loss = NULL;
-        if (do_main) {
-            loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, logits)));
-            if (!loss) return gantl_ctx_status(ctx);
-            sums->loss_d += loss->data[0], sums->n_d++;
-        }
-        if (do_r1) {
-            gantl_tensor *sum = gantl_sum_all(ctx, logits), *grads;
-            gantl_grad(ctx, 1, &sum, NULL, 1, &real, &grads, 1);
-            int axes[3] = {1, 2, 3};
-            gantl_tensor *penalty = gantl_sum(ctx, gantl_square(ctx, grads), 3, axes, 0);
-            gantl_tensor *loss_r1 = gantl_mean_all(ctx, gantl_scale(ctx, penalty, t->cfg.r1_gamma / 2.0f));
-            if (!loss_r1) return gantl_ctx_status(ctx);
-            sums->loss_r1 += loss_r1->data[0], sums->r1_penalty += gantl__mean_of(penalty), sums->n_r1++;
-            loss = loss ? gantl_add(ctx, loss, loss_r1) : loss_r1;
-        }
-        if (loss) gantl_backward(ctx, gantl_scale(ctx, loss, gain));
-    }
-    return gantl_ctx_status(ctx);
-}
-
-GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, const float *real_c, const float *gen_c,
-                                         gantl_train_stats *stats) {
-    const gantl_train_config *c = &t->cfg;
-    int64_t B = c->batch_size, bg = c->batch_gpu, zdim = t->G.cfg.z_dim;
-    GANTL__CHECK(reals != NULL, "trainer_step: no real images");
-    GANTL__CHECK((t->G.cfg.c_dim == 0) == (real_c == NULL) && (t->G.cfg.c_dim == 0) == (gen_c == NULL),
-                 "trainer_step: labels must be given exactly when the networks are conditional (c_dim %d)", t->G.cfg.c_dim);
-    /* the phases: what each accumulates, how often it runs, which network it trains */
-    struct { unsigned what; int interval; int is_g; const char *name; } phases[4];
-    int np = 0;
-#define GANTL__ADD_PHASE(w, i, g, n) phases[np].what = (w), phases[np].interval = (i), phases[np].is_g = (g), phases[np++].name = (n)
-    if (c->g_reg_interval > 0) {
-        GANTL__ADD_PHASE(GANTL__PHASE_GMAIN, 1, 1, "Gmain");
-        GANTL__ADD_PHASE(GANTL__PHASE_GREG, c->g_reg_interval, 1, "Greg");
-    } else
-        GANTL__ADD_PHASE(GANTL__PHASE_GMAIN | GANTL__PHASE_GREG, 1, 1, "Gboth");
-    if (c->d_reg_interval > 0) {
-        GANTL__ADD_PHASE(GANTL__PHASE_DMAIN, 1, 0, "Dmain");
-        GANTL__ADD_PHASE(GANTL__PHASE_DREG, c->d_reg_interval, 0, "Dreg");
-    } else
-        GANTL__ADD_PHASE(GANTL__PHASE_DMAIN | GANTL__PHASE_DREG, 1, 0, "Dboth");
-#undef GANTL__ADD_PHASE
-    /* one z for every phase, drawn up front as training_loop.py does */
-    float *gen_z = (float *)GANTL_MALLOC((size_t)(np * B * zdim) * sizeof(float));
-    if (!gen_z) return gantl__fail(GANTL_ERR_NOMEM, "trainer_step: out of memory");
-    t->random.normal(t->random.state, gen_z, np * B * zdim);
-    gantl__train_sums sums;
-    memset(&sums, 0, sizeof sums);
-    gantl_status s = GANTL_OK;
-    for (int p = 0; p < np && s == GANTL_OK; p++) {
-        if (t->batch_idx % phases[p].interval != 0) continue;
-        gantl_params *train = phases[p].is_g ? &t->G.params : &t->D.params;
-        gantl_params_requires_grad(&t->G.params, phases[p].is_g);
-        gantl_params_requires_grad(&t->D.params, !phases[p].is_g);
-        gantl_params_zero_grad(train);
-        for (int64_t start = 0; start < B && s == GANTL_OK; start += bg)
-            s = gantl__train_round(t, phases[p].what, reals, real_c, gen_z + p * B * zdim,
-                                   gen_c ? gen_c + p * B * t->G.cfg.c_dim : NULL, start, bg, (float)phases[p].interval, &sums);
-        if (s != GANTL_OK) break;
-        gantl_params_nan_to_num_grad(train, 1e5f);
-        if (t->phase_hook) t->phase_hook(t->phase_hook_user, phases[p].name, train);
-        gantl_adam_step(phases[p].is_g ? &t->opt_g : &t->opt_d, train);
-    }
-    gantl_params_requires_grad(&t->G.params, 1);
-    gantl_params_requires_grad(&t->D.params, 1);
-    GANTL_FREE(gen_z);
-    gantl_ctx_reset(t->ctx);
-    if (s != GANTL_OK) return s;
-    /* G EMA: half-life ema_kimg, ramped up early in a run: p_ema = lerp(p, p_ema, beta) */
-    double ema_nimg = c->ema_kimg * 1000.0;
-    if (c->ema_rampup >= 0.0f && ema_nimg > (double)t->cur_nimg * c->ema_rampup) ema_nimg = (double)t->cur_nimg * c->ema_rampup;
-    double beta = pow(0.5, (double)B / (ema_nimg > 1e-8 ? ema_nimg : 1e-8));
-    gantl_params_lerp(&t->G_ema.params, &t->G.params, (float)beta);
-    gantl_params_copy(&t->G_ema.buffers, &t->G.buffers);
-    t->cur_nimg += B;
-    t->batch_idx++;
-    if (stats) {
-        double nan = NAN;
-        stats->loss_g = sums.n_g ? sums.loss_g / sums.n_g : nan;
-        stats->loss_d = sums.n_d ? sums.loss_d / sums.n_d : nan;
-        stats->loss_pl = sums.n_pl ? sums.loss_pl / sums.n_pl : nan;
-        stats->pl_penalty = sums.n_pl ? sums.pl_penalty / sums.n_pl : nan;
-        stats->loss_r1 = sums.n_r1 ? sums.loss_r1 / sums.n_r1 : nan;
-        stats->r1_penalty = sums.n_r1 ? sums.r1_penalty / sums.n_r1 : nan;
-        stats->score_real = sums.n_real ? sums.score_real / sums.n_real : nan;
-        stats->score_fake = sums.n_fake ? sums.score_fake / sums.n_fake : nan;
-        stats->sign_real = sums.n_real ? sums.sign_real / sums.n_real : nan;
-        stats->pl_mean = t->pl_mean;
-        stats->augment_p = t->augment_p;
-    }
-    return GANTL_OK;
-}
-
-/* ---- snapshots ---- */
-
-GANTLDEF gantl_status gantl_trainer_write(const gantl_trainer *t, gantl_st_writer *w) {
-    char json[2048], train[1024];
-    gantl_status s;
-    gantl_g_config_to_json(&t->G.cfg, json, sizeof json);
-    if ((s = gantl_st_writer_meta(w, "gantl.G", json)) != GANTL_OK) return s;
-    gantl_d_config_to_json(&t->D.cfg, json, sizeof json);
-    if ((s = gantl_st_writer_meta(w, "gantl.D", json)) != GANTL_OK) return s;
-    gantl_train_config_to_json(&t->cfg, train, sizeof train);
-    snprintf(json, sizeof json,
-             "{\"config\": %s, \"cur_nimg\": %lld, \"batch_idx\": %lld, \"adam_g_step\": %lld, \"adam_d_step\": %lld, "
-             "\"rng_seed\": \"%llu\", \"rng_offset\": \"%llu\", \"ada_sign_sum\": %.17g, \"ada_sign_count\": %lld}",
-             train, (long long)t->cur_nimg, (long long)t->batch_idx, (long long)t->opt_g.step, (long long)t->opt_d.step,
-             (unsigned long long)t->rng.seed, (unsigned long long)t->rng.offset, t->ada_sign_sum,
-             (long long)t->ada_sign_count);
-    if ((s = gantl_st_writer_meta(w, "gantl.train", json)) != GANTL_OK) return s;
-    if ((s = gantl_generator_write(&t->G, w, "G.")) != GANTL_OK) return s;
-    if ((s = gantl_discriminator_write(&t->D, w, "D.")) != GANTL_OK) return s;
-    if ((s = gantl_generator_write(&t->G_ema, w, "G_ema.")) != GANTL_OK) return s;
-    int64_t ng = t->opt_g.numel, nd = t->opt_d.numel;
-    if ((s = gantl_st_writer_add(w, "train.adam_G.m", GANTL_F32, 1, &ng, t->opt_g.m)) != GANTL_OK) return s;
-    if ((s = gantl_st_writer_add(w, "train.adam_G.v", GANTL_F32, 1, &ng, t->opt_g.v)) != GANTL_OK) return s;
-    if ((s = gantl_st_writer_add(w, "train.adam_D.m", GANTL_F32, 1, &nd, t->opt_d.m)) != GANTL_OK) return s;
-    if ((s = gantl_st_writer_add(w, "train.adam_D.v", GANTL_F32, 1, &nd, t->opt_d.v)) != GANTL_OK) return s;
-    int64_t cg = t->opt_g.count, cd = t->opt_d.count;
-    if ((s = gantl_st_writer_add(w, "train.adam_G.steps", GANTL_I64, 1, &cg, t->opt_g.steps)) != GANTL_OK) return s;
-    if ((s = gantl_st_writer_add(w, "train.adam_D.steps", GANTL_I64, 1, &cd, t->opt_d.steps)) != GANTL_OK) return s;
-    if ((s = gantl_st_writer_add(w, "train.pl_mean", GANTL_F32, 0, NULL, &t->pl_mean)) != GANTL_OK) return s;
-    return gantl_st_writer_add(w, "train.augment_p", GANTL_F32, 0, NULL, &t->augment_p);
-}
-
-/* An I64 tensor of exactly n values. */
-static gantl_status gantl__st_read_i64(const gantl_st_file *f, const char *name, int64_t *out, int64_t n) {
-    const gantl_st_tensor *t = gantl_st_find(f, name);
-    if (!t || t->dtype != GANTL_I64 || t->numel != n)
-        return gantl__fail(GANTL_ERR_INVALID, "snapshot: '%s' is missing or not %lld int64 values", name, (long long)n);
-    for (int64_t i = 0; i < n; i++) out[i] = (int64_t)gantl__load_le(t->bytes + 8 * i, 8);
-    return GANTL_OK;
-}
-
-/* A non-negative integer from a JSON number or a decimal string (64-bit values). */
-static int gantl__json_u64(const gantl_json *v, uint64_t *out) {
-    if (v && v->type == GANTL_JSON_NUMBER && v->number >= 0 && v->number == floor(v->number)) {
-        *out = (uint64_t)v->number;
-        return 1;
-    }
-    if (!v || v->type != GANTL_JSON_STRING || !v->string[0]) return 0;
-    uint64_t x = 0;
-    for (const char *p = v->string; *p; p++) {
-        if (*p < '0' || *p > '9' || x > (UINT64_MAX - 9) / 10) return 0;
-        x = x * 10 + (uint64_t)(*p - '0');
-    }
-    *out = x;
-    return 1;
-}
-
-GANTLDEF gantl_status gantl_trainer_from_snapshot(gantl_trainer *t, const gantl_st_file *f) {
-    const char *gj = gantl_st_meta(f, "gantl.G"), *dj = gantl_st_meta(f, "gantl.D"), *tj = gantl_st_meta(f, "gantl.train");
-    gantl_g_config g;
-    gantl_d_config d;
-    gantl_train_config cfg;
-    gantl_json j;
-    memset(t, 0, sizeof *t);
-    if (!gj || !dj || !tj)
-        return gantl__fail(GANTL_ERR_INVALID, "snapshot lacks %s metadata: not a training snapshot",
-                           !gj ? "gantl.G" : !dj ? "gantl.D" : "gantl.train");
-    gantl_status s = gantl_g_config_from_json(&g, gj);
-    if (s == GANTL_OK) s = gantl_d_config_from_json(&d, dj);
-    if (s != GANTL_OK) return s;
-    if ((s = gantl_json_parse(&j, tj, strlen(tj))) != GANTL_OK) return s;
-    const gantl_json *config = gantl_json_get(&j, "config");
-    uint64_t nimg, batch_idx, gstep, dstep, seed, offset, count;
-    const gantl_json *sum = gantl_json_get(&j, "ada_sign_sum");
-    if (!config || config->type != GANTL_JSON_OBJECT || !gantl__json_u64(gantl_json_get(&j, "cur_nimg"), &nimg) ||
-        !gantl__json_u64(gantl_json_get(&j, "batch_idx"), &batch_idx) ||
-        !gantl__json_u64(gantl_json_get(&j, "adam_g_step"), &gstep) ||
-        !gantl__json_u64(gantl_json_get(&j, "adam_d_step"), &dstep) ||
-        !gantl__json_u64(gantl_json_get(&j, "rng_seed"), &seed) || !gantl__json_u64(gantl_json_get(&j, "rng_offset"), &offset) ||
-        !gantl__json_u64(gantl_json_get(&j, "ada_sign_count"), &count) || !sum || sum->type != GANTL_JSON_NUMBER) {
-        gantl_json_free(&j);
-        return gantl__fail(GANTL_ERR_FORMAT, "snapshot: gantl.train metadata is incomplete");
-    }
-    /* the config object back to text for the parser */
-    const char *start = strstr(tj, "\"config\"");
-    const char *open = start ? strchr(start, '{') : NULL;
-    const char *close = open ? strchr(open, '}') : NULL; /* the config holds no nested objects */
-    char text[2048];
-    if (!close || (size_t)(close - open + 1) >= sizeof text) s = gantl__fail(GANTL_ERR_FORMAT, "snapshot: bad training config");
-    else {
-        memcpy(text, open, (size_t)(close - open + 1));
-        text[close - open + 1] = 0;
-        s = gantl_train_config_from_json(&cfg, text);
-    }
-    double sign_sum = sum->number;
-    gantl_json_free(&j);
-    if (s == GANTL_OK) s = gantl_trainer_init(t, &g, &d, &cfg, 0);
-    if (s != GANTL_OK) return s;
-    s = gantl_generator_load(&t->G, f, "G.");
-    if (s == GANTL_OK) s = gantl_discriminator_load(&t->D, f, "D.");
-    if (s == GANTL_OK) s = gantl_generator_load(&t->G_ema, f, "G_ema.");
-    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.adam_G.m", t->opt_g.m, t->opt_g.numel, 1, &t->opt_g.numel);
-    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.adam_G.v", t->opt_g.v, t->opt_g.numel, 1, &t->opt_g.numel);
-    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.adam_D.m", t->opt_d.m, t->opt_d.numel, 1, &t->opt_d.numel);
-    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.adam_D.v", t->opt_d.v, t->opt_d.numel, 1, &t->opt_d.numel);
-    if (s == GANTL_OK) s = gantl__st_read_i64(f, "train.adam_G.steps", t->opt_g.steps, t->opt_g.count);
-    if (s == GANTL_OK) s = gantl__st_read_i64(f, "train.adam_D.steps", t->opt_d.steps, t->opt_d.count);
-    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.pl_mean", &t->pl_mean, 1, 0, NULL);
-    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.augment_p", &t->augment_p, 1, 0, NULL);
-    if (s != GANTL_OK) {
-        gantl_trainer_free(t);
-        return s;
-    }
-    t->cur_nimg = (int64_t)nimg, t->batch_idx = (int64_t)batch_idx;
-    t->opt_g.step = (int64_t)gstep, t->opt_d.step = (int64_t)dstep;
-    t->rng.seed = seed, t->rng.offset = offset;
-    t->ada_sign_sum = sign_sum, t->ada_sign_count = (int64_t)count;
-    return GANTL_OK;
-}
-
-/* ---------------------------------------------------------------------------------------
-   12. ADA augmentation
+   11. ADA augmentation
    Conventions (as tools/ada_ref.py, which matches the official AugmentPipe bit for bit):
    G is the INVERSE geometric transform in pixel units with the origin at the image centre,
    built by right-multiplying the inverse of each op onto I; C maps [r, g, b, 1] and is built
@@ -6190,7 +5611,7 @@ GANTLDEF void gantl_augment_gate(const gantl_augment *a, gantl_augment_draws *d)
     }
 }
 
-GANTLDEF gantl_status gantl_augment_draw(gantl_ctx *ctx, const gantl_augment *a, gantl_rng *rng, int64_t batch,
+GANTLDEF gantl_status gantl_augment_draw(gantl_ctx *ctx, const gantl_augment *a, gantl_random *random, int64_t batch,
                                          int channels, gantl_augment_draws *d) {
     gantl_status s = gantl_augment_draws_alloc(ctx, batch, channels, d);
     if (s != GANTL_OK) return s;
@@ -6198,10 +5619,10 @@ GANTLDEF gantl_status gantl_augment_draw(gantl_ctx *ctx, const gantl_augment *a,
         if (!gantl__aug_drawn(a, k, channels)) continue;
         int64_t n = batch * gantl_aug_step_width(k);
         if (gantl__aug_normal[k])
-            gantl_rng_normal(rng, d->raw[k], n, 0.0f, 1.0f);
+            random->normal(random->state, d->raw[k], n);
         else
-            gantl_rng_uniform(rng, d->raw[k], n, 0.0f, 1.0f);
-        gantl_rng_uniform(rng, d->gate[k], batch, 0.0f, 1.0f);
+            random->uniform(random->state, d->raw[k], n);
+        random->uniform(random->state, d->gate[k], batch);
     }
     gantl_augment_gate(a, d);
     return GANTL_OK;
@@ -6467,7 +5888,8 @@ GANTLDEF gantl_tensor *gantl_augment_apply(gantl_ctx *ctx, const gantl_augment *
     GANTL__CHECK(images->ndim == 4, "augment: images %s must be (N, C, H, W)", GANTL__SHP(images));
     if (!gantl__aug_stages(a, (int)images->shape[1])) return images;
     gantl_augment_draws d;
-    if (gantl_augment_draw(ctx, a, rng, images->shape[0], (int)images->shape[1], &d) != GANTL_OK) return NULL;
+    gantl_random random = gantl_random_philox(rng);
+    if (gantl_augment_draw(ctx, a, &random, images->shape[0], (int)images->shape[1], &d) != GANTL_OK) return NULL;
     return gantl_augment_apply_draws(ctx, a, images, &d);
 }
 
@@ -6494,6 +5916,594 @@ GANTLDEF void gantl_augment_update(gantl_augment *a, int64_t batch_size) {
     }
     a->sign_sum = 0.0;
     a->sign_count = 0;
+}
+
+/* ---------------------------------------------------------------------------------------
+   12. Training
+   ------------------------------------------------------------------------------------- */
+
+GANTLDEF void gantl_train_config_default(gantl_train_config *c) {
+    memset(c, 0, sizeof *c);
+    c->batch_size = 32;
+    c->lr_g = c->lr_d = 0.0025;
+    c->beta1 = 0.0, c->beta2 = 0.99, c->eps = 1e-8;
+    c->r1_gamma = 10.0f;
+    c->pl_weight = 2.0f, c->pl_decay = 0.01f, c->pl_batch_shrink = 2;
+    c->style_mixing_prob = 0.9f;
+    c->g_reg_interval = 4, c->d_reg_interval = 16;
+    c->ema_kimg = 10.0f, c->ema_rampup = -1.0f;
+    c->total_kimg = 25000.0;
+    c->augment = 1, c->augment_p = 0.0f, c->ada_target = 0.6f, c->ada_interval = 4, c->ada_kimg = 500.0f;
+}
+
+GANTLDEF gantl_status gantl_train_preset(const char *name, int resolution, int img_channels, int c_dim,
+                                         gantl_g_config *g, gantl_d_config *d, gantl_train_config *t) {
+    gantl_g_config_default(g);
+    gantl_d_config_default(d);
+    gantl_train_config_default(t);
+    g->img_resolution = d->img_resolution = resolution;
+    g->img_channels = d->img_channels = img_channels;
+    g->c_dim = d->c_dim = c_dim;
+    /* train.py: conv_clamp 256 everywhere; gantl computes in fp32 (num_fp16_res 0) */
+    g->conv_clamp = d->conv_clamp = 256.0f;
+    int map = 8, mb = 64, mbstd = 8;
+    double fmaps = 1.0, lrate = 0.0025, gamma = 1.0, ema = 20.0, ramp = -1.0, kimg = 25000.0;
+    if (!strcmp(name, "cifar")) {
+        map = 2, mb = 64, mbstd = 32, fmaps = 1.0, gamma = 0.01, ema = 500.0, ramp = 0.05, kimg = 100000.0;
+        t->pl_weight = 0.0f, t->style_mixing_prob = 0.0f;
+        d->architecture = GANTL_D_ORIG;
+    } else if (!strcmp(name, "paper256")) {
+        map = 8, mb = 64, mbstd = 8, fmaps = 0.5, gamma = 1.0, ema = 20.0;
+    } else if (!strcmp(name, "auto")) { /* train.py's heuristics for one GPU */
+        int per = 4096 / resolution < 32 ? 4096 / resolution : 32;
+        mb = per < 64 ? (per > 1 ? per : 1) : 64;
+        mbstd = mb < 4 ? mb : 4;
+        fmaps = resolution >= 512 ? 1.0 : 0.5;
+        lrate = resolution >= 1024 ? 0.002 : 0.0025;
+        gamma = 0.0002 * resolution * resolution / mb;
+        ema = mb * 10.0 / 32.0, ramp = 0.05, map = 2;
+    } else if (!strcmp(name, "small")) {
+        /* narrow networks that train on two CPU cores: the benchmark configuration of the
+           training issue (channel_base 4096, channel_max 128, 128-d latents, 2 mapping
+           layers, batch 32, gamma 0.01), without path length and style mixing, as cifar */
+        map = 2, mb = 32, mbstd = 4, gamma = 0.01, ema = 10.0, ramp = 0.05, kimg = 500.0;
+        g->z_dim = g->w_dim = 128;
+        g->channel_base = d->channel_base = 4096;
+        g->channel_max = d->channel_max = 128;
+        t->pl_weight = 0.0f, t->style_mixing_prob = 0.0f;
+        fmaps = -1.0;
+    } else
+        return gantl__fail(GANTL_ERR_INVALID, "unknown configuration '%s' (small, cifar, paper256 or auto)", name);
+    if (fmaps > 0) g->channel_base = d->channel_base = (int)(fmaps * 32768), g->channel_max = d->channel_max = 512;
+    g->mapping.num_layers = map;
+    d->mbstd_group_size = mbstd;
+    t->batch_size = mb;
+    t->lr_g = t->lr_d = lrate;
+    t->r1_gamma = (float)gamma;
+    t->ema_kimg = (float)ema;
+    t->ema_rampup = (float)ramp;
+    t->total_kimg = kimg;
+    gantl_status s = gantl__g_config_check(g);
+    return s == GANTL_OK ? gantl__d_config_check(d) : s;
+}
+
+GANTLDEF int gantl_train_config_to_json(const gantl_train_config *c, char *buf, size_t size) {
+    return snprintf(buf, size,
+                    "{\"batch_size\": %d, \"batch_gpu\": %d, \"lr_g\": %.17g, \"lr_d\": %.17g, \"beta1\": %.17g, "
+                    "\"beta2\": %.17g, \"eps\": %.17g, \"r1_gamma\": %.9g, \"pl_weight\": %.9g, \"pl_decay\": %.9g, "
+                    "\"pl_batch_shrink\": %d, \"style_mixing_prob\": %.9g, \"g_reg_interval\": %d, "
+                    "\"d_reg_interval\": %d, \"ema_kimg\": %.9g, \"ema_rampup\": %.9g, \"total_kimg\": %.17g, "
+                    "\"augment\": %d, \"augment_p\": %.9g, \"ada_target\": %.9g, \"ada_interval\": %d, "
+                    "\"ada_kimg\": %.9g}",
+                    c->batch_size, c->batch_gpu, c->lr_g, c->lr_d, c->beta1, c->beta2, c->eps, (double)c->r1_gamma,
+                    (double)c->pl_weight, (double)c->pl_decay, c->pl_batch_shrink, (double)c->style_mixing_prob,
+                    c->g_reg_interval, c->d_reg_interval, (double)c->ema_kimg, (double)c->ema_rampup, c->total_kimg,
+                    c->augment, (double)c->augment_p, (double)c->ada_target, c->ada_interval, (double)c->ada_kimg);
+}
+
+GANTLDEF gantl_status gantl_train_config_from_json(gantl_train_config *c, const char *text) {
+    gantl_json j;
+    gantl_train_config_default(c);
+    gantl_status s = gantl_json_parse(&j, text, strlen(text));
+    if (s != GANTL_OK) return s;
+    if (j.type != GANTL_JSON_OBJECT) s = gantl__fail(GANTL_ERR_INVALID, "training config: not a JSON object");
+    for (int i = 0; i < j.count && s == GANTL_OK; i++) {
+        const char *k = j.keys[i];
+        const gantl_json *v = &j.items[i];
+        float f;
+        if (v->type != GANTL_JSON_NUMBER) {
+            s = gantl__fail(GANTL_ERR_INVALID, "training config: '%s' must be a number", k);
+            break;
+        }
+        f = (float)v->number;
+        if (!strcmp(k, "batch_size")) c->batch_size = (int)v->number;
+        else if (!strcmp(k, "batch_gpu")) c->batch_gpu = (int)v->number;
+        else if (!strcmp(k, "lr_g")) c->lr_g = v->number;
+        else if (!strcmp(k, "lr_d")) c->lr_d = v->number;
+        else if (!strcmp(k, "beta1")) c->beta1 = v->number;
+        else if (!strcmp(k, "beta2")) c->beta2 = v->number;
+        else if (!strcmp(k, "eps")) c->eps = v->number;
+        else if (!strcmp(k, "r1_gamma")) c->r1_gamma = f;
+        else if (!strcmp(k, "pl_weight")) c->pl_weight = f;
+        else if (!strcmp(k, "pl_decay")) c->pl_decay = f;
+        else if (!strcmp(k, "pl_batch_shrink")) c->pl_batch_shrink = (int)v->number;
+        else if (!strcmp(k, "style_mixing_prob")) c->style_mixing_prob = f;
+        else if (!strcmp(k, "g_reg_interval")) c->g_reg_interval = (int)v->number;
+        else if (!strcmp(k, "d_reg_interval")) c->d_reg_interval = (int)v->number;
+        else if (!strcmp(k, "ema_kimg")) c->ema_kimg = f;
+        else if (!strcmp(k, "ema_rampup")) c->ema_rampup = f;
+        else if (!strcmp(k, "total_kimg")) c->total_kimg = v->number;
+        else if (!strcmp(k, "augment")) c->augment = (int)v->number;
+        else if (!strcmp(k, "augment_p")) c->augment_p = f;
+        else if (!strcmp(k, "ada_target")) c->ada_target = f;
+        else if (!strcmp(k, "ada_interval")) c->ada_interval = (int)v->number;
+        else if (!strcmp(k, "ada_kimg")) c->ada_kimg = f;
+        else s = gantl__fail(GANTL_ERR_UNSUPPORTED, "training config: unknown key '%s'", k);
+    }
+    gantl_json_free(&j);
+    return s;
+}
+
+static gantl_status gantl__train_config_check(const gantl_train_config *c, const gantl_d_config *d) {
+    int bg = c->batch_gpu ? c->batch_gpu : c->batch_size;
+    if (c->batch_size < 1 || bg < 1 || c->batch_size % bg != 0)
+        return gantl__fail(GANTL_ERR_INVALID, "training: batch %d must be a positive multiple of batch_gpu %d",
+                           c->batch_size, bg);
+    int group = d->mbstd_group_size > 0 && d->mbstd_group_size < bg ? d->mbstd_group_size : bg;
+    if (d->mbstd_num_channels > 0 && bg % group != 0)
+        return gantl__fail(GANTL_ERR_INVALID, "training: batch_gpu %d must be a multiple of the minibatch-std group %d",
+                           bg, d->mbstd_group_size);
+    if (c->pl_weight != 0.0f && (c->pl_batch_shrink < 1 || bg / c->pl_batch_shrink < 1))
+        return gantl__fail(GANTL_ERR_INVALID, "training: path length needs batch_gpu >= pl_batch_shrink (%d)",
+                           c->pl_batch_shrink);
+    if (c->g_reg_interval < 0 || c->d_reg_interval < 0 || c->ada_interval < 1 || c->ema_kimg < 0 || c->r1_gamma < 0)
+        return gantl__fail(GANTL_ERR_INVALID, "training: negative interval, EMA or gamma");
+    if (c->augment && (c->augment_p < 0 || c->ada_kimg <= 0))
+        return gantl__fail(GANTL_ERR_INVALID, "training: augmentation p %g or ada_kimg %g out of range",
+                           (double)c->augment_p, (double)c->ada_kimg);
+    return GANTL_OK;
+}
+
+/* Lazy regularisation (training_loop.py): a phase pair shares one Adam with lr * r and
+   betas ^ r, r = I / (I + 1), so that its effective step matches unregularised training. */
+static gantl_status gantl__train_adam(gantl_adam *opt, const gantl_params *P, double lr, const gantl_train_config *c,
+                                      int interval) {
+    double r = interval > 0 ? (double)interval / (interval + 1) : 1.0;
+    return gantl_adam_init(opt, P, lr * r, pow(c->beta1, r), pow(c->beta2, r), c->eps);
+}
+
+GANTLDEF gantl_status gantl_trainer_init(gantl_trainer *t, const gantl_g_config *g, const gantl_d_config *d,
+                                         const gantl_train_config *cfg, uint64_t seed) {
+    memset(t, 0, sizeof *t);
+    gantl_status s = gantl__train_config_check(cfg, d);
+    if (s != GANTL_OK) return s;
+    if (g->img_resolution != d->img_resolution || g->img_channels != d->img_channels || g->c_dim != d->c_dim)
+        return gantl__fail(GANTL_ERR_INVALID, "training: G makes %dx%d images of %d channels with %d labels, D takes "
+                           "%dx%d of %d with %d", g->img_resolution, g->img_resolution, g->img_channels, g->c_dim,
+                           d->img_resolution, d->img_resolution, d->img_channels, d->c_dim);
+    t->cfg = *cfg;
+    if (!t->cfg.batch_gpu) t->cfg.batch_gpu = t->cfg.batch_size;
+    /* seeds of G and D follow the run seed; the run's randomness is a separate stream */
+    if ((s = gantl_generator_init(&t->G, g, seed * 3 + 1)) != GANTL_OK) goto fail;
+    if ((s = gantl_discriminator_init(&t->D, d, seed * 3 + 2)) != GANTL_OK) goto fail;
+    if ((s = gantl_generator_init(&t->G_ema, g, 0)) != GANTL_OK) goto fail;
+    gantl_params_copy(&t->G_ema.params, &t->G.params);
+    gantl_params_copy(&t->G_ema.buffers, &t->G.buffers);
+    if ((s = gantl__train_adam(&t->opt_g, &t->G.params, cfg->lr_g, cfg, cfg->g_reg_interval)) != GANTL_OK) goto fail;
+    if ((s = gantl__train_adam(&t->opt_d, &t->D.params, cfg->lr_d, cfg, cfg->d_reg_interval)) != GANTL_OK) goto fail;
+    t->rng = gantl_rng_new(seed * 3 + 3);
+    t->random = gantl_random_philox(&t->rng);
+    gantl_augment_init(&t->augment, cfg->augment_p, cfg->ada_target, cfg->ada_kimg);
+    t->augment.ada_interval = cfg->ada_interval;
+    t->ctx = gantl_ctx_new(0);
+    if (!t->ctx) {
+        s = gantl__fail(GANTL_ERR_NOMEM, "training: out of memory");
+        goto fail;
+    }
+    return GANTL_OK;
+fail:
+    gantl_trainer_free(t);
+    return s;
+}
+
+GANTLDEF void gantl_trainer_free(gantl_trainer *t) {
+    gantl_generator_free(&t->G);
+    gantl_generator_free(&t->G_ema);
+    gantl_discriminator_free(&t->D);
+    gantl_adam_free(&t->opt_g);
+    gantl_adam_free(&t->opt_d);
+    gantl_ctx_free(t->ctx);
+    memset(t, 0, sizeof *t);
+}
+
+/* Copies every tensor of P found under prefix (require_all = False, as the official resume). */
+static gantl_status gantl__params_copy_from(gantl_params *P, const gantl_st_file *f, const char *prefix, int *copied) {
+    char name[256];
+    for (int i = 0; i < P->count; i++) {
+        gantl_tensor *t = P->tensors[i];
+        snprintf(name, sizeof name, "%s%s", prefix, t->name);
+        if (!gantl_st_find(f, name)) continue;
+        gantl_status s = gantl_st_read_f32(f, name, t->data, t->numel, t->ndim, t->shape);
+        if (s != GANTL_OK) return s;
+        (*copied)++;
+    }
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_trainer_load_networks(gantl_trainer *t, const gantl_st_file *f) {
+    int g = 0, d = 0, e = 0;
+    gantl_status s = GANTL_OK;
+    if (s == GANTL_OK) s = gantl__params_copy_from(&t->G.params, f, "G.", &g);
+    if (s == GANTL_OK) s = gantl__params_copy_from(&t->G.buffers, f, "G.", &g);
+    if (s == GANTL_OK) s = gantl__params_copy_from(&t->D.params, f, "D.", &d);
+    if (s == GANTL_OK) s = gantl__params_copy_from(&t->D.buffers, f, "D.", &d);
+    if (s == GANTL_OK && g) { /* G_ema starts as G, then takes what the file has */
+        gantl_params_copy(&t->G_ema.params, &t->G.params);
+        gantl_params_copy(&t->G_ema.buffers, &t->G.buffers);
+    }
+    if (s == GANTL_OK) s = gantl__params_copy_from(&t->G_ema.params, f, "G_ema.", &e);
+    if (s == GANTL_OK) s = gantl__params_copy_from(&t->G_ema.buffers, f, "G_ema.", &e);
+    if (s == GANTL_OK && (g + e == 0 || d == 0))
+        s = gantl__fail(GANTL_ERR_INVALID, "checkpoint has no %s tensors with the expected names",
+                        g + e == 0 ? "generator (G. or G_ema.)" : "discriminator (D.)");
+    if (s == GANTL_OK && !g) { /* only G_ema in the file: G starts from it */
+        gantl_params_copy(&t->G.params, &t->G_ema.params);
+        gantl_params_copy(&t->G.buffers, &t->G_ema.buffers);
+    }
+    return s;
+}
+
+GANTLDEF int gantl_trainer_num_phases(const gantl_trainer *t) {
+    return (t->cfg.g_reg_interval > 0 ? 2 : 1) + (t->cfg.d_reg_interval > 0 ? 2 : 1);
+}
+
+/* A tensor of draws from the trainer's random source. */
+static gantl_tensor *gantl__train_normal(gantl_trainer *t, int ndim, const int64_t *shape) {
+    gantl_tensor *x = gantl_new(t->ctx, ndim, shape);
+    if (x) t->random.normal(t->random.state, x->data, x->numel);
+    return x;
+}
+
+/* run_G of training/loss.py: mapping (updating w_avg), style mixing with a fresh z from a
+   random cutoff, synthesis with random noise. Draw order: the mixing cutoff and its
+   probability (two uniforms), the mixing z, then the noise of each layer in order. */
+static gantl_tensor *gantl__train_run_G(gantl_trainer *t, gantl_tensor *z, gantl_tensor *c, gantl_tensor **ws_out) {
+    gantl_ctx *ctx = t->ctx;
+    gantl_generator *G = &t->G;
+    gantl_tensor *ws = gantl_generator_mapping(ctx, G, z, c, 1.0f, -1, 1);
+    if (!ws) return NULL;
+    if (t->cfg.style_mixing_prob > 0.0f) {
+        float u[2];
+        t->random.uniform(t->random.state, u, 2);
+        int cutoff = 1 + (int)(u[0] * (float)(G->num_ws - 1));
+        if (cutoff > G->num_ws - 1) cutoff = G->num_ws - 1;
+        if (!(u[1] < t->cfg.style_mixing_prob)) cutoff = G->num_ws;
+        gantl_tensor *z2 = gantl__train_normal(t, z->ndim, z->shape);
+        gantl_tensor *ws2 = gantl_generator_mapping(ctx, G, z2, c, 1.0f, -1, 0);
+        if (cutoff < G->num_ws)
+            ws = gantl_concat(ctx, gantl_slice(ctx, ws, 1, 0, cutoff), gantl_slice(ctx, ws2, 1, cutoff, G->num_ws), 1);
+    }
+    gantl_tensor *noise[2 * GANTL_MAX_BLOCKS];
+    int k = 0;
+    for (int b = 0; b < G->num_blocks; b++)
+        for (int l = 0; l < G->blocks[b].num_conv; l++) {
+            int64_t s[4] = {z->shape[0], 1, G->blocks[b].resolution, G->blocks[b].resolution};
+            noise[k++] = gantl__train_normal(t, 4, s);
+        }
+    if (ws_out) *ws_out = ws;
+    return gantl_generator_synthesis(ctx, G, ws, GANTL_NOISE_RANDOM, NULL, noise);
+}
+
+/* run_D: the augmentation (its draws from the trainer's source), then D. */
+static gantl_tensor *gantl__train_run_D(gantl_trainer *t, gantl_tensor *img, gantl_tensor *c) {
+    if (img && t->cfg.augment) {
+        gantl_augment_draws d;
+        if (gantl_augment_draw(t->ctx, &t->augment, &t->random, img->shape[0], (int)img->shape[1], &d) != GANTL_OK)
+            return NULL;
+        img = gantl_augment_apply_draws(t->ctx, &t->augment, img, &d);
+    }
+    return gantl_discriminator_forward(t->ctx, &t->D, img, c);
+}
+
+/* rows [start, start + n) of a (?, width) array as a (n, width) leaf, or NULL if rows is NULL */
+static gantl_tensor *gantl__train_rows(gantl_ctx *ctx, const float *rows, int64_t start, int64_t n, int64_t width) {
+    if (!rows || width == 0) return NULL;
+    int64_t s[2] = {n, width};
+    return gantl_from_data(ctx, 2, s, rows + start * width);
+}
+
+enum { GANTL__PHASE_GMAIN = 1, GANTL__PHASE_GREG = 2, GANTL__PHASE_DMAIN = 4, GANTL__PHASE_DREG = 8 };
+
+typedef struct gantl__train_sums {
+    double loss_g, loss_d, loss_pl, pl_penalty, loss_r1, r1_penalty, score_real, score_fake, sign_real;
+    int n_g, n_d, n_pl, n_r1, n_real, n_fake;
+} gantl__train_sums;
+
+static double gantl__mean_of(const gantl_tensor *x) {
+    double s = 0.0;
+    for (int64_t i = 0; i < x->numel; i++) s += x->data[i];
+    return x->numel ? s / (double)x->numel : 0.0;
+}
+
+/* accumulate_gradients of training/loss.py for one round of batch_gpu images. */
+static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const float *reals, const float *real_c,
+                                       const float *gen_z, const float *gen_c, int64_t start, int64_t n, float gain,
+                                       gantl__train_sums *sums) {
+    gantl_ctx *ctx = t->ctx;
+    const gantl_g_config *gc = &t->G.cfg;
+    int64_t C = gc->img_channels, R = gc->img_resolution, zdim = gc->z_dim, cdim = gc->c_dim;
+    if (what & GANTL__PHASE_GMAIN) { /* maximise D's logits for generated images */
+        gantl_ctx_reset(ctx);
+        gantl_tensor *img = gantl__train_run_G(t, gantl__train_rows(ctx, gen_z, start, n, zdim),
+                                               gantl__train_rows(ctx, gen_c, start, n, cdim), NULL);
+        gantl_tensor *logits = gantl__train_run_D(t, img, gantl__train_rows(ctx, gen_c, start, n, cdim));
+        gantl_tensor *loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, logits)));
+        if (!loss) return gantl_ctx_status(ctx);
+        sums->loss_g += loss->data[0], sums->n_g++;
+        sums->score_fake += gantl__mean_of(logits), sums->n_fake++;
+        gantl_backward(ctx, gantl_scale(ctx, loss, gain));
+    }
+    if ((what & GANTL__PHASE_GREG) && t->cfg.pl_weight != 0.0f) { /* path-length regularisation */
+        gantl_ctx_reset(ctx);
+        int64_t half = n / t->cfg.pl_batch_shrink;
+        gantl_tensor *ws;
+        gantl_tensor *img = gantl__train_run_G(t, gantl__train_rows(ctx, gen_z, start, half, zdim),
+                                               gantl__train_rows(ctx, gen_c, start, half, cdim), &ws);
+        if (!img) return gantl_ctx_status(ctx);
+        gantl_tensor *pl_noise = gantl_scale(ctx, gantl__train_normal(t, 4, img->shape), 1.0f / sqrtf((float)(R * R)));
+        gantl_tensor *dot = gantl_sum_all(ctx, gantl_mul(ctx, img, pl_noise)), *grads;
+        gantl_grad(ctx, 1, &dot, NULL, 1, &ws, &grads, 1);
+        int axis1 = 1, axis2 = 2;
+        gantl_tensor *lengths = gantl_sqrt(ctx, gantl_mean(ctx, gantl_sum(ctx, gantl_square(ctx, grads), 1, &axis2, 0), 1, &axis1, 0));
+        /* pl_mean.lerp(mean(lengths), decay), kept in the graph as the official code does */
+        gantl_tensor *pl_mean = gantl_add_scalar(ctx, gantl_scale(ctx, gantl_add_scalar(ctx, gantl_mean_all(ctx, lengths),
+                                                                                        -t->pl_mean), t->cfg.pl_decay), t->pl_mean);
+        if (!pl_mean) return gantl_ctx_status(ctx);
+        t->pl_mean = pl_mean->data[0];
+        gantl_tensor *penalty = gantl_square(ctx, gantl_sub(ctx, lengths, pl_mean));
+        gantl_tensor *loss = gantl_mean_all(ctx, gantl_scale(ctx, penalty, t->cfg.pl_weight));
+        if (!loss) return gantl_ctx_status(ctx);
+        sums->loss_pl += loss->data[0], sums->pl_penalty += gantl__mean_of(penalty), sums->n_pl++;
+        gantl_backward(ctx, gantl_scale(ctx, loss, gain));
+    }
+    if (what & GANTL__PHASE_DMAIN) { /* minimise D's logits for generated images */
+        gantl_ctx_reset(ctx);
+        int was = gantl_set_grad_enabled(ctx, 0); /* G is not trained in this phase */
+        gantl_tensor *img = gantl__train_run_G(t, gantl__train_rows(ctx, gen_z, start, n, zdim),
+                                               gantl__train_rows(ctx, gen_c, start, n, cdim), NULL);
+        gantl_set_grad_enabled(ctx, was);
+        gantl_tensor *logits = gantl__train_run_D(t, img, gantl__train_rows(ctx, gen_c, start, n, cdim));
+        gantl_tensor *loss = gantl_mean_all(ctx, gantl_softplus(ctx, logits));
+        if (!loss) return gantl_ctx_status(ctx);
+        sums->loss_d += loss->data[0];
+        sums->score_fake += gantl__mean_of(logits), sums->n_fake++;
+        gantl_backward(ctx, gantl_scale(ctx, loss, gain));
+    }
+    if (what & (GANTL__PHASE_DMAIN | GANTL__PHASE_DREG)) { /* reals: maximise D's logits, and R1 */
+        int do_main = (what & GANTL__PHASE_DMAIN) != 0, do_r1 = (what & GANTL__PHASE_DREG) && t->cfg.r1_gamma != 0.0f;
+        gantl_ctx_reset(ctx);
+        int64_t s4[4] = {n, C, R, R};
+        gantl_tensor *real = gantl_from_data(ctx, 4, s4, reals + start * C * R * R);
+        if (do_r1) gantl_requires_grad(real);
+        gantl_tensor *logits = gantl__train_run_D(t, real, gantl__train_rows(ctx, real_c, start, n, cdim));
+        if (!logits) return gantl_ctx_status(ctx);
+        double sign = 0.0;
+        for (int64_t i = 0; i < logits->numel; i++) sign += (logits->data[i] > 0) - (logits->data[i] < 0);
+        gantl_augment_accumulate(&t->augment, logits); /* the ADA statistic: sign(D(aug(real))) */
+        sums->sign_real += sign / (double)logits->numel, sums->score_real += gantl__mean_of(logits), sums->n_real++;
+        gantl_tensor *loss = NULL;
+        if (do_main) {
+            loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, logits)));
+            if (!loss) return gantl_ctx_status(ctx);
+            sums->loss_d += loss->data[0], sums->n_d++;
+        }
+        if (do_r1) {
+            gantl_tensor *sum = gantl_sum_all(ctx, logits), *grads;
+            gantl_grad(ctx, 1, &sum, NULL, 1, &real, &grads, 1);
+            int axes[3] = {1, 2, 3};
+            gantl_tensor *penalty = gantl_sum(ctx, gantl_square(ctx, grads), 3, axes, 0);
+            gantl_tensor *loss_r1 = gantl_mean_all(ctx, gantl_scale(ctx, penalty, t->cfg.r1_gamma / 2.0f));
+            if (!loss_r1) return gantl_ctx_status(ctx);
+            sums->loss_r1 += loss_r1->data[0], sums->r1_penalty += gantl__mean_of(penalty), sums->n_r1++;
+            loss = loss ? gantl_add(ctx, loss, loss_r1) : loss_r1;
+        }
+        if (loss) gantl_backward(ctx, gantl_scale(ctx, loss, gain));
+    }
+    return gantl_ctx_status(ctx);
+}
+
+GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, const float *real_c, const float *gen_c,
+                                         gantl_train_stats *stats) {
+    const gantl_train_config *c = &t->cfg;
+    int64_t B = c->batch_size, bg = c->batch_gpu, zdim = t->G.cfg.z_dim;
+    GANTL__CHECK(reals != NULL, "trainer_step: no real images");
+    GANTL__CHECK((t->G.cfg.c_dim == 0) == (real_c == NULL) && (t->G.cfg.c_dim == 0) == (gen_c == NULL),
+                 "trainer_step: labels must be given exactly when the networks are conditional (c_dim %d)", t->G.cfg.c_dim);
+    /* the phases: what each accumulates, how often it runs, which network it trains */
+    struct { unsigned what; int interval; int is_g; const char *name; } phases[4];
+    int np = 0;
+#define GANTL__ADD_PHASE(w, i, g, n) phases[np].what = (w), phases[np].interval = (i), phases[np].is_g = (g), phases[np++].name = (n)
+    if (c->g_reg_interval > 0) {
+        GANTL__ADD_PHASE(GANTL__PHASE_GMAIN, 1, 1, "Gmain");
+        GANTL__ADD_PHASE(GANTL__PHASE_GREG, c->g_reg_interval, 1, "Greg");
+    } else
+        GANTL__ADD_PHASE(GANTL__PHASE_GMAIN | GANTL__PHASE_GREG, 1, 1, "Gboth");
+    if (c->d_reg_interval > 0) {
+        GANTL__ADD_PHASE(GANTL__PHASE_DMAIN, 1, 0, "Dmain");
+        GANTL__ADD_PHASE(GANTL__PHASE_DREG, c->d_reg_interval, 0, "Dreg");
+    } else
+        GANTL__ADD_PHASE(GANTL__PHASE_DMAIN | GANTL__PHASE_DREG, 1, 0, "Dboth");
+#undef GANTL__ADD_PHASE
+    /* one z for every phase, drawn up front as training_loop.py does */
+    float *gen_z = (float *)GANTL_MALLOC((size_t)(np * B * zdim) * sizeof(float));
+    if (!gen_z) return gantl__fail(GANTL_ERR_NOMEM, "trainer_step: out of memory");
+    t->random.normal(t->random.state, gen_z, np * B * zdim);
+    gantl__train_sums sums;
+    memset(&sums, 0, sizeof sums);
+    gantl_status s = GANTL_OK;
+    for (int p = 0; p < np && s == GANTL_OK; p++) {
+        if (t->batch_idx % phases[p].interval != 0) continue;
+        gantl_params *train = phases[p].is_g ? &t->G.params : &t->D.params;
+        gantl_params_requires_grad(&t->G.params, phases[p].is_g);
+        gantl_params_requires_grad(&t->D.params, !phases[p].is_g);
+        gantl_params_zero_grad(train);
+        for (int64_t start = 0; start < B && s == GANTL_OK; start += bg)
+            s = gantl__train_round(t, phases[p].what, reals, real_c, gen_z + p * B * zdim,
+                                   gen_c ? gen_c + p * B * t->G.cfg.c_dim : NULL, start, bg, (float)phases[p].interval, &sums);
+        if (s != GANTL_OK) break;
+        gantl_params_nan_to_num_grad(train, 1e5f);
+        if (t->phase_hook) t->phase_hook(t->phase_hook_user, phases[p].name, train);
+        gantl_adam_step(phases[p].is_g ? &t->opt_g : &t->opt_d, train);
+    }
+    gantl_params_requires_grad(&t->G.params, 1);
+    gantl_params_requires_grad(&t->D.params, 1);
+    GANTL_FREE(gen_z);
+    gantl_ctx_reset(t->ctx);
+    if (s != GANTL_OK) return s;
+    /* G EMA: half-life ema_kimg, ramped up early in a run: p_ema = lerp(p, p_ema, beta) */
+    double ema_nimg = c->ema_kimg * 1000.0;
+    if (c->ema_rampup >= 0.0f && ema_nimg > (double)t->cur_nimg * c->ema_rampup) ema_nimg = (double)t->cur_nimg * c->ema_rampup;
+    double beta = pow(0.5, (double)B / (ema_nimg > 1e-8 ? ema_nimg : 1e-8));
+    gantl_params_lerp(&t->G_ema.params, &t->G.params, (float)beta);
+    gantl_params_copy(&t->G_ema.buffers, &t->G.buffers);
+    t->cur_nimg += B;
+    t->batch_idx++;
+    if (c->augment && t->batch_idx % c->ada_interval == 0) gantl_augment_update(&t->augment, B);
+    if (stats) {
+        double nan = NAN;
+        stats->loss_g = sums.n_g ? sums.loss_g / sums.n_g : nan;
+        stats->loss_d = sums.n_d ? sums.loss_d / sums.n_d : nan;
+        stats->loss_pl = sums.n_pl ? sums.loss_pl / sums.n_pl : nan;
+        stats->pl_penalty = sums.n_pl ? sums.pl_penalty / sums.n_pl : nan;
+        stats->loss_r1 = sums.n_r1 ? sums.loss_r1 / sums.n_r1 : nan;
+        stats->r1_penalty = sums.n_r1 ? sums.r1_penalty / sums.n_r1 : nan;
+        stats->score_real = sums.n_real ? sums.score_real / sums.n_real : nan;
+        stats->score_fake = sums.n_fake ? sums.score_fake / sums.n_fake : nan;
+        stats->sign_real = sums.n_real ? sums.sign_real / sums.n_real : nan;
+        stats->pl_mean = t->pl_mean;
+        stats->augment_p = t->augment.p;
+    }
+    return GANTL_OK;
+}
+
+/* ---- snapshots ---- */
+
+GANTLDEF gantl_status gantl_trainer_write(const gantl_trainer *t, gantl_st_writer *w) {
+    char json[2048], train[1024];
+    gantl_status s;
+    gantl_g_config_to_json(&t->G.cfg, json, sizeof json);
+    if ((s = gantl_st_writer_meta(w, "gantl.G", json)) != GANTL_OK) return s;
+    gantl_d_config_to_json(&t->D.cfg, json, sizeof json);
+    if ((s = gantl_st_writer_meta(w, "gantl.D", json)) != GANTL_OK) return s;
+    gantl_train_config_to_json(&t->cfg, train, sizeof train);
+    snprintf(json, sizeof json,
+             "{\"config\": %s, \"cur_nimg\": %lld, \"batch_idx\": %lld, \"adam_g_step\": %lld, \"adam_d_step\": %lld, "
+             "\"rng_seed\": \"%llu\", \"rng_offset\": \"%llu\", \"ada_sign_sum\": %.17g, \"ada_sign_count\": %lld}",
+             train, (long long)t->cur_nimg, (long long)t->batch_idx, (long long)t->opt_g.step, (long long)t->opt_d.step,
+             (unsigned long long)t->rng.seed, (unsigned long long)t->rng.offset, t->augment.sign_sum,
+             (long long)t->augment.sign_count);
+    if ((s = gantl_st_writer_meta(w, "gantl.train", json)) != GANTL_OK) return s;
+    if ((s = gantl_generator_write(&t->G, w, "G.")) != GANTL_OK) return s;
+    if ((s = gantl_discriminator_write(&t->D, w, "D.")) != GANTL_OK) return s;
+    if ((s = gantl_generator_write(&t->G_ema, w, "G_ema.")) != GANTL_OK) return s;
+    int64_t ng = t->opt_g.numel, nd = t->opt_d.numel;
+    if ((s = gantl_st_writer_add(w, "train.adam_G.m", GANTL_F32, 1, &ng, t->opt_g.m)) != GANTL_OK) return s;
+    if ((s = gantl_st_writer_add(w, "train.adam_G.v", GANTL_F32, 1, &ng, t->opt_g.v)) != GANTL_OK) return s;
+    if ((s = gantl_st_writer_add(w, "train.adam_D.m", GANTL_F32, 1, &nd, t->opt_d.m)) != GANTL_OK) return s;
+    if ((s = gantl_st_writer_add(w, "train.adam_D.v", GANTL_F32, 1, &nd, t->opt_d.v)) != GANTL_OK) return s;
+    int64_t cg = t->opt_g.count, cd = t->opt_d.count;
+    if ((s = gantl_st_writer_add(w, "train.adam_G.steps", GANTL_I64, 1, &cg, t->opt_g.steps)) != GANTL_OK) return s;
+    if ((s = gantl_st_writer_add(w, "train.adam_D.steps", GANTL_I64, 1, &cd, t->opt_d.steps)) != GANTL_OK) return s;
+    if ((s = gantl_st_writer_add(w, "train.pl_mean", GANTL_F32, 0, NULL, &t->pl_mean)) != GANTL_OK) return s;
+    return gantl_st_writer_add(w, "train.augment_p", GANTL_F32, 0, NULL, &t->augment.p);
+}
+
+/* An I64 tensor of exactly n values. */
+static gantl_status gantl__st_read_i64(const gantl_st_file *f, const char *name, int64_t *out, int64_t n) {
+    const gantl_st_tensor *t = gantl_st_find(f, name);
+    if (!t || t->dtype != GANTL_I64 || t->numel != n)
+        return gantl__fail(GANTL_ERR_INVALID, "snapshot: '%s' is missing or not %lld int64 values", name, (long long)n);
+    for (int64_t i = 0; i < n; i++) out[i] = (int64_t)gantl__load_le(t->bytes + 8 * i, 8);
+    return GANTL_OK;
+}
+
+/* A non-negative integer from a JSON number or a decimal string (64-bit values). */
+static int gantl__json_u64(const gantl_json *v, uint64_t *out) {
+    if (v && v->type == GANTL_JSON_NUMBER && v->number >= 0 && v->number == floor(v->number)) {
+        *out = (uint64_t)v->number;
+        return 1;
+    }
+    if (!v || v->type != GANTL_JSON_STRING || !v->string[0]) return 0;
+    uint64_t x = 0;
+    for (const char *p = v->string; *p; p++) {
+        if (*p < '0' || *p > '9' || x > (UINT64_MAX - 9) / 10) return 0;
+        x = x * 10 + (uint64_t)(*p - '0');
+    }
+    *out = x;
+    return 1;
+}
+
+GANTLDEF gantl_status gantl_trainer_from_snapshot(gantl_trainer *t, const gantl_st_file *f) {
+    const char *gj = gantl_st_meta(f, "gantl.G"), *dj = gantl_st_meta(f, "gantl.D"), *tj = gantl_st_meta(f, "gantl.train");
+    gantl_g_config g;
+    gantl_d_config d;
+    gantl_train_config cfg;
+    gantl_json j;
+    memset(t, 0, sizeof *t);
+    if (!gj || !dj || !tj)
+        return gantl__fail(GANTL_ERR_INVALID, "snapshot lacks %s metadata: not a training snapshot",
+                           !gj ? "gantl.G" : !dj ? "gantl.D" : "gantl.train");
+    gantl_status s = gantl_g_config_from_json(&g, gj);
+    if (s == GANTL_OK) s = gantl_d_config_from_json(&d, dj);
+    if (s != GANTL_OK) return s;
+    if ((s = gantl_json_parse(&j, tj, strlen(tj))) != GANTL_OK) return s;
+    const gantl_json *config = gantl_json_get(&j, "config");
+    uint64_t nimg, batch_idx, gstep, dstep, seed, offset, count;
+    const gantl_json *sum = gantl_json_get(&j, "ada_sign_sum");
+    if (!config || config->type != GANTL_JSON_OBJECT || !gantl__json_u64(gantl_json_get(&j, "cur_nimg"), &nimg) ||
+        !gantl__json_u64(gantl_json_get(&j, "batch_idx"), &batch_idx) ||
+        !gantl__json_u64(gantl_json_get(&j, "adam_g_step"), &gstep) ||
+        !gantl__json_u64(gantl_json_get(&j, "adam_d_step"), &dstep) ||
+        !gantl__json_u64(gantl_json_get(&j, "rng_seed"), &seed) || !gantl__json_u64(gantl_json_get(&j, "rng_offset"), &offset) ||
+        !gantl__json_u64(gantl_json_get(&j, "ada_sign_count"), &count) || !sum || sum->type != GANTL_JSON_NUMBER) {
+        gantl_json_free(&j);
+        return gantl__fail(GANTL_ERR_FORMAT, "snapshot: gantl.train metadata is incomplete");
+    }
+    /* the config object back to text for the parser */
+    const char *start = strstr(tj, "\"config\"");
+    const char *open = start ? strchr(start, '{') : NULL;
+    const char *close = open ? strchr(open, '}') : NULL; /* the config holds no nested objects */
+    char text[2048];
+    if (!close || (size_t)(close - open + 1) >= sizeof text) s = gantl__fail(GANTL_ERR_FORMAT, "snapshot: bad training config");
+    else {
+        memcpy(text, open, (size_t)(close - open + 1));
+        text[close - open + 1] = 0;
+        s = gantl_train_config_from_json(&cfg, text);
+    }
+    double sign_sum = sum->number;
+    gantl_json_free(&j);
+    if (s == GANTL_OK) s = gantl_trainer_init(t, &g, &d, &cfg, 0);
+    if (s != GANTL_OK) return s;
+    s = gantl_generator_load(&t->G, f, "G.");
+    if (s == GANTL_OK) s = gantl_discriminator_load(&t->D, f, "D.");
+    if (s == GANTL_OK) s = gantl_generator_load(&t->G_ema, f, "G_ema.");
+    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.adam_G.m", t->opt_g.m, t->opt_g.numel, 1, &t->opt_g.numel);
+    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.adam_G.v", t->opt_g.v, t->opt_g.numel, 1, &t->opt_g.numel);
+    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.adam_D.m", t->opt_d.m, t->opt_d.numel, 1, &t->opt_d.numel);
+    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.adam_D.v", t->opt_d.v, t->opt_d.numel, 1, &t->opt_d.numel);
+    if (s == GANTL_OK) s = gantl__st_read_i64(f, "train.adam_G.steps", t->opt_g.steps, t->opt_g.count);
+    if (s == GANTL_OK) s = gantl__st_read_i64(f, "train.adam_D.steps", t->opt_d.steps, t->opt_d.count);
+    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.pl_mean", &t->pl_mean, 1, 0, NULL);
+    if (s == GANTL_OK) s = gantl_st_read_f32(f, "train.augment_p", &t->augment.p, 1, 0, NULL);
+    if (s != GANTL_OK) {
+        gantl_trainer_free(t);
+        return s;
+    }
+    t->cur_nimg = (int64_t)nimg, t->batch_idx = (int64_t)batch_idx;
+    t->opt_g.step = (int64_t)gstep, t->opt_d.step = (int64_t)dstep;
+    t->rng.seed = seed, t->rng.offset = offset;
+    t->augment.sign_sum = sign_sum, t->augment.sign_count = (int64_t)count;
+    return GANTL_OK;
 }
 
 /* ---------------------------------------------------------------------------------------

@@ -770,11 +770,11 @@ static int cmd_train(int argc, char **argv) {
             printf("%stick %-4lld kimg %-8.3f time %-8.0fs sec/kimg %-7.1f img/s %-6.1f eta %-6.0fs G %.3f D %.3f augment %.3f\n",
                    isatty(1) ? "\r" : "", (long long)tick, t.cur_nimg / 1000.0, now - start, per_kimg,
                    (t.cur_nimg - tick_start_nimg) / sec, eta > 0 ? eta : 0, tick_mean(&sums, 0), tick_mean(&sums, 1),
-                   (double)t.augment_p);
+                   (double)t.augment.p);
             fflush(stdout);
             fprintf(log, "{\"tick\": %lld, \"kimg\": %.3f, \"total_sec\": %.3f, \"sec_per_kimg\": %.3f, \"img_per_sec\": %.3f, "
                     "\"augment_p\": %.6f, \"pl_mean\": %.6f", (long long)tick, t.cur_nimg / 1000.0, now - start, per_kimg,
-                    (t.cur_nimg - tick_start_nimg) / sec, (double)t.augment_p, (double)t.pl_mean);
+                    (t.cur_nimg - tick_start_nimg) / sec, (double)t.augment.p, (double)t.pl_mean);
             for (int i = 0; i < 9; i++) {
                 double m = tick_mean(&sums, i);
                 if (m == m) fprintf(log, ", \"%s\": %.6g", tick_names[i], m);

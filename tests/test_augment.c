@@ -538,7 +538,8 @@ static void test_augment_draw_statistics(void) {
         gantl_rng rng = gantl_rng_new(500 + (uint64_t)pi);
         gantl_augment_init(&a, ps[pi], 0.6, 500.0f);
         gantl_ctx_reset(ctx);
-        CHECK(gantl_augment_draw(ctx, &a, &rng, B, 3, &d) == GANTL_OK);
+        gantl_random src = gantl_random_philox(&rng);
+        CHECK(gantl_augment_draw(ctx, &a, &src, B, 3, &d) == GANTL_OK);
         float p_rot = 1.0f - sqrtf(1.0f - ps[pi]);
         for (int k = 0; k < GANTL_AUG_NUM_STEPS; k++) {
             int rot = gantl_aug_step_op(k) == GANTL_AUG_ROTATE, w = gantl_aug_step_width(k);
@@ -589,8 +590,9 @@ static void test_augment_draw_statistics(void) {
     a.op_mult[GANTL_AUG_SCALE] = 0.0f;
     gantl_rng r1 = gantl_rng_new(9), r2 = gantl_rng_new(9);
     gantl_ctx_reset(ctx);
-    CHECK(gantl_augment_draw(ctx, &a, &r1, 8, 1, &d1) == GANTL_OK);
-    CHECK(gantl_augment_draw(ctx, &a, &r2, 8, 3, &d2) == GANTL_OK);
+    gantl_random s1 = gantl_random_philox(&r1), s2 = gantl_random_philox(&r2);
+    CHECK(gantl_augment_draw(ctx, &a, &s1, 8, 1, &d1) == GANTL_OK);
+    CHECK(gantl_augment_draw(ctx, &a, &s2, 8, 3, &d2) == GANTL_OK);
     CHECK(r2.offset > r1.offset);
     for (int64_t i = 0; i < 8; i++) {
         CHECK(d1.mask[GANTL_AUG_STEP_HUE][i] == 0.0f && d1.value[GANTL_AUG_STEP_SATURATION][i] == 1.0f);

@@ -183,7 +183,7 @@ static void test_cli_train_fine_tunes_a_checkpoint(void) {
     char out[16384];
     /* the fixture's G and D (16x16 RGB): grey bags are replicated to RGB */
     int rc = cli_run("rm -rf build/cli_ft && ./build/gantl train --data fashion-mnist:bag --max-images 16 --resume "
-                     "tests/fixtures/sg2_gd.safetensors --out build/cli_ft --kimg 0.008 --batch 4 --aug noaug --tick 0.008",
+                     "tests/fixtures/sg2_gd.safetensors --out build/cli_ft --kimg 0.008 --batch 4 --tick 0.008",
                      out, sizeof out);
     CHECK_MSG(rc == 0 && strstr(out, "fine-tuning") && strstr(out, "16 images, 3 channel(s), 16x16"), "exit %d: %s", rc, out);
     /* two iterations are three Adam steps of G (Gmain, Greg, Gmain) with lr 0.0025 * 4/5; with

@@ -82,9 +82,9 @@ static int train_from_fixture(gantl_trainer *t, net_fixture *nf) {
     return s == GANTL_OK;
 }
 
-static void test_train_steps_match_reference(void) {
+static void train_check_reference(const char *fixture_name) {
     net_fixture nf;
-    if (!net_open(&nf, "train_step")) return;
+    if (!net_open(&nf, fixture_name)) return;
     gantl_trainer t;
     if (!train_from_fixture(&t, &nf)) {
         net_close(&nf);
@@ -114,6 +114,8 @@ static void test_train_steps_match_reference(void) {
         char name[32];
         snprintf(name, sizeof name, "it%d.pl_mean", it);
         net_expect(&nf, &t.pl_mean, 1, name, 1e-4, 0);
+        snprintf(name, sizeof name, "it%d.augment_p", it);
+        net_expect(&nf, &t.augment.p, 1, name, 1e-7, 1.0);
     }
     CHECK_MSG(tc.phases_seen == 6, "%d phases ran, expected 4 + 2", tc.phases_seen);
     const char *fixture = gantl_st_meta(&nf.f, "gantl.fixture");
@@ -123,6 +125,10 @@ static void test_train_steps_match_reference(void) {
     gantl_trainer_free(&t);
     net_close(&nf);
 }
+
+static void test_train_steps_match_reference(void) { train_check_reference("train_step"); }
+/* with ADA: the augmentation before every D call, R1 through it, p adjusted each iteration */
+static void test_train_steps_with_ada_match_reference(void) { train_check_reference("train_step_ada"); }
 
 /* Run 4 steps in one go, or 2 steps + snapshot + 2 steps in a new trainer: identical. */
 static void test_train_resume_is_exact(void) {
@@ -287,6 +293,7 @@ static void test_train_learns_fashion_mnist(void) {
 
 static void run_train_tests(void) {
     RUN(test_train_steps_match_reference);
+    RUN(test_train_steps_with_ada_match_reference);
     RUN(test_train_resume_is_exact);
     RUN(test_train_presets);
     RUN(test_optimizer_skips_unreached_parameters);

@@ -21,7 +21,10 @@ replay them ("draw.<k>", float32, flat). The order within one iteration:
      run_G: if style mixing is on, uniform (2) [cutoff = 1 + floor(u0 * (num_ws - 1)), used
      when u1 < prob] and the mixing z normal (n, z_dim); then the noise of every synthesis
      layer in order (b4.conv1, b8.conv0, b8.conv1, ...), normal (n, 1, res, res).
-     run_D: the augmentation draws (none here: augmentation is off in this fixture).
+     run_D: with augmentation, for each of ADA's 13 random steps that is drawn (tools/ada_ref.py,
+     in its order) its raw samples then its gate samples (uniform or normal as ada_ref).
+Two fixtures: train_step.safetensors without augmentation, train_step_ada.safetensors with ADA
+(augmentation before every D call, R1 through it, the adaptive p updated every iteration).
 
 Fixture naming: G.* / D.* / G_ema.* the networks before training (checkpoint names); in.reals
 (iterations, batch, C, H, W); draw.<k>; for each iteration i: it<i>.grad.<phase>.<G|D>.<name>
@@ -41,6 +44,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import ada_ref  # noqa: E402
 import safetensors_io  # noqa: E402
 import sg2_ref  # noqa: E402
 
@@ -80,7 +84,8 @@ class Trainer:
         self.pl_mean = torch.zeros([])
         self.cur_nimg = 0
         self.batch_idx = 0
-        self.ada_sign_sum = 0.0
+        self.ada_sign_sum, self.ada_sign_count = 0.0, 0
+        self.augment_p = cfg['augment_p']
         self.opts = {}
         for name, net, lr, interval in [('G', G, cfg['lr_g'], cfg['g_reg_interval']),
                                         ('D', D, cfg['lr_d'], cfg['d_reg_interval'])]:
@@ -107,6 +112,13 @@ class Trainer:
         return img, ws
 
     def run_D(self, img, c):
+        if self.cfg['augment']:
+            draws = ada_ref.draw(img.shape[0], self.augment_p, generator=self.rec.gen, num_channels=img.shape[1])
+            for step in ada_ref.STEPS:  # the draws, in the order the C side consumes them
+                if not bool((draws[step + '.gate'] == 1).all()):
+                    self.rec.log.append(draws[step + '.raw'].reshape(-1).clone())
+                    self.rec.log.append(draws[step + '.gate'].reshape(-1).clone())
+            img = ada_ref.apply(img, draws)
         return self.D(img, c)
 
     def round(self, what, reals, z, losses):
@@ -141,6 +153,7 @@ class Trainer:
             real = reals.detach().requires_grad_(do_r1)
             logits = self.run_D(real, c)
             self.ada_sign_sum += float(logits.sign().sum())
+            self.ada_sign_count += logits.numel()
             loss = torch.zeros([])
             if 'Dmain' in what['do']:
                 lr = F.softplus(-logits).mean()
@@ -186,6 +199,11 @@ class Trainer:
                 b_ema.copy_(b)
         self.cur_nimg += B
         self.batch_idx += 1
+        if cfg['augment'] and self.batch_idx % cfg['ada_interval'] == 0 and self.ada_sign_count:
+            self.augment_p = ada_ref.ada_update(self.augment_p, self.ada_sign_sum / self.ada_sign_count, B,
+                                                cfg['ada_target'], cfg['ada_interval'], cfg['ada_kimg'])
+            self.ada_sign_sum, self.ada_sign_count = 0.0, 0
+        out[f'{prefix}.augment_p'] = torch.tensor(self.augment_p, dtype=torch.float32)
         for k, v in losses.items():
             out[f'{prefix}.loss.{k}'] = torch.tensor(v, dtype=torch.float32)
         for net_name, net in [('G', self.G), ('D', self.D), ('G_ema', self.G_ema)]:
@@ -203,7 +221,7 @@ def perturb(net, gen):
                 p.add_(torch.randn(p.shape, generator=gen) * 0.1)
 
 
-def main():
+def run(cfg, name):
     torch.manual_seed(0)
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(1)
@@ -218,16 +236,23 @@ def main():
     reals = torch.rand([ITERATIONS, CFG['batch_size'], 3, 16, 16], generator=gen) * 2 - 1
     out['in.reals'] = reals
     rec = Recorder(2)
-    trainer = Trainer(G, D, CFG, rec)
+    trainer = Trainer(G, D, cfg, rec)
     for i in range(ITERATIONS):
         trainer.step(reals[i], out, f'it{i}')
     for k, x in enumerate(rec.log):
         out[f'draw.{k}'] = x
     meta = {'gantl.G': json.dumps(G_KW), 'gantl.D': json.dumps(D_KW),
-            'gantl.fixture': json.dumps(dict(CFG, iterations=ITERATIONS, draws=len(rec.log)))}
-    path = os.path.join(os.path.dirname(HERE), 'tests', 'fixtures', 'train_step.safetensors')
+            'gantl.fixture': json.dumps(dict(cfg, iterations=ITERATIONS, draws=len(rec.log)))}
+    path = os.path.join(os.path.dirname(HERE), 'tests', 'fixtures', name)
     safetensors_io.save(path, {k: v.detach().cpu().numpy().astype(np.float32) for k, v in out.items()}, meta)
     print(f'wrote {path}: {len(out)} tensors, {len(rec.log)} draws, {os.path.getsize(path)} bytes')
+
+
+def main():
+    run(CFG, 'train_step.safetensors')
+    # ADA: augmentation before every D call (R1 through it), p starting at 0.2, updated every
+    # iteration by 4 images / 1 kimg toward the target
+    run(dict(CFG, augment=1, augment_p=0.2, ada_target=0.6, ada_interval=1, ada_kimg=1.0), 'train_step_ada.safetensors')
 
 
 if __name__ == '__main__':
