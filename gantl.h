@@ -65,6 +65,7 @@
     11. ADA augmentation
     12. Training
     13. Datasets
+    14. Feature extractors
 */
 #ifndef GANTL_H
 #define GANTL_H
@@ -1032,6 +1033,10 @@ GANTLDEF gantl_status gantl_sampler_init(gantl_sampler *s, int64_t count, int mi
    without mirror), or NULL. */
 GANTLDEF void gantl_sampler_next(gantl_sampler *s, int64_t n, int64_t *indices, unsigned char *flip);
 GANTLDEF void gantl_sampler_free(gantl_sampler *s);
+
+/* ---------------------------------------------------------------------------------------
+   14. Feature extractors
+   ------------------------------------------------------------------------------------- */
 
 #ifdef __cplusplus
 }
@@ -7552,6 +7557,10 @@ GANTLDEF void gantl_sampler_free(gantl_sampler *s) {
     GANTL_FREE(s->order);
     memset(s, 0, sizeof *s);
 }
+
+/* ---------------------------------------------------------------------------------------
+   14. Feature extractors
+   ------------------------------------------------------------------------------------- */
 
 #ifdef __cplusplus
 }
