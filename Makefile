@@ -33,7 +33,7 @@ ALL_CFLAGS = -std=c99 $(CFLAGS) $(ARCH) $(WARN) $(OMPFLAGS)
 LDLIBS = -lm
 HEADERS = gantl.h
 
-.PHONY: all test test-tools asan bench demo fixtures clean config compile-check
+.PHONY: all test test-tools asan bench demo fixtures classifier clean config compile-check
 
 all: config $(BUILD)/gantl $(BUILD)/mlp
 
@@ -109,6 +109,11 @@ fixtures:
 	$(PYTHON) tools/gen_sg2_fixtures.py
 	$(PYTHON) tools/gen_ada_fixtures.py
 	$(PYTHON) tools/gen_data_fixtures.py
+
+# The Fashion-MNIST feature extractor shipped in models/ (about 10 minutes on 2 cores).
+classifier: | $(BUILD)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $(BUILD)/train_fmnist_classifier tools/train_fmnist_classifier.c $(LDLIBS)
+	$(Q)./$(BUILD)/train_fmnist_classifier models/fmnist_cnn.safetensors
 
 clean:
 	rm -rf $(BUILD)

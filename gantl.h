@@ -1038,6 +1038,38 @@ GANTLDEF void gantl_sampler_free(gantl_sampler *s);
    14. Feature extractors
    ------------------------------------------------------------------------------------- */
 
+/* A small CNN classifier for 32x32 images (Fashion-MNIST padded to 32), trained by gantl
+   (tools/train_fmnist_classifier.c) and shipped as models/fmnist_cnn.safetensors: its
+   256-d penultimate features serve FID / KID / precision / recall on such data, its
+   predictions count covered modes. Six 3x3 convolutions (32, 32/2, 64, 64/2, 128, 128/2
+   channels, '/2' stride 2) with ReLU, a 2048 -> 256 layer with ReLU (the features) and a
+   256 -> classes layer. */
+#define GANTL_CLASSIFIER_FEATURES 256
+typedef struct gantl_classifier {
+    int channels, resolution, num_classes;
+    gantl_params params;
+    gantl_tensor *conv_w[6], *conv_b[6], *fc_w, *fc_b, *out_w, *out_b;
+    double test_accuracy; /* as measured when it was trained (from the file's metadata) */
+} gantl_classifier;
+/* He-initialised from seed; resolution must be 32. */
+GANTLDEF gantl_status gantl_classifier_init(gantl_classifier *c, int channels, int num_classes, uint64_t seed);
+GANTLDEF void gantl_classifier_free(gantl_classifier *c);
+GANTLDEF gantl_status gantl_classifier_load(gantl_classifier *c, const char *path);
+GANTLDEF gantl_status gantl_classifier_save(const gantl_classifier *c, const char *path, double test_accuracy);
+/* x (N, C, 32, 32) in [-1, 1] -> logits (N, classes); *features (N, 256) if features. */
+GANTLDEF gantl_tensor *gantl_classifier_forward(gantl_ctx *ctx, gantl_classifier *c, gantl_tensor *x,
+                                                gantl_tensor **features);
+/* Mean cross-entropy of logits (N, K) against integer labels (N,). */
+GANTLDEF gantl_tensor *gantl_cross_entropy(gantl_ctx *ctx, gantl_tensor *logits, const int32_t *labels);
+/* Batched inference: images (n, C, H, W) in [-1, 1], H = W <= 32 (smaller ones are padded with
+   -1, the background, like Fashion-MNIST's 28 -> 32) -> features (n, 256) and/or predicted
+   classes (n,); either may be NULL. */
+GANTLDEF gantl_status gantl_classifier_run(gantl_classifier *c, const float *images, int64_t n, int height, int width,
+                                           float *features, int32_t *predictions);
+/* How many classes get at least min_count of the n predictions (the paper's mode coverage:
+   of 10k samples, the classes with at least 10). */
+GANTLDEF int gantl_mode_coverage(const int32_t *predictions, int64_t n, int num_classes, int64_t min_count);
+
 #ifdef __cplusplus
 }
 #endif
@@ -7561,6 +7593,169 @@ GANTLDEF void gantl_sampler_free(gantl_sampler *s) {
 /* ---------------------------------------------------------------------------------------
    14. Feature extractors
    ------------------------------------------------------------------------------------- */
+
+/* ---- the Fashion-MNIST classifier ---- */
+
+static const int gantl__cls_width[6] = {32, 32, 64, 64, 128, 128}, gantl__cls_stride[6] = {1, 2, 1, 2, 1, 2};
+
+GANTLDEF gantl_status gantl_classifier_init(gantl_classifier *c, int channels, int num_classes, uint64_t seed) {
+    memset(c, 0, sizeof *c);
+    if (channels < 1 || num_classes < 2)
+        return gantl__fail(GANTL_ERR_INVALID, "classifier: %d channels, %d classes", channels, num_classes);
+    c->channels = channels, c->resolution = 32, c->num_classes = num_classes;
+    gantl_params_init(&c->params, 1);
+    gantl__builder b = {&c->params, NULL, gantl_rng_new(seed), GANTL_OK};
+    int in = channels;
+    for (int i = 0; i < 6; i++) { /* He initialisation for ReLU: std sqrt(2 / fan_in) */
+        c->conv_w[i] = gantl__make(&b, 0, GANTL__INIT_NORMAL, sqrtf(2.0f / (float)(in * 9)), 4, gantl__cls_width[i], in, 3, 3,
+                                   "conv%d.weight", i);
+        c->conv_b[i] = gantl__make(&b, 0, GANTL__INIT_ZERO, 0, 1, gantl__cls_width[i], 1, 1, 1, "conv%d.bias", i);
+        in = gantl__cls_width[i];
+    }
+    c->fc_w = gantl__make(&b, 0, GANTL__INIT_NORMAL, sqrtf(2.0f / 2048.0f), 2, GANTL_CLASSIFIER_FEATURES, 2048, 1, 1, "fc.weight");
+    c->fc_b = gantl__make(&b, 0, GANTL__INIT_ZERO, 0, 1, GANTL_CLASSIFIER_FEATURES, 1, 1, 1, "fc.bias");
+    c->out_w = gantl__make(&b, 0, GANTL__INIT_NORMAL, sqrtf(1.0f / GANTL_CLASSIFIER_FEATURES), 2, num_classes,
+                           GANTL_CLASSIFIER_FEATURES, 1, 1, "out.weight");
+    c->out_b = gantl__make(&b, 0, GANTL__INIT_ZERO, 0, 1, num_classes, 1, 1, 1, "out.bias");
+    if (b.status != GANTL_OK) {
+        gantl_classifier_free(c);
+        return gantl__fail(b.status, "classifier: out of memory");
+    }
+    return GANTL_OK;
+}
+
+GANTLDEF void gantl_classifier_free(gantl_classifier *c) {
+    gantl_params_free(&c->params);
+    memset(c, 0, sizeof *c);
+}
+
+GANTLDEF gantl_tensor *gantl_classifier_forward(gantl_ctx *ctx, gantl_classifier *c, gantl_tensor *x,
+                                                gantl_tensor **features) {
+    if (!x) return NULL;
+    GANTL__CHECK(x->ndim == 4 && x->shape[1] == c->channels && x->shape[2] == 32 && x->shape[3] == 32,
+                 "classifier: input %s, expected (N, %d, 32, 32)", GANTL__SHP(x), c->channels);
+    gantl_tensor *h = x;
+    for (int i = 0; i < 6; i++) /* (N, 32, 32, 32) ... (N, 128, 4, 4) */
+        h = gantl_bias_act(ctx, gantl_conv2d(ctx, h, c->conv_w[i], gantl__cls_stride[i], 1, 1), c->conv_b[i],
+                           GANTL_ACT_LRELU, 0.0f, 1.0f, -1.0f);
+    int64_t flat[2] = {x->shape[0], 2048};
+    gantl_tensor *f = gantl_relu(ctx, gantl_linear(ctx, gantl_reshape(ctx, h, 2, flat), c->fc_w, c->fc_b)); /* (N, 256) */
+    if (features) *features = f;
+    return gantl_linear(ctx, f, c->out_w, c->out_b);
+}
+
+GANTLDEF gantl_tensor *gantl_cross_entropy(gantl_ctx *ctx, gantl_tensor *logits, const int32_t *labels) {
+    if (!logits) return NULL;
+    GANTL__CHECK(logits->ndim == 2, "cross_entropy: logits %s must be (N, classes)", GANTL__SHP(logits));
+    int64_t n = logits->shape[0], k = logits->shape[1];
+    gantl_tensor *max = gantl_new_2d(ctx, n, 1), *onehot = gantl_zeros(ctx, 2, logits->shape);
+    if (!max || !onehot) return NULL;
+    for (int64_t i = 0; i < n; i++) { /* log-sum-exp shifted by each row's maximum, a constant */
+        float m = logits->data[i * k];
+        for (int64_t j = 1; j < k; j++) m = logits->data[i * k + j] > m ? logits->data[i * k + j] : m;
+        max->data[i] = m;
+        GANTL__CHECK(labels[i] >= 0 && labels[i] < k, "cross_entropy: label %d of sample %lld not in 0..%lld",
+                     labels[i], (long long)i, (long long)(k - 1));
+        onehot->data[i * k + labels[i]] = 1.0f;
+    }
+    int axis = 1;
+    gantl_tensor *shifted = gantl_sub(ctx, logits, max);
+    gantl_tensor *lse = gantl_log(ctx, gantl_sum(ctx, gantl_exp(ctx, shifted), 1, &axis, 1)); /* (N, 1) */
+    gantl_tensor *picked = gantl_sum(ctx, gantl_mul(ctx, shifted, onehot), 1, &axis, 1);
+    return gantl_mean_all(ctx, gantl_sub(ctx, lse, picked));
+}
+
+GANTLDEF gantl_status gantl_classifier_save(const gantl_classifier *c, const char *path, double test_accuracy) {
+    gantl_st_writer w;
+    char meta[256];
+    gantl_st_writer_init(&w);
+    snprintf(meta, sizeof meta, "{\"channels\": %d, \"resolution\": %d, \"num_classes\": %d, \"features\": %d, "
+             "\"test_accuracy\": %.6f}", c->channels, c->resolution, c->num_classes, GANTL_CLASSIFIER_FEATURES, test_accuracy);
+    gantl_status s = gantl_st_writer_meta(&w, "gantl.classifier", meta);
+    for (int i = 0; s == GANTL_OK && i < c->params.count; i++) {
+        const gantl_tensor *t = c->params.tensors[i];
+        s = gantl_st_writer_add(&w, t->name, GANTL_F32, t->ndim, t->shape, t->data);
+    }
+    if (s == GANTL_OK) s = gantl_st_writer_save(&w, path);
+    gantl_st_writer_free(&w);
+    return s;
+}
+
+GANTLDEF gantl_status gantl_classifier_load(gantl_classifier *c, const char *path) {
+    gantl_st_file f;
+    gantl_json j;
+    memset(c, 0, sizeof *c);
+    gantl_status s = gantl_st_load(&f, path);
+    if (s != GANTL_OK) return s;
+    const char *meta = gantl_st_meta(&f, "gantl.classifier");
+    if (!meta || gantl_json_parse(&j, meta, strlen(meta)) != GANTL_OK) {
+        gantl_st_free(&f);
+        return gantl__fail(GANTL_ERR_FORMAT, "%s: not a gantl classifier (no gantl.classifier metadata)", path);
+    }
+    const gantl_json *ch = gantl_json_get(&j, "channels"), *k = gantl_json_get(&j, "num_classes"), *acc = gantl_json_get(&j, "test_accuracy");
+    int channels = ch && ch->type == GANTL_JSON_NUMBER ? (int)ch->number : 0, classes = k && k->type == GANTL_JSON_NUMBER ? (int)k->number : 0;
+    double accuracy = acc && acc->type == GANTL_JSON_NUMBER ? acc->number : 0.0;
+    gantl_json_free(&j);
+    s = gantl_classifier_init(c, channels, classes, 0);
+    if (s == GANTL_OK) s = gantl__params_load(&c->params, &f, "");
+    if (s == GANTL_OK) s = gantl__check_no_extra(&f, "", &c->params, &c->params);
+    gantl_st_free(&f);
+    if (s != GANTL_OK) {
+        gantl_classifier_free(c);
+        char message[sizeof gantl__error_message];
+        snprintf(message, sizeof message, "%s", gantl__error_message);
+        return gantl__fail(s, "%s: %s", path, message);
+    }
+    c->test_accuracy = accuracy;
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_classifier_run(gantl_classifier *c, const float *images, int64_t n, int height, int width,
+                                           float *features, int32_t *predictions) {
+    if (height != width || height > 32 || height < 1)
+        return gantl__fail(GANTL_ERR_INVALID, "classifier: %dx%d images; it takes square images of at most 32x32",
+                           height, width);
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    if (!ctx) return gantl__fail(GANTL_ERR_NOMEM, "classifier: out of memory");
+    int64_t C = c->channels, off = (32 - height) / 2, batch = 256;
+    gantl_status s = GANTL_OK;
+    for (int64_t start = 0; start < n && s == GANTL_OK; start += batch) {
+        int64_t b = n - start < batch ? n - start : batch;
+        gantl_ctx_reset(ctx);
+        gantl_set_grad_enabled(ctx, 0);
+        gantl_tensor *x = gantl_new_4d(ctx, b, C, 32, 32), *feat;
+        if (!x) break;
+        gantl__fill(x->data, -1.0f, x->numel); /* pad with the background */
+        for (int64_t i = 0; i < b * C; i++)
+            for (int y = 0; y < height; y++)
+                memcpy(x->data + (i * 32 + off + y) * 32 + off, images + ((start * C + i) * height + y) * width,
+                       (size_t)width * sizeof(float));
+        gantl_tensor *logits = gantl_classifier_forward(ctx, c, x, &feat);
+        if (!logits) break;
+        if (features) memcpy(features + start * GANTL_CLASSIFIER_FEATURES, feat->data, (size_t)feat->numel * sizeof(float));
+        for (int64_t i = 0; predictions && i < b; i++) {
+            int best = 0;
+            for (int j = 1; j < c->num_classes; j++)
+                if (logits->data[i * c->num_classes + j] > logits->data[i * c->num_classes + best]) best = j;
+            predictions[start + i] = best;
+        }
+    }
+    if (gantl_ctx_status(ctx) != GANTL_OK) s = gantl_ctx_status(ctx);
+    gantl_ctx_free(ctx);
+    return s;
+}
+
+GANTLDEF int gantl_mode_coverage(const int32_t *predictions, int64_t n, int num_classes, int64_t min_count) {
+    int covered = 0;
+    int64_t *count = (int64_t *)GANTL_MALLOC((size_t)(num_classes > 0 ? num_classes : 1) * sizeof(int64_t));
+    if (!count) return -1;
+    memset(count, 0, (size_t)(num_classes > 0 ? num_classes : 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++)
+        if (predictions[i] >= 0 && predictions[i] < num_classes) count[predictions[i]]++;
+    for (int k = 0; k < num_classes; k++) covered += count[k] >= min_count;
+    GANTL_FREE(count);
+    return covered;
+}
 
 #ifdef __cplusplus
 }
