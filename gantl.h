@@ -4381,6 +4381,19 @@ GANTLDEF gantl_status gantl_prdc_compute(const float *real, int64_t n_real, cons
 
 /* --- Linear assignment and W1 --- */
 
+/* Minimum-cost assignment (Jonker and Volgenant 1987), on the dual v of the columns with
+   u_i = cost[i, x[i]] - v[x[i]] implicit: every assigned row's column minimises its
+   reduced cost cost[i, j] - v[j], which keeps all reduced costs cost - u - v >= 0.
+   1. Column reduction: v_j = min_i cost[i, j]; column j goes to its minimising row if
+      that row is still free (last columns first).
+   2. An eps-scaling auction finds near-optimal prices v quickly; rows whose column is
+      not exactly their cheapest are freed again (the auction is only a heuristic: it
+      makes the searches of step 3 short, which matters for geometric costs, where
+      shortest paths from poor prices cross the whole instance).
+   3. Each remaining free row: Dijkstra on reduced costs to the nearest free column,
+      flip the path, then lower the prices of the scanned columns to keep duals feasible.
+   Column states in step 3 live in one array scanned linearly (no index lists), which
+   streams through each cost row. Serial: OpenMP regions here slowed the auction. */
 GANTLDEF gantl_status gantl_linear_assignment(const double *cost, int64_t n, int64_t *assign, double *total) {
     GANTL__CHECK(n >= 0, "gantl_linear_assignment: negative size n = %lld", (long long)n);
     GANTL__CHECK(cost || n == 0, "gantl_linear_assignment: cost is NULL");
@@ -4390,69 +4403,130 @@ GANTLDEF gantl_status gantl_linear_assignment(const double *cost, int64_t n, int
         if (!(fabs(cost[i]) <= 1e300))
             return gantl__fail(GANTL_ERR_INVALID, "linear_assignment: cost[%lld] is NaN or infinite", (long long)i);
     double *v = (double *)GANTL_MALLOC((size_t)(2 * n) * sizeof(double)), *dist = v ? v + n : NULL; /* (n,) each */
-    int64_t *ix = (int64_t *)GANTL_MALLOC((size_t)(4 * n) * sizeof(int64_t));
-    if (!v || !ix) {
-        GANTL_FREE(v);
-        GANTL_FREE(ix);
+    int64_t *ix = (int64_t *)GANTL_MALLOC((size_t)(5 * n) * sizeof(int64_t));
+    unsigned char *state = (unsigned char *)GANTL_MALLOC((size_t)n);
+    if (!v || !ix || !state) {
+        GANTL_FREE(v), GANTL_FREE(ix), GANTL_FREE(state);
         return gantl__fail(GANTL_ERR_NOMEM, "linear_assignment: out of memory for n = %lld", (long long)n);
     }
-    /* x[i]: column of row i, y[j]: row of column j (-1: free); cols: the columns in scan
-       order; pred[j]: previous row on the shortest path to column j. The duals are v
-       (columns) and, implicitly, u_i = cost[i, x[i]] - v[x[i]]; reduced costs
-       cost[i, j] - u_i - v_j stay >= 0 and are 0 on assigned pairs. */
-    int64_t *x = ix, *y = ix + n, *cols = ix + 2 * n, *pred = ix + 3 * n;
+    /* x[i]: column of row i, y[j]: row of column j (-1: free); pred[j]: previous row on
+       the shortest path to column j; todo: columns at the current Dijkstra distance, then
+       scanned ones; free rows. */
+    int64_t *x = ix, *y = ix + n, *pred = ix + 2 * n, *todo = ix + 3 * n, *freerows = ix + 4 * n;
     for (int64_t i = 0; i < n; i++) x[i] = y[i] = -1;
-    /* Column reduction: v_j = min_i cost[i, j]; column j goes to its minimising row if
-       that row is still free (last columns first, as Jonker and Volgenant do). */
+    /* 1. column reduction (pred holds the minimising rows) */
     for (int64_t j = 0; j < n; j++) v[j] = cost[j], pred[j] = 0;
     for (int64_t i = 1; i < n; i++)
         for (int64_t j = 0; j < n; j++)
             if (cost[i * n + j] < v[j]) v[j] = cost[i * n + j], pred[j] = i;
     for (int64_t j = n - 1; j >= 0; j--)
         if (x[pred[j]] < 0) x[pred[j]] = j, y[j] = pred[j];
-    /* Each free row: Dijkstra on reduced costs to the nearest free column, then flip the
-       path. cols[0, low) are scanned, cols[low, up) wait at the current distance dmin,
-       cols[up, n) are further. */
-    for (int64_t f = 0; f < n; f++) {
-        if (x[f] >= 0) continue;
-        const double *cf = cost + f * n;
-        for (int64_t j = 0; j < n; j++) dist[j] = cf[j] - v[j], pred[j] = f, cols[j] = j;
-        int64_t low = 0, up = 0, end = -1;
-        double dmin = 0.0;
-        while (end < 0) {
-            if (up == low) { /* next distance level: gather the columns at the minimum */
-                dmin = dist[cols[up++]];
-                for (int64_t k = up; k < n; k++) {
-                    int64_t j = cols[k];
-                    double h = dist[j];
-                    if (h <= dmin) {
-                        if (h < dmin) up = low, dmin = h;
-                        cols[k] = cols[up], cols[up++] = j;
+    int64_t nfree = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] < 0) freerows[nfree++] = i;
+    /* 2. Auction with eps-scaling (Bertsekas), on prices p = -v: a free row bids for
+       its cheapest column j1 (cost + price w1; second cheapest w2), raising p[j1] by
+       w2 - w1 + eps and evicting the owner; eps shrinks 8x per phase, and each phase
+       frees the rows that break eps-complementary slackness. This only finds good prices
+       fast: any v is a valid start for step 3, so a budget of 64 n bids ends it early. */
+    if (n > 1) {
+        double cmax = 0.0;
+        for (int64_t t = 0; t < n * n; t++)
+            if (fabs(cost[t]) > cmax) cmax = fabs(cost[t]);
+        int64_t *queue = freerows, bids = 64 * n; /* queue: a ring of free rows */
+        unsigned char *keep = state;
+        for (double eps = cmax / 8.0; eps > cmax * 1e-9 && bids > 0; eps /= 8.0) {
+            for (int64_t i = 0; i < n; i++) { /* keep[i]: own column within eps of the cheapest */
+                const double *ci = cost + i * n;
+                double best = INFINITY;
+                for (int64_t j = 0; j < n; j++) best = ci[j] - v[j] < best ? ci[j] - v[j] : best;
+                keep[i] = x[i] >= 0 && ci[x[i]] - v[x[i]] <= best + eps;
+            }
+            int64_t head = 0, count = 0;
+            for (int64_t i = 0; i < n; i++)
+                if (!keep[i]) {
+                    if (x[i] >= 0) y[x[i]] = -1, x[i] = -1;
+                    queue[count++] = i;
+                }
+            while (count > 0 && --bids > 0) {
+                int64_t i = queue[head];
+                head = head + 1 == n ? 0 : head + 1, count--;
+                const double *ci = cost + i * n;
+                double w1 = ci[0] - v[0], w2 = INFINITY;
+                int64_t j1 = 0;
+                for (int64_t j = 1; j < n; j++) { /* the two cheapest c - v */
+                    double h = ci[j] - v[j];
+                    if (h < w2) {
+                        if (h < w1)
+                            w2 = w1, w1 = h, j1 = j;
+                        else
+                            w2 = h;
                     }
                 }
-                for (int64_t k = low; k < up && end < 0; k++)
-                    if (y[cols[k]] < 0) end = cols[k];
+                v[j1] -= w2 - w1 + eps;
+                int64_t i0 = y[j1];
+                x[i] = j1, y[j1] = i;
+                if (i0 >= 0) {
+                    x[i0] = -1;
+                    queue[(head + count) % n] = i0, count++;
+                }
+            }
+        }
+        /* keep only the rows whose column is exactly their cheapest: step 3's invariant */
+        for (int64_t i = 0; i < n; i++) {
+            const double *ci = cost + i * n;
+            double own = x[i] >= 0 ? ci[x[i]] - v[x[i]] : -INFINITY;
+            int64_t j = 0;
+            while (j < n && !(ci[j] - v[j] < own)) j++;
+            keep[i] = x[i] >= 0 && j == n;
+        }
+        nfree = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (!keep[i]) {
+                if (x[i] >= 0) y[x[i]] = -1, x[i] = -1;
+                freerows[nfree++] = i;
+            }
+    }
+    /* 3. shortest augmenting paths. state: 0 unreached, 1 at the current distance dmin
+       (in todo[ntodo0..ntodo)), 2 scanned (in todo[0..ntodo0)). */
+    for (int64_t q = 0; q < nfree; q++) {
+        int64_t f = freerows[q], end = -1, nscan = 0, ntodo = 0;
+        const double *cf = cost + f * n;
+        for (int64_t j = 0; j < n; j++) dist[j] = cf[j] - v[j], pred[j] = f, state[j] = 0;
+        double dmin = 0.0;
+        for (;;) {
+            if (nscan == ntodo) { /* next distance level: all unreached columns at the minimum */
+                dmin = INFINITY;
+                for (int64_t j = 0; j < n; j++)
+                    if (!state[j] && dist[j] < dmin) dmin = dist[j];
+                for (int64_t j = 0; j < n; j++)
+                    if (!state[j] && dist[j] <= dmin) {
+                        state[j] = 1, todo[ntodo++] = j;
+                        if (y[j] < 0) end = j;
+                    }
                 if (end >= 0) break;
             }
-            int64_t j1 = cols[low++], i = y[j1]; /* scan the row assigned to column j1 */
+            int64_t j1 = todo[nscan++], i = y[j1]; /* scan the row assigned to column j1 */
+            state[j1] = 2;
             const double *ci = cost + i * n;
             double u1 = ci[j1] - v[j1] - dmin;
-            for (int64_t k = up; k < n; k++) {
-                int64_t j = cols[k];
+            for (int64_t j = 0; j < n; j++) {
+                if (state[j]) continue;
                 double h = ci[j] - v[j] - u1;
                 if (h < dist[j]) {
                     dist[j] = h, pred[j] = i;
                     if (h <= dmin) { /* == in exact arithmetic */
+                        state[j] = 1, todo[ntodo++] = j;
                         if (y[j] < 0) {
                             end = j;
                             break;
                         }
-                        cols[k] = cols[up], cols[up++] = j;
                     }
                 }
             }
+            if (end >= 0) break;
         }
-        for (int64_t k = 0; k < low; k++) v[cols[k]] += dist[cols[k]] - dmin; /* keep the duals feasible */
+        for (int64_t k = 0; k < nscan; k++) v[todo[k]] += dist[todo[k]] - dmin; /* keep the duals feasible */
         for (int64_t j = end;;) { /* flip the path back to row f */
             int64_t i = pred[j], t = x[i];
             y[j] = i;
@@ -4465,8 +4539,7 @@ GANTLDEF gantl_status gantl_linear_assignment(const double *cost, int64_t n, int
     for (int64_t i = 0; i < n; i++) sum += cost[i * n + x[i]];
     if (total) *total = sum;
     if (assign) memcpy(assign, x, (size_t)n * sizeof(int64_t));
-    GANTL_FREE(v);
-    GANTL_FREE(ix);
+    GANTL_FREE(v), GANTL_FREE(ix), GANTL_FREE(state);
     return GANTL_OK;
 }
 

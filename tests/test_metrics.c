@@ -616,6 +616,13 @@ static void test_metrics_assignment_scipy(void) {
         CHECK(gantl_w1_2d(a, a, n, &w1) == GANTL_OK && w1 == 0.0);
     }
     free(a), free(b), free(ref);
+    a = tm__f32(&f, "w1_big_a", &n, &two), b = tm__f32(&f, "w1_big_b", NULL, NULL);
+    ref = tm__f64(&f, "w1_big_ref", NULL);
+    if (a && b && ref) {
+        CHECK(gantl_w1_2d(a, b, n, &w1) == GANTL_OK);
+        TM_CHECK_REL(w1, ref[0], 1e-12);
+    }
+    free(a), free(b), free(ref);
     const char *costs[] = {"lap_cost", "lap_icost", "lap_ncost"}, *refs[] = {"lap_ref", "lap_iref", "lap_nref"};
     for (int c = 0; c < 3; c++) {
         int64_t numel = 0;

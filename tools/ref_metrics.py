@@ -23,7 +23,8 @@ What it writes (F32 inputs as the C code sees them; F64 references):
         refs (4,) = precision, recall, density, coverage for k and strict in the name;
         knn radii references.
   W1    w1_tiny_*: n = 1..7 clouds and cost matrices with brute-force optima;
-        w1_a/w1_b (300, 2) and cost matrices vs scipy.optimize.linear_sum_assignment.
+        w1_a/w1_b (300, 2), w1_big_a/w1_big_b (1500, 2) and cost matrices vs
+        scipy.optimize.linear_sum_assignment.
   Pearson  pearson_x_i/pearson_y_i with pearson_ref (cases, 2) = r, p from scipy.stats.pearsonr.
 """
 import itertools
@@ -281,6 +282,12 @@ def make_w1():
     c = cloud_cost(a, b)
     r, col = scipy.optimize.linear_sum_assignment(c)
     T.update(w1_a=a, w1_b=b, w1_ref=np.array([c[r, col].sum() / 300]))
+    # big enough that the auction's bid budget runs out before step 3 (long augmenting paths)
+    a = rng.standard_normal((1500, 2)).astype(np.float32)
+    b = (rng.standard_normal((1500, 2)) + 0.5).astype(np.float32)
+    c = cloud_cost(a, b)
+    r, col = scipy.optimize.linear_sum_assignment(c)
+    T.update(w1_big_a=a, w1_big_b=b, w1_big_ref=np.array([c[r, col].sum() / 1500]))
     c = rng.random((200, 200)) * 10
     r, col = scipy.optimize.linear_sum_assignment(c)
     T.update(lap_cost=c, lap_ref=np.array([c[r, col].sum()]))
