@@ -4159,59 +4159,51 @@ static void gantl__sq_norms(const float *x, int64_t n, int64_t d, float *norms) 
     }
 }
 
-/* Scratch for distance blocks of up to rows x cols (n x n each way at most). */
+/* Scratch for distance blocks of up to rows x cols. */
 typedef struct gantl__dist_ws {
     int64_t rows, cols, d;
-    float *blk;    /* (rows, cols) the squared distances */
-    float *part;   /* (rows, cols) one k-panel's product, when d > GANTL__KC */
-    float *up, *vp; /* (rows, KC), (cols, KC) k-panels of the operands, when d > GANTL__KC */
+    float *blk; /* (rows, cols) squared distances */
 } gantl__dist_ws;
 
 static gantl_status gantl__dist_ws_init(gantl__dist_ws *w, int64_t rows, int64_t cols, int64_t d) {
-    memset(w, 0, sizeof *w);
     w->rows = rows, w->cols = cols, w->d = d;
     w->blk = (float *)GANTL_MALLOC((size_t)(rows * cols) * sizeof(float));
-    int ok = w->blk != NULL;
-    if (d > GANTL__KC) {
-        w->part = (float *)GANTL_MALLOC((size_t)(rows * cols) * sizeof(float));
-        w->up = (float *)GANTL_MALLOC((size_t)(rows * GANTL__KC) * sizeof(float));
-        w->vp = (float *)GANTL_MALLOC((size_t)(cols * GANTL__KC) * sizeof(float));
-        ok = ok && w->part && w->up && w->vp;
-    }
-    if (ok) return GANTL_OK;
-    GANTL_FREE(w->blk), GANTL_FREE(w->part), GANTL_FREE(w->up), GANTL_FREE(w->vp);
-    memset(w, 0, sizeof *w);
+    if (w->blk) return GANTL_OK;
     return gantl__fail(GANTL_ERR_NOMEM, "prdc: out of memory for a %lld x %lld distance block", (long long)rows,
                        (long long)cols);
 }
 
 static void gantl__dist_ws_free(gantl__dist_ws *w) {
-    GANTL_FREE(w->blk), GANTL_FREE(w->part), GANTL_FREE(w->up), GANTL_FREE(w->vp);
-    memset(w, 0, sizeof *w);
+    GANTL_FREE(w->blk);
+    w->blk = NULL;
 }
 
 /* w->blk (rows, cols) = max(0, (-2 u_i.v_j + |u_i|^2) + |v_j|^2) for u (rows, d), v (cols, d).
-   The product goes through gantl_sgemm one k-panel (<= GANTL__KC) per call, panels added
-   in order: then every element gets the same arithmetic whatever block it is in and
-   whatever path gantl_sgemm takes, so the block size cannot change a result. */
+   Every element must get the same arithmetic whatever block it falls in, or the block
+   size could flip a comparison. gantl_sgemm's tiled path sums each k-panel of GANTL__KC
+   in order into a float and adds -2 times it to c (from 0); its path for tiny products
+   sums differently, so small blocks (which only occur at the edges) use the tiled
+   arithmetic written out here instead. (gantl_sgemm also falls back to its plain loops
+   if it cannot allocate a 1 MB panel: then last bits may differ.) */
 static void gantl__sq_dist_block(gantl__dist_ws *w, const float *u, const float *un, int64_t rows, const float *v,
                                  const float *vn, int64_t cols) {
     int64_t d = w->d;
     float *blk = w->blk;
-    if (d <= GANTL__KC) {
+    if (rows * cols * d > ((int64_t)1 << 20)) {
         gantl_sgemm(blk, u, v, 0, 1, -2.0f, 0.0f, rows, cols, d);
     } else {
-        for (int64_t p0 = 0; p0 < d; p0 += GANTL__KC) {
-            int64_t kc = d - p0 < GANTL__KC ? d - p0 : GANTL__KC;
-            for (int64_t i = 0; i < rows; i++) memcpy(w->up + i * kc, u + i * d + p0, (size_t)kc * sizeof(float));
-            for (int64_t j = 0; j < cols; j++) memcpy(w->vp + j * kc, v + j * d + p0, (size_t)kc * sizeof(float));
-            gantl_sgemm(p0 ? w->part : blk, w->up, w->vp, 0, 1, -2.0f, 0.0f, rows, cols, kc);
-            if (p0) {
-                float *part = w->part;
-                GANTL__OMP(parallel for schedule(static) if (rows * cols > 65536))
-                for (int64_t i = 0; i < rows * cols; i++) blk[i] += part[i];
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++) {
+                const float *a = u + i * d, *b = v + j * d;
+                float c = 0.0f;
+                for (int64_t p0 = 0; p0 < d; p0 += GANTL__KC) {
+                    int64_t p1 = p0 + GANTL__KC < d ? p0 + GANTL__KC : d;
+                    float acc = 0.0f;
+                    for (int64_t p = p0; p < p1; p++) acc += a[p] * b[p];
+                    c += -2.0f * acc;
+                }
+                blk[i * cols + j] = c;
             }
-        }
     }
     GANTL__OMP(parallel for schedule(static) if (rows * cols > 65536))
     for (int64_t i = 0; i < rows; i++)
@@ -4221,31 +4213,39 @@ static void gantl__sq_dist_block(gantl__dist_ws *w, const float *u, const float 
         }
 }
 
+/* Inserts t into the ascending k smallest values b (k,) if it belongs there. */
+static void gantl__insert_k(float *b, int k, float t) {
+    if (!(t < b[k - 1])) return;
+    int p = k - 1;
+    while (p > 0 && b[p - 1] > t) b[p] = b[p - 1], p--;
+    b[p] = t;
+}
+
 /* r2 (n,) = squared distance of each row of x (n, d) to its k-th nearest other row (self
-   excluded by index), by blocks of block_rows x block_cols. best: (n, k) scratch holding
-   each row's k smallest squared distances so far, ascending. */
+   excluded by index). Each pair a < b is computed once, as row a against column b (so the
+   same way for any block size), and offered to both a's and b's k smallest (best). */
 static gantl_status gantl__knn_sq(gantl__dist_ws *w, const float *x, const float *xn, int64_t n, int k, float *r2) {
     int64_t d = w->d, block_rows = w->rows, block_cols = w->cols;
-    float *best = (float *)GANTL_MALLOC((size_t)(n * k) * sizeof(float)); /* (n, k) */
+    float *best = (float *)GANTL_MALLOC((size_t)(n * k) * sizeof(float)); /* (n, k) ascending */
     if (!best) return gantl__fail(GANTL_ERR_NOMEM, "prdc: out of memory for k-NN of %lld points", (long long)n);
     for (int64_t i = 0; i < n * k; i++) best[i] = INFINITY;
     for (int64_t i0 = 0; i0 < n; i0 += block_rows) {
         int64_t rows = n - i0 < block_rows ? n - i0 : block_rows;
-        for (int64_t j0 = 0; j0 < n; j0 += block_cols) {
+        for (int64_t j0 = i0; j0 < n; j0 += block_cols) { /* columns b >= the block's first row */
             int64_t cols = n - j0 < block_cols ? n - j0 : block_cols;
             gantl__sq_dist_block(w, x + i0 * d, xn + i0, rows, x + j0 * d, xn + j0, cols);
             const float *blk = w->blk;
             GANTL__OMP(parallel for schedule(static) if (rows * cols > 65536))
-            for (int64_t i = 0; i < rows; i++) {
-                float *b = best + (i0 + i) * k;
-                const float *row = blk + i * cols;
-                for (int64_t j = 0; j < cols; j++) {
-                    float t = row[j];
-                    if (!(t < b[k - 1]) || j0 + j == i0 + i) continue;
-                    int p = k - 1; /* insertion into the sorted k */
-                    while (p > 0 && b[p - 1] > t) b[p] = b[p - 1], p--;
-                    b[p] = t;
-                }
+            for (int64_t i = 0; i < rows; i++) { /* row a = i0 + i takes columns b > a */
+                int64_t j = i0 + i + 1 - j0;
+                for (j = j < 0 ? 0 : j; j < cols; j++) gantl__insert_k(best + (i0 + i) * k, k, blk[i * cols + j]);
+            }
+            GANTL__OMP(parallel for schedule(static) if (rows * cols > 65536))
+            for (int64_t c0 = 0; c0 < cols; c0 += 64) { /* column b = j0 + j takes rows a < b */
+                int64_t c1 = c0 + 64 < cols ? c0 + 64 : cols;
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = c0; j < c1; j++)
+                        if (i0 + i < j0 + j) gantl__insert_k(best + (j0 + j) * k, k, blk[i * cols + j]);
             }
         }
     }

@@ -490,6 +490,37 @@ static int tm__same_prdc(const gantl_prdc *a, const gantl_prdc *b) {
 
 /* Block sizes and thread counts change nothing, also for d > 256 (several GEMM k-panels). */
 static void test_metrics_prdc_blocks(void) {
+    {   /* squared distances: one big block (gantl_sgemm) and 9 x 7 tiles (written-out loop) agree bitwise */
+        int64_t n = 120, d = 300, same = 1;
+        float *x = tm__randn(40, n * d, 0.5f, 1.0f), *xn = (float *)malloc((size_t)n * sizeof(float));
+        float *big = (float *)malloc((size_t)(n * n) * sizeof(float));
+        gantl__sq_norms(x, n, d, xn);
+        gantl__dist_ws w;
+        CHECK(gantl__dist_ws_init(&w, n, n, d) == GANTL_OK);
+        gantl__sq_dist_block(&w, x, xn, n, x, xn, n);
+        memcpy(big, w.blk, (size_t)(n * n) * sizeof(float));
+        for (int64_t i0 = 0; i0 < n; i0 += 9)
+            for (int64_t j0 = 0; j0 < n; j0 += 7) {
+                int64_t r = n - i0 < 9 ? n - i0 : 9, c = n - j0 < 7 ? n - j0 : 7;
+                gantl__sq_dist_block(&w, x + i0 * d, xn + i0, r, x + j0 * d, xn + j0, c);
+                for (int64_t i = 0; i < r; i++)
+                    for (int64_t j = 0; j < c; j++) same &= w.blk[i * c + j] == big[(i0 + i) * n + j0 + j];
+            }
+        CHECK(same);
+        /* k-NN radii bitwise equal for several block shapes */
+        float *r1 = (float *)malloc((size_t)(2 * n) * sizeof(float)), *r2 = r1 + n;
+        CHECK(gantl__knn_sq(&w, x, xn, n, 4, r1) == GANTL_OK);
+        gantl__dist_ws_free(&w);
+        const int64_t shapes[][2] = {{7, 5}, {5, 7}, {1, 120}, {120, 1}, {33, 64}};
+        for (int b = 0; b < 5; b++) {
+            CHECK(gantl__dist_ws_init(&w, shapes[b][0], shapes[b][1], d) == GANTL_OK);
+            CHECK(gantl__knn_sq(&w, x, xn, n, 4, r2) == GANTL_OK);
+            CHECK_MSG(!memcmp(r1, r2, (size_t)n * sizeof(float)), "k-NN radii change with blocks %lld x %lld",
+                      (long long)shapes[b][0], (long long)shapes[b][1]);
+            gantl__dist_ws_free(&w);
+        }
+        free(x), free(xn), free(big), free(r1);
+    }
     const int64_t dims[] = {40, 300};
     const int64_t blocks[][2] = {{7, 5}, {64, 33}, {1, 1000}, {1000, 1}, {128, 256}};
     for (int c = 0; c < 2; c++) {
