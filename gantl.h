@@ -544,7 +544,8 @@ GANTLDEF gantl_status gantl_knn_radii(const float *x, int64_t n, int64_t d, int 
 GANTLDEF gantl_status gantl_w1_2d(const float *a, const float *b, int64_t n, double *w1);
 /* Minimum-cost perfect matching of a dense square cost (n, n), row-major and finite:
    assign[i] = column of row i (may be NULL), total = sum of the matched costs (may be
-   NULL). Shortest augmenting paths (Jonker-Volgenant) after a column reduction. */
+   NULL). Exact: shortest augmenting paths (Jonker-Volgenant), started from prices that
+   an eps-scaling auction finds quickly. O(n^3) worst case; n = 2048 2-D clouds ~0.3 s. */
 GANTLDEF gantl_status gantl_linear_assignment(const double *cost, int64_t n, int64_t *assign, double *total);
 
 /* Pearson correlation r of x, y (n,) and its two-sided p-value under independence
