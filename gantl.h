@@ -3538,11 +3538,13 @@ static void gantl__dgemm_tile(double *c, int64_t ldc, int64_t mr, int64_t nr, co
 
 /* c (m, n) += alpha * op(a) @ op(b), row-major with leading dimensions ldc, lda, ldb:
    op(a) is (m, k), stored (k, m) if ta; op(b) is (k, n), stored (n, k) if tb.
-   lower (for a square c): only register tiles reaching the lower triangle (row >= col)
-   are computed; such tiles also update their elements above the diagonal, so callers
-   use the lower triangle only. */
+   tri (for a square c): GANTL__FULL computes all of c; GANTL__LOWER only the register
+   tiles reaching the lower triangle (row >= col), GANTL__UPPER those reaching the upper
+   one. Tiles on the diagonal also update some elements of the other triangle, so callers
+   use only the triangle they asked for. */
+enum { GANTL__FULL = 0, GANTL__LOWER = 1, GANTL__UPPER = 2 };
 static gantl_status gantl__dgemm(double *c, int64_t ldc, const double *a, int64_t lda, int ta, const double *b,
-                                 int64_t ldb, int tb, int64_t m, int64_t n, int64_t k, double alpha, int lower) {
+                                 int64_t ldb, int tb, int64_t m, int64_t n, int64_t k, double alpha, int tri) {
     if (m <= 0 || n <= 0 || k <= 0) return GANTL_OK;
     int64_t nc_max = n < GANTL__DNC ? n : GANTL__DNC, kc_max = k < GANTL__DKC ? k : GANTL__DKC;
     int64_t strips_max = (nc_max + GANTL__DNR - 1) / GANTL__DNR;
@@ -3551,7 +3553,7 @@ static gantl_status gantl__dgemm(double *c, int64_t ldc, const double *a, int64_
                                    (long long)nc_max);
     for (int64_t jc = 0; jc < n; jc += GANTL__DNC) {
         int64_t nc = n - jc < GANTL__DNC ? n - jc : GANTL__DNC;
-        if (lower && jc > m - 1) break; /* every remaining column is right of the last row */
+        if (tri == GANTL__LOWER && jc > m - 1) break; /* every remaining column is right of the last row */
         int64_t strips = (nc + GANTL__DNR - 1) / GANTL__DNR;
         for (int64_t pc = 0; pc < k; pc += GANTL__DKC) {
             int64_t kc = k - pc < GANTL__DKC ? k - pc : GANTL__DKC;
@@ -3571,15 +3573,18 @@ static gantl_status gantl__dgemm(double *c, int64_t ldc, const double *a, int64_
                 int64_t i0 = (task / col_tasks) * GANTL__DMR, j0 = (task % col_tasks) * GANTL__DNB;
                 int64_t mr = m - i0 < GANTL__DMR ? m - i0 : GANTL__DMR;
                 int64_t jend = j0 + GANTL__DNB < nc ? j0 + GANTL__DNB : nc;
-                if (lower && jend > i0 + mr - jc) jend = i0 + mr - jc; /* columns up to the strip's last row */
-                if (jend <= j0) continue;
+                int64_t jbeg = j0;
+                if (tri == GANTL__LOWER && jend > i0 + mr - jc) jend = i0 + mr - jc; /* columns up to the strip's last row */
+                if (tri == GANTL__UPPER && i0 - jc > jbeg) /* from the tile holding column i0 (tiles stay aligned) */
+                    jbeg = (i0 - jc) / GANTL__DNR * GANTL__DNR;
+                if (jend <= jbeg) continue;
                 double ap[GANTL__DKC * GANTL__DMR]; /* A strip (kc, DMR), zero-padded */
                 for (int64_t p = 0; p < kc; p++)
                     for (int64_t r = 0; r < GANTL__DMR; r++) {
                         int64_t row = i0 + r, col = pc + p;
                         ap[p * GANTL__DMR + r] = r < mr ? (ta ? a[col * lda + row] : a[row * lda + col]) : 0.0;
                     }
-                for (int64_t j = j0; j < jend; j += GANTL__DNR) {
+                for (int64_t j = jbeg; j < jend; j += GANTL__DNR) {
                     int64_t nr = jend - j < GANTL__DNR ? jend - j : GANTL__DNR;
                     gantl__dgemm_tile(c + i0 * ldc + jc + j, ldc, mr, nr, ap, bpack + (j / GANTL__DNR) * kc * GANTL__DNR,
                                       kc, alpha);
@@ -3648,7 +3653,7 @@ GANTLDEF gantl_status gantl_fid_stats_compute(gantl_fid_stats *s, const float *x
         GANTL__OMP(parallel for schedule(static) if (nr * d > 65536))
         for (int64_t i = 0; i < nr; i++)
             for (int64_t j = 0; j < d; j++) chunk[i * d + j] = (double)x[(r0 + i) * d + j] - mean[j];
-        st = gantl__dgemm(cov, d, chunk, d, 1, chunk, d, 0, d, d, nr, 1.0, 1);
+        st = gantl__dgemm(cov, d, chunk, d, 1, chunk, d, 0, d, d, nr, 1.0, GANTL__LOWER);
         if (st) goto done;
     }
     {
@@ -3702,7 +3707,7 @@ static int gantl__cholesky(double *a, int64_t n, double tol, gantl_status *st) {
             }
         /* A22 -= L21 L21^T, lower triangle */
         *st = gantl__dgemm(a + k1 * n + k1, n, a + k1 * n + k0, n, 0, a + k1 * n + k0, n, 1, n - k1, n - k1, k1 - k0,
-                           -1.0, 1);
+                           -1.0, GANTL__LOWER);
         if (*st) return 1;
     }
     for (int64_t i = 0; i < n; i++)
@@ -3764,60 +3769,110 @@ static double gantl__householder(const double *x, int64_t m, double *out, double
     return beta;
 }
 
-/* Householder reduction of a symmetric a (n, n, both triangles valid, overwritten) to a
-   tridiagonal matrix with the same eigenvalues: diagonal dg (n,), off-diagonal e (n-1,).
-   Step k: H = I - tau v v^T maps row k's tail onto beta e_1; for the trailing block B,
-   with p = tau B v and w = p - (tau/2)(p.v) v, H B H = B - v w^T - w v^T. The sweep that
-   applies step k's update also computes p for step k + 1 (whose v comes from row k + 1,
-   updated first), so the trailing block is read once per step. work: 4 n doubles. */
-static void gantl__tridiagonalize(double *a, int64_t n, double *dg, double *e, double *work) {
-    double *v = work, *p = work + n, *vn = work + 2 * n, *pn = work + 3 * n; /* trailing-block vectors */
-    double tau = 0.0;
-    dg[0] = a[0];
-    if (n == 1) return;
-    if (n == 2) {
-        e[0] = a[1];
-        dg[1] = a[3];
-        return;
-    }
-    e[0] = gantl__householder(a + 1, n - 1, v, &tau);
-    GANTL__OMP(parallel for schedule(static) if (n > 128)) /* p = tau B v, B = a[1.., 1..] */
-    for (int64_t i = 1; i < n; i++) {
-        double t = 0.0;
-        for (int64_t j = 1; j < n; j++) t += a[i * n + j] * v[j - 1];
-        p[i - 1] = tau * t;
-    }
-    for (int64_t k = 0; k + 2 < n; k++) {
-        int64_t m = n - k - 1; /* B = a[k+1.., k+1..] is (m, m); v, p index it */
-        double pv = 0.0;
-        for (int64_t t = 0; t < m; t++) pv += p[t] * v[t];
-        for (int64_t t = 0; t < m; t++) p[t] -= 0.5 * tau * pv * v[t]; /* p := w */
-        double *row = a + (k + 1) * n + (k + 1);                         /* row k + 1 of H B H */
-        for (int64_t t = 0; t < m; t++) row[t] -= v[0] * p[t] + p[0] * v[t];
-        dg[k + 1] = row[0];
-        double tau_next = 0.0;
-        if (m - 1 >= 2)
-            e[k + 1] = gantl__householder(row + 1, m - 1, vn, &tau_next);
-        else
-            e[k + 1] = row[1], vn[0] = 0.0;
-        /* rows k+2..n-1, columns k+2..n-1: B -= v w^T + w v^T, and pn = tau_next B vn */
-        GANTL__OMP(parallel for schedule(static) if (m * m > 16384))
-        for (int64_t t = 1; t < m; t++) {
-            double *ar = a + (k + 1 + t) * n + (k + 2);
-            double vt = v[t], wt = p[t], dot = 0.0;
-            for (int64_t j = 1; j < m; j++) {
-                double x = ar[j - 1] - (vt * p[j] + wt * v[j]);
-                ar[j - 1] = x;
-                dot += x * vn[j - 1];
+#define GANTL__SYMV_GROUPS 16 /* fixed row groups of gantl__symv_upper */
+#define GANTL__TRD_NB 64        /* reflectors per panel in gantl__tridiagonalize */
+
+/* y (m,) = S v for the symmetric S (m, m) whose upper triangle is s (row stride lds,
+   S[i][c] = s[i * lds + c] for c >= i): each element is read once and used twice.
+   Rows go in GANTL__SYMV_GROUPS fixed groups of equal work, each group summing into its
+   own part (GROUPS, m), added in group order: the result does not depend on threads. */
+static void gantl__symv_upper(const double *s, int64_t lds, int64_t m, const double *v, double *y, double *part) {
+    const int groups = GANTL__SYMV_GROUPS;
+    GANTL__OMP(parallel for schedule(dynamic, 1) if (m > 256))
+    for (int g = 0; g < groups; g++) {
+        /* rows [r0, r1): row i holds m - i elements, so the boundaries follow sqrt */
+        int64_t r0 = g ? m - (int64_t)((double)m * sqrt(1.0 - (double)g / groups)) : 0;
+        int64_t r1 = g + 1 < groups ? m - (int64_t)((double)m * sqrt(1.0 - (double)(g + 1) / groups)) : m;
+        double *yg = part + g * m;
+        memset(yg, 0, (size_t)m * sizeof(double));
+        for (int64_t i = r0; i < r1; i++) {
+            const double *row = s + i * lds;
+            double vi = v[i], t0 = row[i] * vi, t1 = 0.0, t2 = 0.0, t3 = 0.0; /* 4 sums: no add-latency chain */
+            int64_t c = i + 1;
+            for (; c + 4 <= m; c += 4) {
+                t0 += row[c] * v[c], t1 += row[c + 1] * v[c + 1], t2 += row[c + 2] * v[c + 2], t3 += row[c + 3] * v[c + 3];
+                yg[c] += row[c] * vi, yg[c + 1] += row[c + 1] * vi, yg[c + 2] += row[c + 2] * vi, yg[c + 3] += row[c + 3] * vi;
             }
-            pn[t - 1] = tau_next * dot;
+            for (; c < m; c++) t0 += row[c] * v[c], yg[c] += row[c] * vi;
+            yg[i] += (t0 + t1) + (t2 + t3);
         }
-        double *sw = v;
-        v = vn, vn = sw;
-        sw = p, p = pn, pn = sw;
-        tau = tau_next;
     }
+    for (int64_t i = 0; i < m; i++) {
+        double t = 0.0;
+        for (int g = 0; g < groups; g++) t += part[g * m + i];
+        y[i] = t;
+    }
+}
+
+/* Householder reduction of a symmetric a (n, n; the upper triangle is used and
+   overwritten) to a tridiagonal matrix with the same eigenvalues: diagonal dg (n,),
+   off-diagonal e (n - 1,). Reflector j: H = I - tau v v^T maps row j's tail onto
+   beta e_1; for the trailing block B, with p = tau B v and w = p - (tau/2)(p.v) v,
+   H B H = B - v w^T - w v^T. Blocked as LAPACK's dsytrd: a panel of NB reflectors keeps
+   its updates in V, W (n, NB) and applies them to the rest at once (two GEMMs); inside
+   the panel, B v = (stored B) v - V (W^T v) - W (V^T v). So the trailing matrix is read
+   once per reflector (the symmetric product) and written once per panel. */
+static gantl_status gantl__tridiagonalize(double *a, int64_t n, double *dg, double *e) {
+    const int64_t nb = GANTL__TRD_NB;
+    dg[0] = a[0];
+    if (n == 1) return GANTL_OK;
+    if (n == 2) {
+        e[0] = a[1], dg[1] = a[3];
+        return GANTL_OK;
+    }
+    double *vw = (double *)GANTL_MALLOC((size_t)(2 * n * nb + (3 + GANTL__SYMV_GROUPS) * n + 2 * nb) * sizeof(double));
+    if (!vw) return gantl__fail(GANTL_ERR_NOMEM, "fid: out of memory for the tridiagonal reduction (n = %lld)", (long long)n);
+    double *V = vw, *W = vw + n * nb;                          /* (n, nb) each: reflectors, updates */
+    double *hv = W + n * nb, *y = hv + n, *part = y + n;       /* (n,), (n,), (GROUPS, n) */
+    double *wtv = part + GANTL__SYMV_GROUPS * n, *vtv = wtv + nb; /* (nb,) each */
+    for (int64_t k0 = 0; k0 < n - 2; k0 += nb) {
+        int64_t kb = n - 2 - k0 < nb ? n - 2 - k0 : nb; /* reflectors j = k0 .. k0 + kb - 1 */
+        memset(V, 0, (size_t)(2 * n * nb) * sizeof(double));
+        for (int64_t jj = 0; jj < kb; jj++) {
+            int64_t j = k0 + jj, m = n - j - 1;
+            double *row = a + j * n, tau;
+            /* row j as the panel's earlier reflectors left it */
+            for (int64_t c = j; c < n; c++) {
+                double t = 0.0;
+                for (int64_t q = 0; q < jj; q++) t += V[j * nb + q] * W[c * nb + q] + W[j * nb + q] * V[c * nb + q];
+                row[c] -= t;
+            }
+            dg[j] = row[j];
+            e[j] = gantl__householder(row + j + 1, m, hv, &tau);
+            /* y = B v with B the current trailing block (rows, columns j+1..) */
+            gantl__symv_upper(a + (j + 1) * n + (j + 1), n, m, hv, y, part);
+            for (int64_t q = 0; q < jj; q++) wtv[q] = vtv[q] = 0.0;
+            for (int64_t t = 0; t < m; t++) /* W^T v, V^T v: rows in order, contiguous */
+                for (int64_t q = 0; q < jj; q++)
+                    wtv[q] += W[(j + 1 + t) * nb + q] * hv[t], vtv[q] += V[(j + 1 + t) * nb + q] * hv[t];
+            for (int64_t t = 0; t < m; t++) {
+                double c = 0.0;
+                for (int64_t q = 0; q < jj; q++) c += V[(j + 1 + t) * nb + q] * wtv[q] + W[(j + 1 + t) * nb + q] * vtv[q];
+                y[t] = tau * (y[t] - c); /* p */
+            }
+            double pv = 0.0;
+            for (int64_t t = 0; t < m; t++) pv += y[t] * hv[t];
+            for (int64_t t = 0; t < m; t++) {
+                V[(j + 1 + t) * nb + jj] = hv[t];
+                W[(j + 1 + t) * nb + jj] = y[t] - 0.5 * tau * pv * hv[t]; /* w */
+            }
+        }
+        /* the rest: A[k1.., k1..] -= V W^T + W V^T (upper triangle) */
+        int64_t k1 = k0 + kb, mt = n - k1;
+        gantl_status st = gantl__dgemm(a + k1 * n + k1, n, V + k1 * nb, nb, 0, W + k1 * nb, nb, 1, mt, mt, kb, -1.0,
+                                       GANTL__UPPER);
+        if (!st)
+            st = gantl__dgemm(a + k1 * n + k1, n, W + k1 * nb, nb, 0, V + k1 * nb, nb, 1, mt, mt, kb, -1.0, GANTL__UPPER);
+        if (st) {
+            GANTL_FREE(vw);
+            return st;
+        }
+    }
+    dg[n - 2] = a[(n - 2) * n + n - 2];
+    e[n - 2] = a[(n - 2) * n + n - 1];
     dg[n - 1] = a[n * n - 1];
+    GANTL_FREE(vw);
+    return GANTL_OK;
 }
 
 /* Eigenvalues of a symmetric tridiagonal matrix (diagonal dg (n,), off-diagonal e (n,):
@@ -3894,7 +3949,7 @@ static gantl_status gantl__trace_sqrt_product(const double *s1, const double *s2
     double *l = (double *)GANTL_MALLOC(dd);            /* (d, d) the factor G, lower */
     double *s2p = (double *)GANTL_MALLOC(dd);          /* (d, d) S2 permuted, later M (r, r) */
     double *wk = (double *)GANTL_MALLOC(dd);           /* (d, r) S2 G */
-    double *vec = (double *)GANTL_MALLOC((size_t)(7 * d) * sizeof(double)); /* dg, e, work */
+    double *vec = (double *)GANTL_MALLOC((size_t)(2 * d) * sizeof(double)); /* pivots' diagonal, then dg, e */
     int64_t *perm = (int64_t *)GANTL_MALLOC((size_t)d * sizeof(int64_t));
     gantl_status st = GANTL_OK;
     *out = 0.0;
@@ -3928,7 +3983,7 @@ static gantl_status gantl__trace_sqrt_product(const double *s1, const double *s2
         memset(wk, 0, (size_t)(d * r) * sizeof(double));
         for (int64_t j0 = 0; j0 < r; j0 += nb) {
             int64_t jb = r - j0 < nb ? r - j0 : nb;
-            st = gantl__dgemm(wk + j0, r, s2p + j0, d, 0, l + j0 * d + j0, d, 0, d, jb, d - j0, 1.0, 0);
+            st = gantl__dgemm(wk + j0, r, s2p + j0, d, 0, l + j0 * d + j0, d, 0, d, jb, d - j0, 1.0, GANTL__FULL);
             if (st) goto done;
         }
         /* M (r, r) = L^T W, lower triangle by row blocks: M[i0.., ..i1] = L[i0.., i0..i1]^T W[i0.., ..i1] */
@@ -3936,12 +3991,13 @@ static gantl_status gantl__trace_sqrt_product(const double *s1, const double *s2
         memset(mm, 0, (size_t)(r * r) * sizeof(double));
         for (int64_t i0 = 0; i0 < r; i0 += nb) {
             int64_t ib = r - i0 < nb ? r - i0 : nb;
-            st = gantl__dgemm(mm + i0 * r, r, l + i0 * d + i0, d, 1, wk + i0 * r, r, 0, ib, i0 + ib, d - i0, 1.0, 0);
+            st = gantl__dgemm(mm + i0 * r, r, l + i0 * d + i0, d, 1, wk + i0 * r, r, 0, ib, i0 + ib, d - i0, 1.0,
+                              GANTL__FULL);
             if (st) goto done;
         }
         gantl__mirror_lower(mm, r);
-        double *dg = vec, *e = vec + d, *work = vec + 2 * d;
-        gantl__tridiagonalize(mm, r, dg, e, work);
+        double *dg = vec, *e = vec + d;
+        if ((st = gantl__tridiagonalize(mm, r, dg, e))) goto done;
         if (gantl__tridiagonal_eigenvalues(dg, e, r)) {
             st = gantl__fail(GANTL_ERR_INVALID, "fid: eigenvalues did not converge (NaN in the statistics?)");
             goto done;
@@ -4099,13 +4155,13 @@ GANTLDEF gantl_status gantl_kid_from_subsets(const float *x, int64_t nx, const f
             }
         double kxx, kyy, kxy, dd = (double)d;
         memset(g, 0, (size_t)(m * m) * sizeof(double));
-        if ((st = gantl__dgemm(g, m, xs, d, 0, xs, d, 1, m, m, d, 1.0, 1))) goto done;
+        if ((st = gantl__dgemm(g, m, xs, d, 0, xs, d, 1, m, m, d, 1.0, GANTL__LOWER))) goto done;
         kxx = 2.0 * gantl__poly_kernel_sum(g, m, m, dd, 1, rowsum); /* i != j: twice the strict lower part */
         memset(g, 0, (size_t)(m * m) * sizeof(double));
-        if ((st = gantl__dgemm(g, m, ys, d, 0, ys, d, 1, m, m, d, 1.0, 1))) goto done;
+        if ((st = gantl__dgemm(g, m, ys, d, 0, ys, d, 1, m, m, d, 1.0, GANTL__LOWER))) goto done;
         kyy = 2.0 * gantl__poly_kernel_sum(g, m, m, dd, 1, rowsum);
         memset(g, 0, (size_t)(m * m) * sizeof(double));
-        if ((st = gantl__dgemm(g, m, xs, d, 0, ys, d, 1, m, m, d, 1.0, 0))) goto done;
+        if ((st = gantl__dgemm(g, m, xs, d, 0, ys, d, 1, m, m, d, 1.0, GANTL__FULL))) goto done;
         kxy = gantl__poly_kernel_sum(g, m, m, dd, 0, rowsum);
         double mm = (double)m;
         mmd[s] = (kxx + kyy) / (mm * (mm - 1.0)) - 2.0 * kxy / (mm * mm);

@@ -86,27 +86,28 @@ static void test_metrics_dgemm(void) {
     for (int a_ = 0; a_ < 3; a_++)
         for (int b_ = 0; b_ < 3; b_++)
             for (int c_ = 0; c_ < 3; c_++)
-                for (int tr = 0; tr < 4; tr++) {
+                for (int tr = 0; tr < 12; tr++) {
                     int64_t m = ms[a_], n = ns[b_], k = ks[c_];
-                    int ta = tr & 1, tb = tr >> 1, lower = m == n;
+                    int ta = tr & 1, tb = (tr >> 1) & 1, tri = tr >> 2; /* full, lower, upper */
+                    if (tri && m != n) continue;
                     double *a = (double *)malloc((size_t)(m * k) * sizeof(double));
                     double *b = (double *)malloc((size_t)(k * n) * sizeof(double));
                     double *c = (double *)malloc((size_t)(m * n) * sizeof(double));
                     for (int64_t i = 0; i < m * k; i++) a[i] = gantl_rng_double(&r) - 0.5;
                     for (int64_t i = 0; i < k * n; i++) b[i] = gantl_rng_double(&r) - 0.5;
                     for (int64_t i = 0; i < m * n; i++) c[i] = 1.0;
-                    CHECK(gantl__dgemm(c, n, a, ta ? m : k, ta, b, tb ? k : n, tb, m, n, k, -2.0, lower) == GANTL_OK);
+                    CHECK(gantl__dgemm(c, n, a, ta ? m : k, ta, b, tb ? k : n, tb, m, n, k, -2.0, tri) == GANTL_OK);
                     double worst = 0.0;
                     for (int64_t i = 0; i < m; i++)
-                        for (int64_t j = 0; j < (lower ? i + 1 : n); j++) {
+                        for (int64_t j = tri == GANTL__UPPER ? i : 0; j < (tri == GANTL__LOWER ? i + 1 : n); j++) {
                             double s = 0.0;
                             for (int64_t p = 0; p < k; p++)
                                 s += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
                             double e = fabs(c[i * n + j] - (1.0 - 2.0 * s));
                             if (e > worst) worst = e;
                         }
-                    CHECK_MSG(worst < 1e-12, "dgemm m=%lld n=%lld k=%lld ta=%d tb=%d: error %g", (long long)m,
-                              (long long)n, (long long)k, ta, tb, worst);
+                    CHECK_MSG(worst < 1e-12, "dgemm m=%lld n=%lld k=%lld ta=%d tb=%d tri=%d: error %g", (long long)m,
+                              (long long)n, (long long)k, ta, tb, tri, worst);
                     free(a), free(b), free(c);
                 }
 }
@@ -136,20 +137,19 @@ static int tm__cmp_double(const void *a, const void *b) {
 }
 
 static void test_metrics_eigenvalues(void) {
-    const int64_t sizes[] = {1, 2, 3, 10, 200};
-    for (int s = 0; s < 5; s++) {
+    const int64_t sizes[] = {1, 2, 3, 10, 33, 34, 35, 200}; /* around the panel width (32) + 2 */
+    for (int s = 0; s < 8; s++) {
         int64_t n = sizes[s];
         double *lambda = (double *)malloc((size_t)n * sizeof(double)), *a = (double *)malloc((size_t)(n * n) * sizeof(double));
         double *dg = (double *)malloc((size_t)n * sizeof(double)), *e = (double *)malloc((size_t)n * sizeof(double));
-        double *work = (double *)malloc((size_t)(4 * n) * sizeof(double));
         for (int64_t i = 0; i < n; i++) lambda[i] = i % 3 == 0 ? 0.0 : (double)(i + 1) * (i % 2 ? 1.0 : -0.5); /* zeros, repeats */
         tm__spectrum_matrix(a, lambda, n, 7 + (uint64_t)s);
-        gantl__tridiagonalize(a, n, dg, e, work);
+        CHECK(gantl__tridiagonalize(a, n, dg, e) == GANTL_OK);
         CHECK(gantl__tridiagonal_eigenvalues(dg, e, n) == 0);
         qsort(dg, (size_t)n, sizeof(double), tm__cmp_double);
         qsort(lambda, (size_t)n, sizeof(double), tm__cmp_double);
         for (int64_t i = 0; i < n; i++) CHECK_NEAR(dg[i], lambda[i], 1e-11 * (double)n);
-        free(lambda), free(a), free(dg), free(e), free(work);
+        free(lambda), free(a), free(dg), free(e);
     }
 }
 
