@@ -99,6 +99,7 @@ asan: $(BUILD)/test-asan $(BUILD)/gantl
 bench: $(BUILD)/bench
 	$(Q)if $(PYTHON) -c 'import torch' 2>/dev/null; then $(PYTHON) tools/bench_torch.py; \
 	else ./$(BUILD)/bench; echo "python3-torch not installed: no PyTorch comparison"; fi
+	$(Q)if $(PYTHON) -c 'import scipy' 2>/dev/null; then $(PYTHON) tools/bench_metrics.py; fi
 
 demo: $(BUILD)/mlp
 	$(Q)./$(BUILD)/mlp

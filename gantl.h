@@ -555,7 +555,87 @@ GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpos
 
 /* ---------------------------------------------------------------------------------------
    9. Metrics
+   FID, KID, precision / recall, density / coverage on feature vectors (float32, one row
+   per sample, row-major), exact W1 between 2-D point clouds, dense linear assignment and
+   Pearson correlation. Sums are in double; results do not depend on the thread count.
+   Bad input (NaN or infinite values, too few samples, impossible sizes) returns
+   GANTL_ERR_INVALID with a message in gantl_last_error(); NULL pointers and negative
+   sizes are programmer errors.
    ------------------------------------------------------------------------------------- */
+
+/* FID statistics: mean (dim,) and covariance (dim, dim) of the features, accumulated in
+   double over centred rows. unbiased = 1 divides by count - 1 (pytorch-fid, numpy.cov;
+   the default to use), 0 by count (NVIDIA's StyleGAN2-ADA code). */
+typedef struct gantl_fid_stats {
+    int64_t dim, count;
+    double *mean; /* (dim,) */
+    double *cov;  /* (dim, dim), symmetric */
+} gantl_fid_stats;
+/* s is overwritten (not freed first); on failure it is left empty. Needs n >= 2. */
+GANTLDEF gantl_status gantl_fid_stats_compute(gantl_fid_stats *s, const float *features /* (n, d) */, int64_t n,
+                                              int64_t d, int unbiased);
+GANTLDEF void gantl_fid_stats_free(gantl_fid_stats *s);
+/* FID = |mu_a - mu_b|^2 + Tr S_a + Tr S_b - 2 Tr sqrt(S_a S_b), never negative (a
+   negative rounding result is clamped to 0), exactly 0 for bitwise identical statistics.
+   Tr sqrt(S_a S_b) = sum sqrt(eig(L^T S_b L)) with S_a = L L^T (Cholesky; a pivoted,
+   rank-revealing one when S_a is singular, e.g. count <= dim); O(dim^3). */
+GANTLDEF gantl_status gantl_fid_from_stats(const gantl_fid_stats *a, const gantl_fid_stats *b, double *fid);
+/* Statistics of x (nx, d) and y (ny, d), then gantl_fid_from_stats. */
+GANTLDEF gantl_status gantl_fid(const float *x, int64_t nx, const float *y, int64_t ny, int64_t d, int unbiased,
+                                double *fid);
+
+/* KID: unbiased MMD^2 with the kernel k(u, v) = (u.v / d + 1)^3,
+   [sum_{i!=j} k(x_i,x_j) + sum_{i!=j} k(y_i,y_j)] / (m(m-1)) - 2 sum_{i,j} k(x_i,y_j) / m^2,
+   over num_subsets (100 is usual) pairs of random subsets of m rows each, drawn without
+   replacement; subset_size <= 0 means m = min(nx, ny, 1000). mean and std over the subsets;
+   std is the population std (divide by num_subsets, as numpy.std and torch-fidelity).
+   Reproducible: the subsets depend only on (nx, ny, num_subsets, m, seed). */
+GANTLDEF gantl_status gantl_kid(const float *x, int64_t nx, const float *y, int64_t ny, int64_t d, int num_subsets,
+                                int64_t subset_size, uint64_t seed, double *mean, double *std);
+/* The subsets gantl_kid uses: x_idx and y_idx (num_subsets, m), row indices into x and y.
+   For each subset, x's m indices are drawn, then y's, by a partial Fisher-Yates shuffle
+   (gantl_rng_int on a running permutation of 0..n-1). */
+GANTLDEF gantl_status gantl_kid_subsets(int64_t nx, int64_t ny, int num_subsets, int64_t m, uint64_t seed,
+                                        int64_t *x_idx, int64_t *y_idx);
+/* KID on given subsets (x_idx, y_idx (num_subsets, m)); std may be NULL. */
+GANTLDEF gantl_status gantl_kid_from_subsets(const float *x, int64_t nx, const float *y, int64_t ny, int64_t d,
+                                             int num_subsets, int64_t m, const int64_t *x_idx, const int64_t *y_idx,
+                                             double *mean, double *std);
+
+/* Improved precision and recall (Kynkaanniemi et al. 2019), density and coverage (Naeem
+   et al. 2020). r_i: distance from a point to its k-th nearest neighbour in its own set,
+   itself excluded by index (duplicates count as neighbours at distance 0).
+     precision = share of fake points inside some real ball B(x_i, r_i)
+     recall    = share of real points inside some fake ball B(y_j, r_j)
+     density   = (1 / (k n_fake)) sum_j #{i : y_j in B(x_i, r_i)}
+     coverage  = share of real x_i whose nearest fake point is inside B(x_i, r_i)
+   "inside" is d <= r when strict = 0 (NVIDIA, Kynkaanniemi; use k = 3) and d < r when
+   strict = 1 (the prdc package; k = 5 in its examples). Needs k < n_real and k < n_fake.
+   Distances come from |u|^2 - 2 u.v + |v|^2 (float GEMM, clamped at 0) in blocks of at
+   most 1024 x 4096, so memory stays bounded for any n. */
+typedef struct gantl_prdc {
+    double precision, recall, density, coverage;
+} gantl_prdc;
+GANTLDEF gantl_status gantl_prdc_compute(const float *real /* (n_real, d) */, int64_t n_real,
+                                         const float *fake /* (n_fake, d) */, int64_t n_fake, int64_t d, int k,
+                                         int strict, gantl_prdc *out);
+/* radii (n,): distance of each row of x (n, d) to its k-th nearest other row (k < n). */
+GANTLDEF gantl_status gantl_knn_radii(const float *x, int64_t n, int64_t d, int k, float *radii);
+
+/* Exact W1 between two equal-size uniform 2-D point clouds a, b (n, 2): the optimal plan
+   is a permutation, so W1 = min over assignments of the mean matched Euclidean distance.
+   Uses n * n doubles for the cost matrix. */
+GANTLDEF gantl_status gantl_w1_2d(const float *a, const float *b, int64_t n, double *w1);
+/* Minimum-cost perfect matching of a dense square cost (n, n), row-major and finite:
+   assign[i] = column of row i (may be NULL), total = sum of the matched costs (may be
+   NULL). Exact: shortest augmenting paths (Jonker-Volgenant), started from prices that
+   an eps-scaling auction finds quickly. O(n^3) worst case; n = 2048 2-D clouds ~0.3 s. */
+GANTLDEF gantl_status gantl_linear_assignment(const double *cost, int64_t n, int64_t *assign, double *total);
+
+/* Pearson correlation r of x, y (n,) and its two-sided p-value under independence
+   (t-test with n - 2 degrees of freedom, as scipy.stats.pearsonr); p_value may be NULL.
+   n == 2 gives r = +-1 and p = 1, like scipy. A constant input is an error. */
+GANTLDEF gantl_status gantl_pearson(const double *x, const double *y, int64_t n, double *r, double *p_value);
 
 /* ---------------------------------------------------------------------------------------
    10. StyleGAN2-ADA networks
@@ -4696,6 +4776,1186 @@ GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpos
 /* ---------------------------------------------------------------------------------------
    9. Metrics
    ------------------------------------------------------------------------------------- */
+
+#define GANTL__DBL_EPS 2.220446049250313e-16
+
+/* --- Double-precision GEMM ---
+   FID and KID need double sums (a covariance; a kernel mean of nearly cancelling terms),
+   and gantl_sgemm is float, so this is its double twin: k-panels of DKC, B packed per
+   panel into k-major strips of DNR columns, A packed per task into a strip of DMR rows,
+   a DMR x DNR register tile. Each element of c is summed in one fixed order, so results
+   do not depend on the thread count. */
+
+#define GANTL__DMR 4    /* rows of the register tile */
+#define GANTL__DNR 8    /* columns of the register tile */
+#define GANTL__DKC 256  /* depth of a panel */
+#define GANTL__DNC 2048 /* columns of a packed B panel */
+#define GANTL__DNB 128  /* columns handled by one task */
+
+/* c (mr, nr) += alpha * ap (kc, DMR) @ bp (kc, DNR); mr, nr <= the tile (ragged edges). */
+static void gantl__dgemm_tile(double *c, int64_t ldc, int64_t mr, int64_t nr, const double *ap, const double *bp,
+                              int64_t kc, double alpha) {
+    double acc[GANTL__DMR][GANTL__DNR];
+    for (int r = 0; r < GANTL__DMR; r++)
+        for (int j = 0; j < GANTL__DNR; j++) acc[r][j] = 0.0;
+    for (int64_t p = 0; p < kc; p++) {
+        const double *a = ap + p * GANTL__DMR, *b = bp + p * GANTL__DNR;
+        for (int r = 0; r < GANTL__DMR; r++)
+            for (int j = 0; j < GANTL__DNR; j++) acc[r][j] += a[r] * b[j];
+    }
+    for (int64_t r = 0; r < mr; r++)
+        for (int64_t j = 0; j < nr; j++) c[r * ldc + j] += alpha * acc[r][j];
+}
+
+/* c (m, n) += alpha * op(a) @ op(b), row-major with leading dimensions ldc, lda, ldb:
+   op(a) is (m, k), stored (k, m) if ta; op(b) is (k, n), stored (n, k) if tb.
+   tri (for a square c): GANTL__FULL computes all of c; GANTL__LOWER only the register
+   tiles reaching the lower triangle (row >= col), GANTL__UPPER those reaching the upper
+   one. Tiles on the diagonal also update some elements of the other triangle, so callers
+   use only the triangle they asked for. */
+enum { GANTL__FULL = 0, GANTL__LOWER = 1, GANTL__UPPER = 2 };
+static gantl_status gantl__dgemm(double *c, int64_t ldc, const double *a, int64_t lda, int ta, const double *b,
+                                 int64_t ldb, int tb, int64_t m, int64_t n, int64_t k, double alpha, int tri) {
+    if (m <= 0 || n <= 0 || k <= 0) return GANTL_OK;
+    int64_t nc_max = n < GANTL__DNC ? n : GANTL__DNC, kc_max = k < GANTL__DKC ? k : GANTL__DKC;
+    int64_t strips_max = (nc_max + GANTL__DNR - 1) / GANTL__DNR;
+    double *bpack = (double *)GANTL_MALLOC((size_t)(strips_max * GANTL__DNR * kc_max) * sizeof(double)); /* (strips, kc, DNR) */
+    if (!bpack) return gantl__fail(GANTL_ERR_NOMEM, "metrics: out of memory for a %lld x %lld panel", (long long)kc_max,
+                                   (long long)nc_max);
+    for (int64_t jc = 0; jc < n; jc += GANTL__DNC) {
+        int64_t nc = n - jc < GANTL__DNC ? n - jc : GANTL__DNC;
+        if (tri == GANTL__LOWER && jc > m - 1) break; /* every remaining column is right of the last row */
+        int64_t strips = (nc + GANTL__DNR - 1) / GANTL__DNR;
+        for (int64_t pc = 0; pc < k; pc += GANTL__DKC) {
+            int64_t kc = k - pc < GANTL__DKC ? k - pc : GANTL__DKC;
+            /* B panel (kc, nc) -> strips of (kc, DNR), zero-padded on the right */
+            GANTL__OMP(parallel for schedule(static) if (kc * nc > 32768))
+            for (int64_t s = 0; s < strips; s++) {
+                double *dst = bpack + s * kc * GANTL__DNR;
+                for (int64_t p = 0; p < kc; p++)
+                    for (int64_t j = 0; j < GANTL__DNR; j++) {
+                        int64_t col = jc + s * GANTL__DNR + j, row = pc + p;
+                        dst[p * GANTL__DNR + j] = col < jc + nc ? (tb ? b[col * ldb + row] : b[row * ldb + col]) : 0.0;
+                    }
+            }
+            int64_t row_tasks = (m + GANTL__DMR - 1) / GANTL__DMR, col_tasks = (nc + GANTL__DNB - 1) / GANTL__DNB;
+            GANTL__OMP(parallel for schedule(dynamic, 1) if (m * nc * kc > 65536))
+            for (int64_t task = 0; task < row_tasks * col_tasks; task++) {
+                int64_t i0 = (task / col_tasks) * GANTL__DMR, j0 = (task % col_tasks) * GANTL__DNB;
+                int64_t mr = m - i0 < GANTL__DMR ? m - i0 : GANTL__DMR;
+                int64_t jend = j0 + GANTL__DNB < nc ? j0 + GANTL__DNB : nc;
+                int64_t jbeg = j0;
+                if (tri == GANTL__LOWER && jend > i0 + mr - jc) jend = i0 + mr - jc; /* columns up to the strip's last row */
+                if (tri == GANTL__UPPER && i0 - jc > jbeg) /* from the tile holding column i0 (tiles stay aligned) */
+                    jbeg = (i0 - jc) / GANTL__DNR * GANTL__DNR;
+                if (jend <= jbeg) continue;
+                double ap[GANTL__DKC * GANTL__DMR]; /* A strip (kc, DMR), zero-padded */
+                for (int64_t p = 0; p < kc; p++)
+                    for (int64_t r = 0; r < GANTL__DMR; r++) {
+                        int64_t row = i0 + r, col = pc + p;
+                        ap[p * GANTL__DMR + r] = r < mr ? (ta ? a[col * lda + row] : a[row * lda + col]) : 0.0;
+                    }
+                for (int64_t j = jbeg; j < jend; j += GANTL__DNR) {
+                    int64_t nr = jend - j < GANTL__DNR ? jend - j : GANTL__DNR;
+                    gantl__dgemm_tile(c + i0 * ldc + jc + j, ldc, mr, nr, ap, bpack + (j / GANTL__DNR) * kc * GANTL__DNR,
+                                      kc, alpha);
+                }
+            }
+        }
+    }
+    GANTL_FREE(bpack);
+    return GANTL_OK;
+}
+
+/* Copies the lower triangle of a (n, n) onto the upper one. */
+static void gantl__mirror_lower(double *a, int64_t n) {
+    GANTL__OMP(parallel for schedule(static) if (n > 256))
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i + 1; j < n; j++) a[i * n + j] = a[j * n + i];
+}
+
+/* --- FID statistics --- */
+
+GANTLDEF void gantl_fid_stats_free(gantl_fid_stats *s) {
+    if (!s) return;
+    GANTL_FREE(s->mean);
+    GANTL_FREE(s->cov);
+    memset(s, 0, sizeof *s);
+}
+
+GANTLDEF gantl_status gantl_fid_stats_compute(gantl_fid_stats *s, const float *x, int64_t n, int64_t d, int unbiased) {
+    GANTL__CHECK(s != NULL, "gantl_fid_stats_compute: stats is NULL");
+    GANTL__CHECK(n >= 0 && d >= 0, "gantl_fid_stats_compute: negative size n = %lld, d = %lld", (long long)n,
+                 (long long)d);
+    GANTL__CHECK(x != NULL || n * d == 0, "gantl_fid_stats_compute: features is NULL");
+    memset(s, 0, sizeof *s);
+    if (d < 1) return gantl__fail(GANTL_ERR_INVALID, "fid_stats_compute: features have no dimensions (d = 0)");
+    if (n < 2) return gantl__fail(GANTL_ERR_INVALID, "fid_stats_compute: need at least 2 samples, got %lld", (long long)n);
+    const int64_t rows = GANTL__DKC; /* rows per centred chunk */
+    double *mean = (double *)GANTL_MALLOC((size_t)d * sizeof(double));            /* (d,) */
+    double *cov = (double *)GANTL_MALLOC((size_t)(d * d) * sizeof(double));       /* (d, d) */
+    double *chunk = (double *)GANTL_MALLOC((size_t)(rows * d) * sizeof(double));  /* (rows, d) */
+    gantl_status st = GANTL_OK;
+    if (!mean || !cov || !chunk) {
+        st = gantl__fail(GANTL_ERR_NOMEM, "fid_stats_compute: out of memory for %lld dimensions", (long long)d);
+        goto done;
+    }
+    /* Mean: columns in fixed blocks of 64, each summed over the rows in order. A NaN or
+       infinity anywhere makes its column sum non-finite (float values cannot overflow a
+       double sum). */
+    GANTL__OMP(parallel for schedule(static) if (n * d > 65536))
+    for (int64_t j0 = 0; j0 < d; j0 += 64) {
+        int64_t j1 = j0 + 64 < d ? j0 + 64 : d;
+        for (int64_t j = j0; j < j1; j++) mean[j] = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = j0; j < j1; j++) mean[j] += (double)x[i * d + j];
+    }
+    for (int64_t j = 0; j < d; j++) {
+        if (!(fabs(mean[j]) <= 1e300)) {
+            st = gantl__fail(GANTL_ERR_INVALID, "fid_stats_compute: NaN or infinite feature in column %lld", (long long)j);
+            goto done;
+        }
+        mean[j] /= (double)n;
+    }
+    /* Covariance: sum over chunks of centred rows C += X_c^T X_c (lower triangle). */
+    memset(cov, 0, (size_t)(d * d) * sizeof(double));
+    for (int64_t r0 = 0; r0 < n; r0 += rows) {
+        int64_t nr = n - r0 < rows ? n - r0 : rows;
+        GANTL__OMP(parallel for schedule(static) if (nr * d > 65536))
+        for (int64_t i = 0; i < nr; i++)
+            for (int64_t j = 0; j < d; j++) chunk[i * d + j] = (double)x[(r0 + i) * d + j] - mean[j];
+        st = gantl__dgemm(cov, d, chunk, d, 1, chunk, d, 0, d, d, nr, 1.0, GANTL__LOWER);
+        if (st) goto done;
+    }
+    {
+        double scale = 1.0 / (double)(unbiased ? n - 1 : n);
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t j = 0; j <= i; j++) cov[i * d + j] *= scale;
+        gantl__mirror_lower(cov, d);
+    }
+    s->dim = d;
+    s->count = n;
+    s->mean = mean;
+    s->cov = cov;
+    mean = cov = NULL;
+done:
+    GANTL_FREE(mean);
+    GANTL_FREE(cov);
+    GANTL_FREE(chunk);
+    return st;
+}
+
+/* --- Symmetric linear algebra for Tr sqrt(S1 S2) --- */
+
+/* In-place blocked Cholesky of a (n, n): lower triangle := L with L L^T = a, strict upper
+   triangle := 0. Returns 0, or 1 if a pivot is <= tol (numerically singular or not
+   positive definite; a is then garbage). Right-looking by blocks of 128: factor the
+   diagonal block, solve the rows below it, subtract their outer product from the rest. */
+static int gantl__cholesky(double *a, int64_t n, double tol, gantl_status *st) {
+    const int64_t nb = 128;
+    *st = GANTL_OK;
+    for (int64_t k0 = 0; k0 < n; k0 += nb) {
+        int64_t k1 = k0 + nb < n ? k0 + nb : n;
+        for (int64_t j = k0; j < k1; j++) { /* diagonal block, column by column */
+            double s = a[j * n + j];
+            for (int64_t p = k0; p < j; p++) s -= a[j * n + p] * a[j * n + p];
+            if (!(s > tol)) return 1;
+            double ljj = sqrt(s);
+            a[j * n + j] = ljj;
+            for (int64_t i = j + 1; i < k1; i++) {
+                double t = a[i * n + j];
+                for (int64_t p = k0; p < j; p++) t -= a[i * n + p] * a[j * n + p];
+                a[i * n + j] = t / ljj;
+            }
+        }
+        /* rows below: L21 = A21 L11^-T, one row at a time (contiguous) */
+        GANTL__OMP(parallel for schedule(static) if ((n - k1) * nb > 16384))
+        for (int64_t i = k1; i < n; i++)
+            for (int64_t j = k0; j < k1; j++) {
+                double t = a[i * n + j];
+                for (int64_t p = k0; p < j; p++) t -= a[i * n + p] * a[j * n + p];
+                a[i * n + j] = t / a[j * n + j];
+            }
+        /* A22 -= L21 L21^T, lower triangle */
+        *st = gantl__dgemm(a + k1 * n + k1, n, a + k1 * n + k0, n, 0, a + k1 * n + k0, n, 1, n - k1, n - k1, k1 - k0,
+                           -1.0, GANTL__LOWER);
+        if (*st) return 1;
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i + 1; j < n; j++) a[i * n + j] = 0.0;
+    return 0;
+}
+
+/* Rank-revealing Cholesky with diagonal pivoting of a symmetric PSD s (n, n):
+   s[perm[i], perm[j]] ~= (L L^T)[i, j] with L (n, rank) lower trapezoidal, stored in l
+   (n, n, row-major, zero beyond rank). Stops when the largest remaining pivot is <= tol
+   (LAPACK dpstrf's rule). Left-looking: column k of L is one dot product per row. */
+static int64_t gantl__pivoted_cholesky(const double *s, int64_t n, double tol, double *l, int64_t *perm, double *diag) {
+    memset(l, 0, (size_t)(n * n) * sizeof(double));
+    for (int64_t i = 0; i < n; i++) perm[i] = i, diag[i] = s[i * n + i];
+    for (int64_t k = 0; k < n; k++) {
+        int64_t q = k;
+        for (int64_t i = k + 1; i < n; i++)
+            if (diag[i] > diag[q]) q = i;
+        if (!(diag[q] > tol)) return k;
+        if (q != k) {
+            int64_t tp = perm[k];
+            perm[k] = perm[q], perm[q] = tp;
+            double td = diag[k];
+            diag[k] = diag[q], diag[q] = td;
+            for (int64_t p = 0; p < k; p++) {
+                double t = l[k * n + p];
+                l[k * n + p] = l[q * n + p], l[q * n + p] = t;
+            }
+        }
+        double lkk = sqrt(diag[k]);
+        l[k * n + k] = lkk;
+        const double *srow = s + perm[k] * n; /* s[perm[i], perm[k]] = s[perm[k], perm[i]] */
+        GANTL__OMP(parallel for schedule(static) if ((n - k) * (k + 1) > 32768))
+        for (int64_t i = k + 1; i < n; i++) {
+            double t = srow[perm[i]];
+            for (int64_t p = 0; p < k; p++) t -= l[i * n + p] * l[k * n + p];
+            t /= lkk;
+            l[i * n + k] = t;
+            diag[i] -= t * t;
+        }
+    }
+    return n;
+}
+
+/* Householder vector of x (m,): out (m,) with out[0] = 1 and tau such that
+   (I - tau out out^T) x = beta e_1; returns beta. tau = 0 when x's tail is already 0. */
+static double gantl__householder(const double *x, int64_t m, double *out, double *tau) {
+    double x0 = x[0], tail = 0.0;
+    for (int64_t t = 1; t < m; t++) tail += x[t] * x[t];
+    out[0] = 1.0;
+    if (tail == 0.0) {
+        for (int64_t t = 1; t < m; t++) out[t] = 0.0;
+        *tau = 0.0;
+        return x0;
+    }
+    double beta = -copysign(sqrt(x0 * x0 + tail), x0);
+    *tau = (beta - x0) / beta;
+    for (int64_t t = 1; t < m; t++) out[t] = x[t] / (x0 - beta);
+    return beta;
+}
+
+#define GANTL__SYMV_GROUPS 16 /* fixed row groups of gantl__symv_upper */
+#define GANTL__TRD_NB 64        /* reflectors per panel in gantl__tridiagonalize */
+
+/* y (m,) = S v for the symmetric S (m, m) whose upper triangle is s (row stride lds,
+   S[i][c] = s[i * lds + c] for c >= i): each element is read once and used twice.
+   Rows go in GANTL__SYMV_GROUPS fixed groups of equal work, each group summing into its
+   own part (GROUPS, m), added in group order: the result does not depend on threads. */
+static void gantl__symv_upper(const double *s, int64_t lds, int64_t m, const double *v, double *y, double *part) {
+    const int groups = GANTL__SYMV_GROUPS;
+    GANTL__OMP(parallel for schedule(dynamic, 1) if (m > 256))
+    for (int g = 0; g < groups; g++) {
+        /* rows [r0, r1): row i holds m - i elements, so the boundaries follow sqrt */
+        int64_t r0 = g ? m - (int64_t)((double)m * sqrt(1.0 - (double)g / groups)) : 0;
+        int64_t r1 = g + 1 < groups ? m - (int64_t)((double)m * sqrt(1.0 - (double)(g + 1) / groups)) : m;
+        double *yg = part + g * m;
+        memset(yg, 0, (size_t)m * sizeof(double));
+        for (int64_t i = r0; i < r1; i++) {
+            const double *row = s + i * lds;
+            double vi = v[i], t0 = row[i] * vi, t1 = 0.0, t2 = 0.0, t3 = 0.0; /* 4 sums: no add-latency chain */
+            int64_t c = i + 1;
+            for (; c + 4 <= m; c += 4) {
+                t0 += row[c] * v[c], t1 += row[c + 1] * v[c + 1], t2 += row[c + 2] * v[c + 2], t3 += row[c + 3] * v[c + 3];
+                yg[c] += row[c] * vi, yg[c + 1] += row[c + 1] * vi, yg[c + 2] += row[c + 2] * vi, yg[c + 3] += row[c + 3] * vi;
+            }
+            for (; c < m; c++) t0 += row[c] * v[c], yg[c] += row[c] * vi;
+            yg[i] += (t0 + t1) + (t2 + t3);
+        }
+    }
+    for (int64_t i = 0; i < m; i++) {
+        double t = 0.0;
+        for (int g = 0; g < groups; g++) t += part[g * m + i];
+        y[i] = t;
+    }
+}
+
+/* Householder reduction of a symmetric a (n, n; the upper triangle is used and
+   overwritten) to a tridiagonal matrix with the same eigenvalues: diagonal dg (n,),
+   off-diagonal e (n - 1,). Reflector j: H = I - tau v v^T maps row j's tail onto
+   beta e_1; for the trailing block B, with p = tau B v and w = p - (tau/2)(p.v) v,
+   H B H = B - v w^T - w v^T. Blocked as LAPACK's dsytrd: a panel of NB reflectors keeps
+   its updates in V, W (n, NB) and applies them to the rest at once (two GEMMs); inside
+   the panel, B v = (stored B) v - V (W^T v) - W (V^T v). So the trailing matrix is read
+   once per reflector (the symmetric product) and written once per panel. */
+static gantl_status gantl__tridiagonalize(double *a, int64_t n, double *dg, double *e) {
+    const int64_t nb = GANTL__TRD_NB;
+    dg[0] = a[0];
+    if (n == 1) return GANTL_OK;
+    if (n == 2) {
+        e[0] = a[1], dg[1] = a[3];
+        return GANTL_OK;
+    }
+    double *vw = (double *)GANTL_MALLOC((size_t)(2 * n * nb + (3 + GANTL__SYMV_GROUPS) * n + 2 * nb) * sizeof(double));
+    if (!vw) return gantl__fail(GANTL_ERR_NOMEM, "fid: out of memory for the tridiagonal reduction (n = %lld)", (long long)n);
+    double *V = vw, *W = vw + n * nb;                          /* (n, nb) each: reflectors, updates */
+    double *hv = W + n * nb, *y = hv + n, *part = y + n;       /* (n,), (n,), (GROUPS, n) */
+    double *wtv = part + GANTL__SYMV_GROUPS * n, *vtv = wtv + nb; /* (nb,) each */
+    for (int64_t k0 = 0; k0 < n - 2; k0 += nb) {
+        int64_t kb = n - 2 - k0 < nb ? n - 2 - k0 : nb; /* reflectors j = k0 .. k0 + kb - 1 */
+        memset(V, 0, (size_t)(2 * n * nb) * sizeof(double));
+        for (int64_t jj = 0; jj < kb; jj++) {
+            int64_t j = k0 + jj, m = n - j - 1;
+            double *row = a + j * n, tau;
+            /* row j as the panel's earlier reflectors left it */
+            for (int64_t c = j; c < n; c++) {
+                double t = 0.0;
+                for (int64_t q = 0; q < jj; q++) t += V[j * nb + q] * W[c * nb + q] + W[j * nb + q] * V[c * nb + q];
+                row[c] -= t;
+            }
+            dg[j] = row[j];
+            e[j] = gantl__householder(row + j + 1, m, hv, &tau);
+            /* y = B v with B the current trailing block (rows, columns j+1..) */
+            gantl__symv_upper(a + (j + 1) * n + (j + 1), n, m, hv, y, part);
+            for (int64_t q = 0; q < jj; q++) wtv[q] = vtv[q] = 0.0;
+            for (int64_t t = 0; t < m; t++) /* W^T v, V^T v: rows in order, contiguous */
+                for (int64_t q = 0; q < jj; q++)
+                    wtv[q] += W[(j + 1 + t) * nb + q] * hv[t], vtv[q] += V[(j + 1 + t) * nb + q] * hv[t];
+            for (int64_t t = 0; t < m; t++) {
+                double c = 0.0;
+                for (int64_t q = 0; q < jj; q++) c += V[(j + 1 + t) * nb + q] * wtv[q] + W[(j + 1 + t) * nb + q] * vtv[q];
+                y[t] = tau * (y[t] - c); /* p */
+            }
+            double pv = 0.0;
+            for (int64_t t = 0; t < m; t++) pv += y[t] * hv[t];
+            for (int64_t t = 0; t < m; t++) {
+                V[(j + 1 + t) * nb + jj] = hv[t];
+                W[(j + 1 + t) * nb + jj] = y[t] - 0.5 * tau * pv * hv[t]; /* w */
+            }
+        }
+        /* the rest: A[k1.., k1..] -= V W^T + W V^T (upper triangle) */
+        int64_t k1 = k0 + kb, mt = n - k1;
+        gantl_status st = gantl__dgemm(a + k1 * n + k1, n, V + k1 * nb, nb, 0, W + k1 * nb, nb, 1, mt, mt, kb, -1.0,
+                                       GANTL__UPPER);
+        if (!st)
+            st = gantl__dgemm(a + k1 * n + k1, n, W + k1 * nb, nb, 0, V + k1 * nb, nb, 1, mt, mt, kb, -1.0, GANTL__UPPER);
+        if (st) {
+            GANTL_FREE(vw);
+            return st;
+        }
+    }
+    dg[n - 2] = a[(n - 2) * n + n - 2];
+    e[n - 2] = a[(n - 2) * n + n - 1];
+    dg[n - 1] = a[n * n - 1];
+    GANTL_FREE(vw);
+    return GANTL_OK;
+}
+
+/* Eigenvalues of a symmetric tridiagonal matrix (diagonal dg (n,), off-diagonal e (n,):
+   e[i] couples i and i + 1, e[n-1] is scratch; both overwritten, the eigenvalues end in
+   dg, unordered) by the implicit QL method with Wilkinson shifts. Returns 0, or 1 if an
+   eigenvalue did not converge in 60 sweeps. */
+static int gantl__tridiagonal_eigenvalues(double *dg, double *e, int64_t n) {
+    if (n <= 1) return 0;
+    e[n - 1] = 0.0;
+    /* e[m] is negligible when tiny next to its diagonal neighbours, or next to the whole
+       matrix: eig is only accurate to eps |T| anyway, and a purely relative test never
+       splits off a cluster of (numerically) zero eigenvalues. */
+    double norm = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double t = fabs(dg[i]) + fabs(e[i]) + (i ? fabs(e[i - 1]) : 0.0);
+        if (t > norm) norm = t;
+    }
+    double abs_tol = GANTL__DBL_EPS * norm;
+    for (int64_t l = 0; l < n; l++) {
+        int iter = 0;
+        int64_t m;
+        do {
+            for (m = l; m < n - 1; m++) { /* split where e[m] is negligible */
+                double dd = fabs(dg[m]) + fabs(dg[m + 1]);
+                if (fabs(e[m]) <= GANTL__DBL_EPS * dd || fabs(e[m]) <= abs_tol) break;
+            }
+            if (m != l) {
+                if (iter++ == 60) return 1;
+                double g = (dg[l + 1] - dg[l]) / (2.0 * e[l]);
+                double r = hypot(g, 1.0);
+                g = dg[m] - dg[l] + e[l] / (g + copysign(r, g)); /* d_m - k_s */
+                double s = 1.0, c = 1.0, pp = 0.0;
+                int64_t i;
+                for (i = m - 1; i >= l; i--) { /* plane rotations chase the bulge up */
+                    double f = s * e[i], b = c * e[i];
+                    r = hypot(f, g);
+                    e[i + 1] = r;
+                    if (r == 0.0) { /* underflow: deflate and restart */
+                        dg[i + 1] -= pp;
+                        e[m] = 0.0;
+                        break;
+                    }
+                    s = f / r;
+                    c = g / r;
+                    g = dg[i + 1] - pp;
+                    r = (dg[i] - g) * s + 2.0 * c * b;
+                    pp = s * r;
+                    dg[i + 1] = g + pp;
+                    g = c * r - b;
+                }
+                if (r == 0.0 && i >= l) continue;
+                dg[l] -= pp;
+                e[l] = g;
+                e[m] = 0.0;
+            }
+        } while (m != l);
+    }
+    return 0;
+}
+
+/* Tr sqrt(S1 S2) for symmetric PSD s1, s2 (d, d). S1 S2 is not symmetric, but for any
+   factor S1 = G G^T its non-zero eigenvalues are those of the symmetric PSD M = G^T S2 G
+   (G G^T S2 and G^T S2 G share them), so Tr sqrt(S1 S2) = sum sqrt(eig(M)).
+   G: the Cholesky factor of S1, or, when S1 is numerically singular (a pivot <= d eps
+   max diag, e.g. count <= dim), a pivoted Cholesky of S1 stopped at that tolerance
+   (LAPACK dpstrf's rule), G (d, r) with P S1 P^T ~= G G^T, S2 permuted alike. This plays
+   the role of sqrt(S1) S2 sqrt(S1) without eigenvectors, and M is only r x r.
+   M = G^T S2 G by blocks that skip G's zero upper part; then Householder
+   tridiagonalisation and QL for eig(M). Eigenvalues below r eps max eig are rounding
+   noise of a PSD matrix (exactly 0 when S2 is singular) and count as 0: keeping them
+   would add ~sqrt(eps) each. */
+static gantl_status gantl__trace_sqrt_product(const double *s1, const double *s2, int64_t d, double *out) {
+    size_t dd = (size_t)(d * d) * sizeof(double);
+    double *l = (double *)GANTL_MALLOC(dd);            /* (d, d) the factor G, lower */
+    double *s2p = (double *)GANTL_MALLOC(dd);          /* (d, d) S2 permuted, later M (r, r) */
+    double *wk = (double *)GANTL_MALLOC(dd);           /* (d, r) S2 G */
+    double *vec = (double *)GANTL_MALLOC((size_t)(2 * d) * sizeof(double)); /* pivots' diagonal, then dg, e */
+    int64_t *perm = (int64_t *)GANTL_MALLOC((size_t)d * sizeof(int64_t));
+    gantl_status st = GANTL_OK;
+    *out = 0.0;
+    if (!l || !s2p || !wk || !vec || !perm) {
+        st = gantl__fail(GANTL_ERR_NOMEM, "fid: out of memory for %lld x %lld matrices", (long long)d, (long long)d);
+        goto done;
+    }
+    {
+        double max1 = 0.0;
+        for (int64_t i = 0; i < d; i++)
+            if (s1[i * d + i] > max1) max1 = s1[i * d + i];
+        double tol = (double)d * GANTL__DBL_EPS * max1;
+        int64_t r = d;
+        int have_perm = 0;
+        memcpy(l, s1, dd);
+        if (gantl__cholesky(l, d, tol, &st)) {
+            if (st) goto done;
+            r = gantl__pivoted_cholesky(s1, d, tol, l, perm, vec);
+            have_perm = 1;
+        }
+        if (r == 0) goto done; /* S1 = 0 */
+        if (have_perm) {
+            GANTL__OMP(parallel for schedule(static) if (d > 256))
+            for (int64_t i = 0; i < d; i++)
+                for (int64_t j = 0; j < d; j++) s2p[i * d + j] = s2[perm[i] * d + perm[j]];
+        } else {
+            memcpy(s2p, s2, dd);
+        }
+        /* W (d, r) = S2p L, L (d, r) zero above the diagonal: W[:, j0..] = S2p[:, j0..] L[j0.., j0..] */
+        const int64_t nb = 256;
+        memset(wk, 0, (size_t)(d * r) * sizeof(double));
+        for (int64_t j0 = 0; j0 < r; j0 += nb) {
+            int64_t jb = r - j0 < nb ? r - j0 : nb;
+            st = gantl__dgemm(wk + j0, r, s2p + j0, d, 0, l + j0 * d + j0, d, 0, d, jb, d - j0, 1.0, GANTL__FULL);
+            if (st) goto done;
+        }
+        /* M (r, r) = L^T W, lower triangle by row blocks: M[i0.., ..i1] = L[i0.., i0..i1]^T W[i0.., ..i1] */
+        double *mm = s2p;
+        memset(mm, 0, (size_t)(r * r) * sizeof(double));
+        for (int64_t i0 = 0; i0 < r; i0 += nb) {
+            int64_t ib = r - i0 < nb ? r - i0 : nb;
+            st = gantl__dgemm(mm + i0 * r, r, l + i0 * d + i0, d, 1, wk + i0 * r, r, 0, ib, i0 + ib, d - i0, 1.0,
+                              GANTL__FULL);
+            if (st) goto done;
+        }
+        gantl__mirror_lower(mm, r);
+        double *dg = vec, *e = vec + d;
+        if ((st = gantl__tridiagonalize(mm, r, dg, e))) goto done;
+        if (gantl__tridiagonal_eigenvalues(dg, e, r)) {
+            st = gantl__fail(GANTL_ERR_INVALID, "fid: eigenvalues did not converge (NaN in the statistics?)");
+            goto done;
+        }
+        double top = 0.0, sum = 0.0;
+        for (int64_t i = 0; i < r; i++)
+            if (dg[i] > top) top = dg[i];
+        for (int64_t i = 0; i < r; i++) sum += dg[i] > (double)r * GANTL__DBL_EPS * top ? sqrt(dg[i]) : 0.0;
+        *out = sum;
+    }
+done:
+    GANTL_FREE(l);
+    GANTL_FREE(s2p);
+    GANTL_FREE(wk);
+    GANTL_FREE(vec);
+    GANTL_FREE(perm);
+    return st;
+}
+
+GANTLDEF gantl_status gantl_fid_from_stats(const gantl_fid_stats *a, const gantl_fid_stats *b, double *fid) {
+    GANTL__CHECK(a && b && fid, "gantl_fid_from_stats: NULL argument");
+    *fid = 0.0;
+    if (a->dim != b->dim || a->dim < 1)
+        return gantl__fail(GANTL_ERR_INVALID, "fid_from_stats: dimensions %lld and %lld differ (or are 0)",
+                           (long long)a->dim, (long long)b->dim);
+    GANTL__CHECK(a->mean && a->cov && b->mean && b->cov, "gantl_fid_from_stats: statistics without mean or cov");
+    int64_t d = a->dim;
+    /* Bitwise identical statistics (the same features, computed deterministically): 0
+       exactly, where the general path would leave rounding of order eps * Tr S. */
+    if (a == b || (!memcmp(a->mean, b->mean, (size_t)d * sizeof(double)) &&
+                   !memcmp(a->cov, b->cov, (size_t)(d * d) * sizeof(double))))
+        return GANTL_OK;
+    double diff = 0.0, tr = 0.0;
+    for (int64_t i = 0; i < d; i++) {
+        double t = a->mean[i] - b->mean[i];
+        diff += t * t;
+        tr += a->cov[i * d + i] + b->cov[i * d + i];
+    }
+    for (int64_t i = 0; i < d * d; i++)
+        if (!(fabs(a->cov[i]) <= 1e300 && fabs(b->cov[i]) <= 1e300))
+            return gantl__fail(GANTL_ERR_INVALID, "fid_from_stats: NaN or infinite covariance entry");
+    if (!(fabs(diff) <= 1e300)) return gantl__fail(GANTL_ERR_INVALID, "fid_from_stats: NaN or infinite mean");
+    double trsqrt;
+    gantl_status st = gantl__trace_sqrt_product(a->cov, b->cov, d, &trsqrt);
+    if (st) return st;
+    double v = diff + tr - 2.0 * trsqrt;
+    *fid = v > 0.0 ? v : 0.0; /* FID is a squared distance: a negative value is rounding */
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_fid(const float *x, int64_t nx, const float *y, int64_t ny, int64_t d, int unbiased,
+                                double *fid) {
+    GANTL__CHECK(fid != NULL, "gantl_fid: fid is NULL");
+    *fid = 0.0;
+    gantl_fid_stats sx, sy;
+    gantl_status st = gantl_fid_stats_compute(&sx, x, nx, d, unbiased);
+    if (st) return st;
+    st = gantl_fid_stats_compute(&sy, y, ny, d, unbiased);
+    if (!st) st = gantl_fid_from_stats(&sx, &sy, fid);
+    gantl_fid_stats_free(&sx);
+    gantl_fid_stats_free(&sy);
+    return st;
+}
+
+/* --- KID --- */
+
+GANTLDEF gantl_status gantl_kid_subsets(int64_t nx, int64_t ny, int num_subsets, int64_t m, uint64_t seed,
+                                        int64_t *x_idx, int64_t *y_idx) {
+    GANTL__CHECK(nx >= 0 && ny >= 0 && m >= 0 && num_subsets >= 0, "gantl_kid_subsets: negative size");
+    GANTL__CHECK((x_idx && y_idx) || m * num_subsets == 0, "gantl_kid_subsets: NULL index array");
+    if (m > nx || m > ny)
+        return gantl__fail(GANTL_ERR_INVALID, "kid: subsets of %lld rows cannot be drawn without replacement from %lld and %lld rows",
+                           (long long)m, (long long)nx, (long long)ny);
+    int64_t *px = (int64_t *)GANTL_MALLOC((size_t)(nx + ny + 1) * sizeof(int64_t)), *py = px ? px + nx : NULL;
+    if (!px) return gantl__fail(GANTL_ERR_NOMEM, "kid: out of memory for %lld indices", (long long)(nx + ny));
+    for (int64_t i = 0; i < nx; i++) px[i] = i;
+    for (int64_t i = 0; i < ny; i++) py[i] = i;
+    gantl_rng rng = gantl_rng_new(seed);
+    for (int s = 0; s < num_subsets; s++)
+        for (int side = 0; side < 2; side++) {
+            int64_t *pool = side ? py : px, n = side ? ny : nx, *out = (side ? y_idx : x_idx) + (int64_t)s * m;
+            for (int64_t i = 0; i < m; i++) { /* partial Fisher-Yates: pool[0..i] is the sample */
+                int64_t j = i + gantl_rng_int(&rng, n - i), t = pool[i];
+                pool[i] = pool[j], pool[j] = t;
+                out[i] = pool[i];
+            }
+        }
+    GANTL_FREE(px);
+    return GANTL_OK;
+}
+
+/* 1 if every value of x (n, d) is finite. */
+static int gantl__all_finite(const float *x, int64_t n, int64_t d) {
+    int ok = 1;
+    GANTL__OMP(parallel for schedule(static) reduction(&& : ok) if (n * d > 65536))
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0.0; /* NaN and infinity propagate; float squares cannot overflow a double */
+        for (int64_t j = 0; j < d; j++) s += (double)x[i * d + j] * (double)x[i * d + j];
+        ok = ok && s <= 1e300;
+    }
+    return ok;
+}
+
+/* sum over rows i of sum_{j in row i's range} (g[i, j] / d + 1)^3, g (m, n); offdiag_lower:
+   only j < i. Row sums first, then added in row order (thread-count independent). */
+static double gantl__poly_kernel_sum(const double *g, int64_t m, int64_t n, double d, int offdiag_lower,
+                                     double *rowsum) {
+    GANTL__OMP(parallel for schedule(static) if (m * n > 65536))
+    for (int64_t i = 0; i < m; i++) {
+        int64_t end = offdiag_lower ? i : n;
+        double s = 0.0;
+        for (int64_t j = 0; j < end; j++) {
+            double t = g[i * n + j] / d + 1.0;
+            s += t * t * t;
+        }
+        rowsum[i] = s;
+    }
+    double s = 0.0;
+    for (int64_t i = 0; i < m; i++) s += rowsum[i];
+    return s;
+}
+
+GANTLDEF gantl_status gantl_kid_from_subsets(const float *x, int64_t nx, const float *y, int64_t ny, int64_t d,
+                                             int num_subsets, int64_t m, const int64_t *x_idx, const int64_t *y_idx,
+                                             double *mean, double *std) {
+    GANTL__CHECK(mean != NULL, "gantl_kid_from_subsets: mean is NULL");
+    GANTL__CHECK(nx >= 0 && ny >= 0 && d >= 0 && m >= 0 && num_subsets >= 0, "gantl_kid_from_subsets: negative size");
+    GANTL__CHECK((x || nx * d == 0) && (y || ny * d == 0), "gantl_kid_from_subsets: features are NULL");
+    GANTL__CHECK((x_idx && y_idx) || m * num_subsets == 0, "gantl_kid_from_subsets: NULL index array");
+    *mean = 0.0;
+    if (std) *std = 0.0;
+    if (d < 1) return gantl__fail(GANTL_ERR_INVALID, "kid: features have no dimensions (d = 0)");
+    if (num_subsets < 1) return gantl__fail(GANTL_ERR_INVALID, "kid: num_subsets = %d, need at least 1", num_subsets);
+    if (m < 2) return gantl__fail(GANTL_ERR_INVALID, "kid: subset size %lld, need at least 2", (long long)m);
+    for (int64_t i = 0; i < (int64_t)num_subsets * m; i++)
+        if (x_idx[i] < 0 || x_idx[i] >= nx || y_idx[i] < 0 || y_idx[i] >= ny)
+            return gantl__fail(GANTL_ERR_INVALID, "kid: subset index %lld out of range", (long long)i);
+    if (!gantl__all_finite(x, nx, d) || !gantl__all_finite(y, ny, d))
+        return gantl__fail(GANTL_ERR_INVALID, "kid: NaN or infinite feature");
+    double *xs = (double *)GANTL_MALLOC((size_t)(2 * m * d) * sizeof(double)), *ys = xs ? xs + m * d : NULL; /* (m, d) each */
+    double *g = (double *)GANTL_MALLOC((size_t)(m * m + m) * sizeof(double)), *rowsum = g ? g + m * m : NULL; /* (m, m), (m,) */
+    double *mmd = (double *)GANTL_MALLOC((size_t)num_subsets * sizeof(double));
+    gantl_status st = GANTL_OK;
+    if (!xs || !g || !mmd) {
+        st = gantl__fail(GANTL_ERR_NOMEM, "kid: out of memory for subsets of %lld x %lld", (long long)m, (long long)d);
+        goto done;
+    }
+    for (int s = 0; s < num_subsets; s++) {
+        const int64_t *ix = x_idx + (int64_t)s * m, *iy = y_idx + (int64_t)s * m;
+        GANTL__OMP(parallel for schedule(static) if (m * d > 65536))
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < d; j++) {
+                xs[i * d + j] = (double)x[ix[i] * d + j];
+                ys[i * d + j] = (double)y[iy[i] * d + j];
+            }
+        double kxx, kyy, kxy, dd = (double)d;
+        memset(g, 0, (size_t)(m * m) * sizeof(double));
+        if ((st = gantl__dgemm(g, m, xs, d, 0, xs, d, 1, m, m, d, 1.0, GANTL__LOWER))) goto done;
+        kxx = 2.0 * gantl__poly_kernel_sum(g, m, m, dd, 1, rowsum); /* i != j: twice the strict lower part */
+        memset(g, 0, (size_t)(m * m) * sizeof(double));
+        if ((st = gantl__dgemm(g, m, ys, d, 0, ys, d, 1, m, m, d, 1.0, GANTL__LOWER))) goto done;
+        kyy = 2.0 * gantl__poly_kernel_sum(g, m, m, dd, 1, rowsum);
+        memset(g, 0, (size_t)(m * m) * sizeof(double));
+        if ((st = gantl__dgemm(g, m, xs, d, 0, ys, d, 1, m, m, d, 1.0, GANTL__FULL))) goto done;
+        kxy = gantl__poly_kernel_sum(g, m, m, dd, 0, rowsum);
+        double mm = (double)m;
+        mmd[s] = (kxx + kyy) / (mm * (mm - 1.0)) - 2.0 * kxy / (mm * mm);
+    }
+    {
+        double sum = 0.0, var = 0.0;
+        for (int s = 0; s < num_subsets; s++) sum += mmd[s];
+        *mean = sum / num_subsets;
+        for (int s = 0; s < num_subsets; s++) var += (mmd[s] - *mean) * (mmd[s] - *mean);
+        if (std) *std = sqrt(var / num_subsets); /* population std, like numpy.std */
+    }
+done:
+    GANTL_FREE(xs);
+    GANTL_FREE(g);
+    GANTL_FREE(mmd);
+    return st;
+}
+
+GANTLDEF gantl_status gantl_kid(const float *x, int64_t nx, const float *y, int64_t ny, int64_t d, int num_subsets,
+                                int64_t subset_size, uint64_t seed, double *mean, double *std) {
+    GANTL__CHECK(mean != NULL, "gantl_kid: mean is NULL");
+    GANTL__CHECK(nx >= 0 && ny >= 0 && d >= 0, "gantl_kid: negative size");
+    *mean = 0.0;
+    if (std) *std = 0.0;
+    int64_t m = subset_size;
+    if (m <= 0) {
+        m = nx < ny ? nx : ny;
+        if (m > 1000) m = 1000;
+    }
+    if (num_subsets < 1) return gantl__fail(GANTL_ERR_INVALID, "kid: num_subsets = %d, need at least 1", num_subsets);
+    if (m < 2) return gantl__fail(GANTL_ERR_INVALID, "kid: subset size %lld, need at least 2", (long long)m);
+    int64_t *idx = (int64_t *)GANTL_MALLOC((size_t)(2 * m * num_subsets) * sizeof(int64_t));
+    if (!idx) return gantl__fail(GANTL_ERR_NOMEM, "kid: out of memory for subset indices");
+    gantl_status st = gantl_kid_subsets(nx, ny, num_subsets, m, seed, idx, idx + m * num_subsets);
+    if (!st) st = gantl_kid_from_subsets(x, nx, y, ny, d, num_subsets, m, idx, idx + m * num_subsets, mean, std);
+    GANTL_FREE(idx);
+    return st;
+}
+
+/* --- Precision, recall, density, coverage --- */
+
+#define GANTL__PR_ROWS 1024 /* default distance block: rows x columns */
+#define GANTL__PR_COLS 4096
+
+/* norms (n,) = |x_i|^2, summed in double, rounded to float */
+static void gantl__sq_norms(const float *x, int64_t n, int64_t d, float *norms) {
+    GANTL__OMP(parallel for schedule(static) if (n * d > 65536))
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0.0;
+        for (int64_t j = 0; j < d; j++) s += (double)x[i * d + j] * (double)x[i * d + j];
+        norms[i] = (float)s;
+    }
+}
+
+/* Scratch for distance blocks of up to rows x cols. */
+typedef struct gantl__dist_ws {
+    int64_t rows, cols, d;
+    float *blk; /* (rows, cols) squared distances */
+} gantl__dist_ws;
+
+static gantl_status gantl__dist_ws_init(gantl__dist_ws *w, int64_t rows, int64_t cols, int64_t d) {
+    w->rows = rows, w->cols = cols, w->d = d;
+    w->blk = (float *)GANTL_MALLOC((size_t)(rows * cols) * sizeof(float));
+    if (w->blk) return GANTL_OK;
+    return gantl__fail(GANTL_ERR_NOMEM, "prdc: out of memory for a %lld x %lld distance block", (long long)rows,
+                       (long long)cols);
+}
+
+static void gantl__dist_ws_free(gantl__dist_ws *w) {
+    GANTL_FREE(w->blk);
+    w->blk = NULL;
+}
+
+/* w->blk (rows, cols) = max(0, (-2 u_i.v_j + |u_i|^2) + |v_j|^2) for u (rows, d), v (cols, d).
+   Every element must get the same arithmetic whatever block it falls in, or the block
+   size could flip a comparison. gantl_sgemm's tiled path sums each k-panel of GANTL__KC
+   in order into a float and adds -2 times it to c (from 0); its path for tiny products
+   sums differently, so small blocks (which only occur at the edges) use the tiled
+   arithmetic written out here instead. (gantl_sgemm also falls back to its plain loops
+   if it cannot allocate a 1 MB panel: then last bits may differ.) */
+static void gantl__sq_dist_block(gantl__dist_ws *w, const float *u, const float *un, int64_t rows, const float *v,
+                                 const float *vn, int64_t cols) {
+    int64_t d = w->d;
+    float *blk = w->blk;
+    if (rows * cols * d > ((int64_t)1 << 20)) {
+        gantl_sgemm(blk, u, v, 0, 1, -2.0f, 0.0f, rows, cols, d);
+    } else {
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++) {
+                const float *a = u + i * d, *b = v + j * d;
+                float c = 0.0f;
+                for (int64_t p0 = 0; p0 < d; p0 += GANTL__KC) {
+                    int64_t p1 = p0 + GANTL__KC < d ? p0 + GANTL__KC : d;
+                    float acc = 0.0f;
+                    for (int64_t p = p0; p < p1; p++) acc += a[p] * b[p];
+                    c += -2.0f * acc;
+                }
+                blk[i * cols + j] = c;
+            }
+    }
+    GANTL__OMP(parallel for schedule(static) if (rows * cols > 65536))
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            float t = blk[i * cols + j] + un[i] + vn[j];
+            blk[i * cols + j] = t > 0.0f ? t : 0.0f;
+        }
+}
+
+/* Inserts t into the ascending k smallest values b (k,) if it belongs there. */
+static void gantl__insert_k(float *b, int k, float t) {
+    if (!(t < b[k - 1])) return;
+    int p = k - 1;
+    while (p > 0 && b[p - 1] > t) b[p] = b[p - 1], p--;
+    b[p] = t;
+}
+
+/* r2 (n,) = squared distance of each row of x (n, d) to its k-th nearest other row (self
+   excluded by index). Each pair a < b is computed once, as row a against column b (so the
+   same way for any block size), and offered to both a's and b's k smallest (best). */
+static gantl_status gantl__knn_sq(gantl__dist_ws *w, const float *x, const float *xn, int64_t n, int k, float *r2) {
+    int64_t d = w->d, block_rows = w->rows, block_cols = w->cols;
+    float *best = (float *)GANTL_MALLOC((size_t)(n * k) * sizeof(float)); /* (n, k) ascending */
+    if (!best) return gantl__fail(GANTL_ERR_NOMEM, "prdc: out of memory for k-NN of %lld points", (long long)n);
+    for (int64_t i = 0; i < n * k; i++) best[i] = INFINITY;
+    for (int64_t i0 = 0; i0 < n; i0 += block_rows) {
+        int64_t rows = n - i0 < block_rows ? n - i0 : block_rows;
+        for (int64_t j0 = i0; j0 < n; j0 += block_cols) { /* columns b >= the block's first row */
+            int64_t cols = n - j0 < block_cols ? n - j0 : block_cols;
+            gantl__sq_dist_block(w, x + i0 * d, xn + i0, rows, x + j0 * d, xn + j0, cols);
+            const float *blk = w->blk;
+            GANTL__OMP(parallel for schedule(static) if (rows * cols > 65536))
+            for (int64_t i = 0; i < rows; i++) { /* row a = i0 + i takes columns b > a */
+                int64_t j = i0 + i + 1 - j0;
+                for (j = j < 0 ? 0 : j; j < cols; j++) gantl__insert_k(best + (i0 + i) * k, k, blk[i * cols + j]);
+            }
+            GANTL__OMP(parallel for schedule(static) if (rows * cols > 65536))
+            for (int64_t c0 = 0; c0 < cols; c0 += 64) { /* column b = j0 + j takes rows a < b */
+                int64_t c1 = c0 + 64 < cols ? c0 + 64 : cols;
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = c0; j < c1; j++)
+                        if (i0 + i < j0 + j) gantl__insert_k(best + (j0 + j) * k, k, blk[i * cols + j]);
+            }
+        }
+    }
+    for (int64_t i = 0; i < n; i++) r2[i] = best[i * k + k - 1];
+    GANTL_FREE(best);
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_knn_radii(const float *x, int64_t n, int64_t d, int k, float *radii) {
+    GANTL__CHECK(n >= 0 && d >= 0, "gantl_knn_radii: negative size");
+    GANTL__CHECK((x || n * d == 0) && (radii || n == 0), "gantl_knn_radii: NULL argument");
+    if (d < 1) return gantl__fail(GANTL_ERR_INVALID, "knn_radii: features have no dimensions (d = 0)");
+    if (k < 1 || k >= n)
+        return gantl__fail(GANTL_ERR_INVALID, "knn_radii: k = %d needs 1 <= k < n = %lld", k, (long long)n);
+    float *xn = (float *)GANTL_MALLOC((size_t)n * sizeof(float));
+    if (!xn) return gantl__fail(GANTL_ERR_NOMEM, "knn_radii: out of memory");
+    gantl_status st = GANTL_OK;
+    gantl__sq_norms(x, n, d, xn);
+    for (int64_t i = 0; i < n; i++)
+        if (!(xn[i] <= 3e38f)) st = gantl__fail(GANTL_ERR_INVALID, "knn_radii: NaN or infinite feature in row %lld", (long long)i);
+    gantl__dist_ws w;
+    if (!st) st = gantl__dist_ws_init(&w, n < GANTL__PR_ROWS ? n : GANTL__PR_ROWS, n < GANTL__PR_COLS ? n : GANTL__PR_COLS, d);
+    if (!st) {
+        st = gantl__knn_sq(&w, x, xn, n, k, radii);
+        gantl__dist_ws_free(&w);
+    }
+    if (!st)
+        for (int64_t i = 0; i < n; i++) radii[i] = sqrtf(radii[i]);
+    GANTL_FREE(xn);
+    return st;
+}
+
+/* gantl_prdc_compute with an explicit distance block size (tests vary it). One sweep over
+   fake rows x real columns gives all four numbers: per fake row, whether some real ball
+   holds it and how many do; per real column, the nearest fake and whether some fake ball
+   holds it. Squared distances are compared with squared radii (same order). */
+static gantl_status gantl__prdc(const float *real, int64_t n_real, const float *fake, int64_t n_fake, int64_t d, int k,
+                                int strict, gantl_prdc *out, int64_t block_rows, int64_t block_cols) {
+    GANTL__CHECK(out != NULL, "gantl_prdc_compute: out is NULL");
+    GANTL__CHECK(n_real >= 0 && n_fake >= 0 && d >= 0 && block_rows > 0 && block_cols > 0,
+                 "gantl_prdc_compute: negative size");
+    GANTL__CHECK((real || n_real * d == 0) && (fake || n_fake * d == 0), "gantl_prdc_compute: features are NULL");
+    memset(out, 0, sizeof *out);
+    if (d < 1) return gantl__fail(GANTL_ERR_INVALID, "prdc: features have no dimensions (d = 0)");
+    if (k < 1 || k >= n_real || k >= n_fake)
+        return gantl__fail(GANTL_ERR_INVALID, "prdc: k = %d needs 1 <= k < n_real = %lld and k < n_fake = %lld", k,
+                           (long long)n_real, (long long)n_fake);
+    int64_t n_max = n_real > n_fake ? n_real : n_fake;
+    gantl__dist_ws w;
+    gantl_status st = gantl__dist_ws_init(&w, block_rows < n_max ? block_rows : n_max, block_cols < n_max ? block_cols : n_max, d);
+    if (st) return st;
+    /* real: norms, radii^2, nearest fake^2; fake: norms, radii^2 */
+    float *rf = (float *)GANTL_MALLOC((size_t)(3 * n_real + 2 * n_fake) * sizeof(float));
+    unsigned char *flags = (unsigned char *)GANTL_MALLOC((size_t)(n_real + n_fake)); /* recalled (n_real,), precise (n_fake,) */
+    int64_t *count = (int64_t *)GANTL_MALLOC((size_t)n_fake * sizeof(int64_t));      /* (n_fake,) real balls holding each */
+    if (!rf || !flags || !count) {
+        st = gantl__fail(GANTL_ERR_NOMEM, "prdc: out of memory for %lld + %lld points", (long long)n_real, (long long)n_fake);
+        goto done;
+    }
+    {
+        float *rn = rf, *rr2 = rf + n_real, *rnear = rf + 2 * n_real, *fn = rf + 3 * n_real, *fr2 = fn + n_fake;
+        unsigned char *recalled = flags, *precise = flags + n_real;
+        gantl__sq_norms(real, n_real, d, rn);
+        gantl__sq_norms(fake, n_fake, d, fn);
+        for (int64_t i = 0; i < n_real + n_fake; i++)
+            if (!((i < n_real ? rn[i] : fn[i - n_real]) <= 3e38f)) {
+                st = gantl__fail(GANTL_ERR_INVALID, "prdc: NaN or infinite feature in %s row %lld", i < n_real ? "real" : "fake",
+                                 (long long)(i < n_real ? i : i - n_real));
+                goto done;
+            }
+        if ((st = gantl__knn_sq(&w, real, rn, n_real, k, rr2))) goto done;
+        if ((st = gantl__knn_sq(&w, fake, fn, n_fake, k, fr2))) goto done;
+        block_rows = w.rows, block_cols = w.cols;
+        for (int64_t i = 0; i < n_real; i++) rnear[i] = INFINITY, recalled[i] = 0;
+        for (int64_t j = 0; j < n_fake; j++) precise[j] = 0, count[j] = 0;
+        for (int64_t j0 = 0; j0 < n_fake; j0 += block_rows) {
+            int64_t rows = n_fake - j0 < block_rows ? n_fake - j0 : block_rows;
+            for (int64_t i0 = 0; i0 < n_real; i0 += block_cols) {
+                int64_t cols = n_real - i0 < block_cols ? n_real - i0 : block_cols;
+                gantl__sq_dist_block(&w, fake + j0 * d, fn + j0, rows, real + i0 * d, rn + i0, cols);
+                const float *blk = w.blk;
+                /* fake rows: inside how many real balls */
+                GANTL__OMP(parallel for schedule(static) if (rows * cols > 65536))
+                for (int64_t j = 0; j < rows; j++) {
+                    const float *row = blk + j * cols, *r2 = rr2 + i0;
+                    int64_t c = 0;
+                    if (strict)
+                        for (int64_t i = 0; i < cols; i++) c += row[i] < r2[i];
+                    else
+                        for (int64_t i = 0; i < cols; i++) c += row[i] <= r2[i];
+                    count[j0 + j] += c;
+                    if (c) precise[j0 + j] = 1;
+                }
+                /* real columns, in chunks of 64: nearest fake, inside some fake ball */
+                GANTL__OMP(parallel for schedule(static) if (rows * cols > 65536))
+                for (int64_t c0 = 0; c0 < cols; c0 += 64) {
+                    int64_t c1 = c0 + 64 < cols ? c0 + 64 : cols;
+                    for (int64_t j = 0; j < rows; j++) {
+                        const float *row = blk + j * cols;
+                        float fr = fr2[j0 + j];
+                        for (int64_t i = c0; i < c1; i++) {
+                            float t = row[i];
+                            if (t < rnear[i0 + i]) rnear[i0 + i] = t;
+                            if (strict ? t < fr : t <= fr) recalled[i0 + i] = 1;
+                        }
+                    }
+                }
+            }
+        }
+        int64_t n_prec = 0, n_rec = 0, n_cov = 0, n_dens = 0;
+        for (int64_t j = 0; j < n_fake; j++) n_prec += precise[j], n_dens += count[j];
+        for (int64_t i = 0; i < n_real; i++) {
+            n_rec += recalled[i];
+            n_cov += strict ? rnear[i] < rr2[i] : rnear[i] <= rr2[i];
+        }
+        out->precision = (double)n_prec / (double)n_fake;
+        out->recall = (double)n_rec / (double)n_real;
+        out->density = (double)n_dens / ((double)k * (double)n_fake);
+        out->coverage = (double)n_cov / (double)n_real;
+    }
+done:
+    GANTL_FREE(rf);
+    gantl__dist_ws_free(&w);
+    GANTL_FREE(flags);
+    GANTL_FREE(count);
+    return st;
+}
+
+GANTLDEF gantl_status gantl_prdc_compute(const float *real, int64_t n_real, const float *fake, int64_t n_fake, int64_t d,
+                                         int k, int strict, gantl_prdc *out) {
+    return gantl__prdc(real, n_real, fake, n_fake, d, k, strict, out, GANTL__PR_ROWS, GANTL__PR_COLS);
+}
+
+/* --- Linear assignment and W1 --- */
+
+/* Minimum-cost assignment (Jonker and Volgenant 1987), on the dual v of the columns with
+   u_i = cost[i, x[i]] - v[x[i]] implicit: every assigned row's column minimises its
+   reduced cost cost[i, j] - v[j], which keeps all reduced costs cost - u - v >= 0.
+   1. Column reduction: v_j = min_i cost[i, j]; column j goes to its minimising row if
+      that row is still free (last columns first).
+   2. An eps-scaling auction finds near-optimal prices v quickly; rows whose column is
+      not exactly their cheapest are freed again (the auction is only a heuristic: it
+      makes the searches of step 3 short, which matters for geometric costs, where
+      shortest paths from poor prices cross the whole instance).
+   3. Each remaining free row: Dijkstra on reduced costs to the nearest free column,
+      flip the path, then lower the prices of the scanned columns to keep duals feasible.
+   Column states in step 3 live in one array scanned linearly (no index lists), which
+   streams through each cost row. Serial: OpenMP regions here slowed the auction. */
+GANTLDEF gantl_status gantl_linear_assignment(const double *cost, int64_t n, int64_t *assign, double *total) {
+    GANTL__CHECK(n >= 0, "gantl_linear_assignment: negative size n = %lld", (long long)n);
+    GANTL__CHECK(cost || n == 0, "gantl_linear_assignment: cost is NULL");
+    if (total) *total = 0.0;
+    if (n == 0) return GANTL_OK;
+    for (int64_t i = 0; i < n * n; i++)
+        if (!(fabs(cost[i]) <= 1e300))
+            return gantl__fail(GANTL_ERR_INVALID, "linear_assignment: cost[%lld] is NaN or infinite", (long long)i);
+    double *v = (double *)GANTL_MALLOC((size_t)(2 * n) * sizeof(double)), *dist = v ? v + n : NULL; /* (n,) each */
+    int64_t *ix = (int64_t *)GANTL_MALLOC((size_t)(5 * n) * sizeof(int64_t));
+    unsigned char *state = (unsigned char *)GANTL_MALLOC((size_t)n);
+    if (!v || !ix || !state) {
+        GANTL_FREE(v), GANTL_FREE(ix), GANTL_FREE(state);
+        return gantl__fail(GANTL_ERR_NOMEM, "linear_assignment: out of memory for n = %lld", (long long)n);
+    }
+    /* x[i]: column of row i, y[j]: row of column j (-1: free); pred[j]: previous row on
+       the shortest path to column j; todo: columns at the current Dijkstra distance, then
+       scanned ones; free rows. */
+    int64_t *x = ix, *y = ix + n, *pred = ix + 2 * n, *todo = ix + 3 * n, *freerows = ix + 4 * n;
+    for (int64_t i = 0; i < n; i++) x[i] = y[i] = -1;
+    /* 1. column reduction (pred holds the minimising rows) */
+    for (int64_t j = 0; j < n; j++) v[j] = cost[j], pred[j] = 0;
+    for (int64_t i = 1; i < n; i++)
+        for (int64_t j = 0; j < n; j++)
+            if (cost[i * n + j] < v[j]) v[j] = cost[i * n + j], pred[j] = i;
+    for (int64_t j = n - 1; j >= 0; j--)
+        if (x[pred[j]] < 0) x[pred[j]] = j, y[j] = pred[j];
+    int64_t nfree = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] < 0) freerows[nfree++] = i;
+    /* 2. Auction with eps-scaling (Bertsekas), on prices p = -v: a free row bids for
+       its cheapest column j1 (cost + price w1; second cheapest w2), raising p[j1] by
+       w2 - w1 + eps and evicting the owner; eps shrinks 8x per phase, and each phase
+       frees the rows that break eps-complementary slackness. This only finds good prices
+       fast: any v is a valid start for step 3, so a budget of 64 n bids ends it early. */
+    if (n > 1) {
+        double cmax = 0.0;
+        for (int64_t t = 0; t < n * n; t++)
+            if (fabs(cost[t]) > cmax) cmax = fabs(cost[t]);
+        int64_t *queue = freerows, bids = 64 * n; /* queue: a ring of free rows */
+        unsigned char *keep = state;
+        for (double eps = cmax / 8.0; eps > cmax * 1e-9 && bids > 0; eps /= 8.0) {
+            for (int64_t i = 0; i < n; i++) { /* keep[i]: own column within eps of the cheapest */
+                const double *ci = cost + i * n;
+                double best = INFINITY;
+                for (int64_t j = 0; j < n; j++) best = ci[j] - v[j] < best ? ci[j] - v[j] : best;
+                keep[i] = x[i] >= 0 && ci[x[i]] - v[x[i]] <= best + eps;
+            }
+            int64_t head = 0, count = 0;
+            for (int64_t i = 0; i < n; i++)
+                if (!keep[i]) {
+                    if (x[i] >= 0) y[x[i]] = -1, x[i] = -1;
+                    queue[count++] = i;
+                }
+            while (count > 0 && --bids > 0) {
+                int64_t i = queue[head];
+                head = head + 1 == n ? 0 : head + 1, count--;
+                const double *ci = cost + i * n;
+                double w1 = ci[0] - v[0], w2 = INFINITY;
+                int64_t j1 = 0;
+                for (int64_t j = 1; j < n; j++) { /* the two cheapest c - v */
+                    double h = ci[j] - v[j];
+                    if (h < w2) {
+                        if (h < w1)
+                            w2 = w1, w1 = h, j1 = j;
+                        else
+                            w2 = h;
+                    }
+                }
+                v[j1] -= w2 - w1 + eps;
+                int64_t i0 = y[j1];
+                x[i] = j1, y[j1] = i;
+                if (i0 >= 0) {
+                    x[i0] = -1;
+                    queue[(head + count) % n] = i0, count++;
+                }
+            }
+        }
+        /* keep only the rows whose column is exactly their cheapest: step 3's invariant */
+        for (int64_t i = 0; i < n; i++) {
+            const double *ci = cost + i * n;
+            double own = x[i] >= 0 ? ci[x[i]] - v[x[i]] : -INFINITY;
+            int64_t j = 0;
+            while (j < n && !(ci[j] - v[j] < own)) j++;
+            keep[i] = x[i] >= 0 && j == n;
+        }
+        nfree = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (!keep[i]) {
+                if (x[i] >= 0) y[x[i]] = -1, x[i] = -1;
+                freerows[nfree++] = i;
+            }
+    }
+    /* 3. shortest augmenting paths. state: 0 unreached, 1 at the current distance dmin
+       (in todo[ntodo0..ntodo)), 2 scanned (in todo[0..ntodo0)). */
+    for (int64_t q = 0; q < nfree; q++) {
+        int64_t f = freerows[q], end = -1, nscan = 0, ntodo = 0;
+        const double *cf = cost + f * n;
+        for (int64_t j = 0; j < n; j++) dist[j] = cf[j] - v[j], pred[j] = f, state[j] = 0;
+        double dmin = 0.0;
+        for (;;) {
+            if (nscan == ntodo) { /* next distance level: all unreached columns at the minimum */
+                dmin = INFINITY;
+                for (int64_t j = 0; j < n; j++)
+                    if (!state[j] && dist[j] < dmin) dmin = dist[j];
+                for (int64_t j = 0; j < n; j++)
+                    if (!state[j] && dist[j] <= dmin) {
+                        state[j] = 1, todo[ntodo++] = j;
+                        if (y[j] < 0) end = j;
+                    }
+                if (end >= 0) break;
+            }
+            int64_t j1 = todo[nscan++], i = y[j1]; /* scan the row assigned to column j1 */
+            state[j1] = 2;
+            const double *ci = cost + i * n;
+            double u1 = ci[j1] - v[j1] - dmin;
+            for (int64_t j = 0; j < n; j++) {
+                if (state[j]) continue;
+                double h = ci[j] - v[j] - u1;
+                if (h < dist[j]) {
+                    dist[j] = h, pred[j] = i;
+                    if (h <= dmin) { /* == in exact arithmetic */
+                        state[j] = 1, todo[ntodo++] = j;
+                        if (y[j] < 0) {
+                            end = j;
+                            break;
+                        }
+                    }
+                }
+            }
+            if (end >= 0) break;
+        }
+        for (int64_t k = 0; k < nscan; k++) v[todo[k]] += dist[todo[k]] - dmin; /* keep the duals feasible */
+        for (int64_t j = end;;) { /* flip the path back to row f */
+            int64_t i = pred[j], t = x[i];
+            y[j] = i;
+            x[i] = j;
+            if (i == f) break;
+            j = t;
+        }
+    }
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += cost[i * n + x[i]];
+    if (total) *total = sum;
+    if (assign) memcpy(assign, x, (size_t)n * sizeof(int64_t));
+    GANTL_FREE(v), GANTL_FREE(ix), GANTL_FREE(state);
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_w1_2d(const float *a, const float *b, int64_t n, double *w1) {
+    GANTL__CHECK(w1 != NULL && n >= 0 && ((a && b) || n == 0), "gantl_w1_2d: NULL argument or negative n");
+    *w1 = 0.0;
+    if (n < 1) return gantl__fail(GANTL_ERR_INVALID, "w1_2d: empty point clouds");
+    if (!gantl__all_finite(a, n, 2) || !gantl__all_finite(b, n, 2))
+        return gantl__fail(GANTL_ERR_INVALID, "w1_2d: NaN or infinite coordinate");
+    double *cost = (double *)GANTL_MALLOC((size_t)(n * n) * sizeof(double)); /* (n, n) */
+    if (!cost) return gantl__fail(GANTL_ERR_NOMEM, "w1_2d: out of memory for a %lld x %lld cost matrix", (long long)n, (long long)n);
+    GANTL__OMP(parallel for schedule(static) if (n > 256))
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double dx = (double)a[2 * i] - (double)b[2 * j], dy = (double)a[2 * i + 1] - (double)b[2 * j + 1];
+            cost[i * n + j] = sqrt(dx * dx + dy * dy);
+        }
+    double total;
+    gantl_status st = gantl_linear_assignment(cost, n, NULL, &total);
+    if (!st) *w1 = total / (double)n;
+    GANTL_FREE(cost);
+    return st;
+}
+
+/* --- Pearson correlation --- */
+
+/* Continued fraction of the regularised incomplete beta function (modified Lentz):
+   I_x(a,b) = x^a (1-x)^b / (a B(a,b)) / (1 + d1 / (1 + d2 / (1 + ...))),
+   d_{2m+1} = -(a+m)(a+b+m) x / ((a+2m)(a+2m+1)), d_{2m} = m(b-m) x / ((a+2m-1)(a+2m)).
+   Converges quickly for x < (a+1)/(a+b+2). Returns the fraction's value. */
+static double gantl__beta_cf(double a, double b, double x) {
+    const double tiny = 1e-300;
+    double num = -(a + b) * x / (a + 1.0); /* d1 */
+    double den = 1.0 + num, c = 1.0;
+    if (fabs(den) < tiny) den = tiny;
+    den = 1.0 / den;
+    double h = den;
+    for (int m = 1; m <= 100000; m++) {
+        for (int odd = 0; odd < 2; odd++) {
+            num = odd ? -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0))
+                      : m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m));
+            den = 1.0 + num * den;
+            c = 1.0 + num / c;
+            if (fabs(den) < tiny) den = tiny;
+            if (fabs(c) < tiny) c = tiny;
+            den = 1.0 / den;
+            double step = den * c;
+            h *= step;
+            if (odd && fabs(step - 1.0) <= 4.0 * GANTL__DBL_EPS) return h;
+        }
+    }
+    return h;
+}
+
+/* I_x(a, b), given x and xc = 1 - x separately (each accurate). */
+static double gantl__beta_inc(double a, double b, double x, double xc) {
+    if (x <= 0.0) return 0.0;
+    if (xc <= 0.0) return 1.0;
+    double front = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log(xc));
+    if (x < (a + 1.0) / (a + b + 2.0)) return front * gantl__beta_cf(a, b, x) / a;
+    return 1.0 - front * gantl__beta_cf(b, a, xc) / b; /* symmetry: I_x(a,b) = 1 - I_{1-x}(b,a) */
+}
+
+GANTLDEF gantl_status gantl_pearson(const double *x, const double *y, int64_t n, double *r, double *p_value) {
+    GANTL__CHECK(n >= 0 && r && ((x && y) || n == 0), "gantl_pearson: NULL argument or negative n");
+    *r = 0.0;
+    if (p_value) *p_value = 1.0;
+    if (n < 2) return gantl__fail(GANTL_ERR_INVALID, "pearson: need at least 2 pairs, got %lld", (long long)n);
+    double mx = 0.0, my = 0.0;
+    for (int64_t i = 0; i < n; i++) mx += x[i], my += y[i];
+    if (!(fabs(mx) <= 1e300 && fabs(my) <= 1e300)) return gantl__fail(GANTL_ERR_INVALID, "pearson: NaN or infinite value");
+    mx /= (double)n, my /= (double)n;
+    double sxx = 0.0, syy = 0.0, sxy = 0.0; /* two passes: centred sums */
+    for (int64_t i = 0; i < n; i++) {
+        double dx = x[i] - mx, dy = y[i] - my;
+        sxx += dx * dx, syy += dy * dy, sxy += dx * dy;
+    }
+    if (!(sxx > 0.0 && syy > 0.0)) return gantl__fail(GANTL_ERR_INVALID, "pearson: an input is constant");
+    double rr = sxy / (sqrt(sxx) * sqrt(syy));
+    rr = rr > 1.0 ? 1.0 : rr < -1.0 ? -1.0 : rr;
+    *r = rr;
+    if (!p_value || n == 2) return GANTL_OK; /* n = 2: r = +-1, p = 1 (scipy's convention) */
+    /* t = r sqrt(df / (1 - r^2)) with df = n - 2; the two-sided p = 2 (1 - t_cdf(|t|, df))
+       = I_{df/(df+t^2)}(df/2, 1/2) and df/(df+t^2) = 1 - r^2 = (1-|r|)(1+|r|). */
+    double ar = fabs(rr), df = (double)(n - 2);
+    *p_value = gantl__beta_inc(0.5 * df, 0.5, (1.0 - ar) * (1.0 + ar), ar * ar);
+    return GANTL_OK;
+}
 
 /* ---------------------------------------------------------------------------------------
    10. StyleGAN2-ADA networks

@@ -806,6 +806,9 @@ done:
     return rc;
 }
 
+#include "plot.h"
+#include "toy2d.c"
+
 static const command commands[] = {
     {"info", cmd_info, "version, threads, backends and ops of this build",
      "usage: gantl info [--ops]\n  --ops   list every op of the op table with its number of inputs\n"},
@@ -847,6 +850,19 @@ static const command commands[] = {
      "  --max-images N      a random subset of N images (limited-data targets)\n"
      "  --mirror 1          add x-flips;  --cond 1: use the data's labels\n"
      "  --channel-base N, --channel-max N   network width (new runs)\n"},
+    {"toy2d", cmd_toy2d, "the paper's 2-D experiment: recall and grad-D similarity predict fine-tuning W1",
+     "usage: gantl toy2d [--out DIR] [--seeds 0-2] [options]\n"
+     "  Pretrains the MLP GAN on a source, fine-tunes every checkpoint on the 10-Gaussian target and\n"
+     "  correlates the fine-tuned W1 with the checkpoint's recall and grad-D similarity (the paper\n"
+     "  reports -0.843 and -0.728); also fine-tunes G+D, G only, D only, neither, and the other source.\n"
+     "  --out DIR              results.json, checkpoints_seedS.csv, plots (default out/toy2d)\n"
+     "  --seeds LIST           one to four seeds (default 0)\n"
+     "  --source I|II          the pretraining source (default I)\n"
+     "  --pretrain-steps N     G steps of pretraining (default 5001)\n"
+     "  --every N              a checkpoint every N G steps (default 50: 101 checkpoints)\n"
+     "  --finetune-steps N     G steps of each fine-tuning (default 1001)\n"
+     "  --test-every N         W1 every N G steps of fine-tuning (default 250)\n"
+     "  --variants 0|1         also the G-only / D-only / scratch / other-source fine-tunings (default 1)\n"},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "bench_metrics.c"
+
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -195,5 +197,6 @@ int main(void) {
         gantl_ctx_free(zc);
         gantl_generator_free(&ga.G);
     }
+    bench_metrics();
     return 0;
 }
