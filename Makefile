@@ -111,7 +111,8 @@ fixtures:
 	$(PYTHON) tools/gen_ada_fixtures.py
 	$(PYTHON) tools/gen_data_fixtures.py
 
-# The Fashion-MNIST feature extractor shipped in models/ (about 10 minutes on 2 cores).
+# The Fashion-MNIST feature extractor shipped in models/ (about 30 minutes on 2 cores;
+# 92.85% test accuracy, deterministic for a given thread count).
 classifier: | $(BUILD)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $(BUILD)/train_fmnist_classifier tools/train_fmnist_classifier.c $(LDLIBS)
 	$(Q)./$(BUILD)/train_fmnist_classifier models/fmnist_cnn.safetensors

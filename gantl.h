@@ -2034,6 +2034,25 @@ static void gantl__col2im(float *x, const float *col, int64_t C, int64_t H, int6
     }
 }
 
+/* The convolutions run one image (and group) at a time as a GEMM over its im2col matrix.
+   With at least as many images as threads (or small images), the images are spread over
+   the threads, each with its own im2col buffer and single-threaded GEMMs: one fork per op,
+   none per GEMM. Otherwise (a batch of one, say) each GEMM uses every thread. */
+#define GANTL__CONV_SPLIT_FLOPS (1 << 22)
+
+static int gantl__conv_per_image(int64_t n, int64_t gemm_flops) {
+    int threads = gantl_num_threads();
+    return threads > 1 && n > 1 && (n >= threads || gemm_flops < GANTL__CONV_SPLIT_FLOPS);
+}
+
+static int gantl__thread(void) {
+#if defined(_OPENMP) && !defined(GANTL_NO_OPENMP)
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w (O, C/g, kh, kw)): per image and group,
    y_g (O/g, Ho*Wo) = w_g (O/g, C/g*kh*kw) @ im2col(x_g). */
 static void gantl__cpu_conv2d(gantl_ctx *ctx, gantl_tensor *out) {
@@ -2042,16 +2061,20 @@ static void gantl__cpu_conv2d(gantl_ctx *ctx, gantl_tensor *out) {
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = w->shape[0], kh = w->shape[2], kw = w->shape[3], Ho = out->shape[2], Wo = out->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Cg * kh * kw, P = Ho * Wo;
-    int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0;
-    float *col = direct ? NULL : (float *)gantl__scratch(ctx, (size_t)(K * P) * sizeof(float));
-    if (!direct && !col) return;
-    for (int64_t n = 0; n < N; n++)
+    int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0, split = gantl__conv_per_image(N, 2 * Og * P * K);
+    int threads = split ? gantl_num_threads() : 1;
+    float *cols = direct ? NULL : (float *)gantl__scratch(ctx, (size_t)threads * (size_t)(K * P) * sizeof(float));
+    if (!direct && !cols) return;
+    GANTL__OMP(parallel for schedule(static) if (split))
+    for (int64_t n = 0; n < N; n++) {
+        float *col = cols ? cols + (size_t)gantl__thread() * (size_t)(K * P) : NULL;
         for (int g = 0; g < groups; g++) {
             const float *xg = x->data + (n * C + g * Cg) * H * W;
             if (!direct) gantl__im2col(col, xg, Cg, H, W, (int)kh, (int)kw, stride, pad, Ho, Wo);
             gantl_sgemm(out->data + (n * O + g * Og) * P, w->data + g * Og * K, direct ? xg : col, 0, 0, 1.0f, 0.0f,
                         Og, P, K);
         }
+    }
 }
 
 /* y (N, O, Ho, Wo) = conv_transpose2d(x (N, C, H, W), w (C, O/g, kh, kw)), the adjoint of
@@ -2062,35 +2085,55 @@ static void gantl__cpu_conv_transpose2d(gantl_ctx *ctx, gantl_tensor *out) {
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[1], kh = w->shape[2], kw = w->shape[3], Ho = out->shape[2], Wo = out->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Og * kh * kw, P = H * W;
-    int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0;
-    float *col = direct ? NULL : (float *)gantl__scratch(ctx, (size_t)(K * P) * sizeof(float));
-    if (!direct && !col) return;
-    for (int64_t n = 0; n < N; n++)
+    int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0, split = gantl__conv_per_image(N, 2 * K * P * Cg);
+    int threads = split ? gantl_num_threads() : 1;
+    float *cols = direct ? NULL : (float *)gantl__scratch(ctx, (size_t)threads * (size_t)(K * P) * sizeof(float));
+    if (!direct && !cols) return;
+    GANTL__OMP(parallel for schedule(static) if (split))
+    for (int64_t n = 0; n < N; n++) {
+        float *col = cols ? cols + (size_t)gantl__thread() * (size_t)(K * P) : NULL;
         for (int g = 0; g < groups; g++) {
             const float *xg = x->data + (n * C + g * Cg) * P;
             float *yg = out->data + (n * O + g * Og) * Ho * Wo;
             gantl_sgemm(direct ? yg : col, w->data + g * Cg * K, xg, 1, 0, 1.0f, 0.0f, K, P, Cg);
             if (!direct) gantl__col2im(yg, col, Og, Ho, Wo, (int)kh, (int)kw, stride, pad, H, W);
         }
+    }
 }
 
-/* gw (O, C/g, kh, kw) = sum_n gy_g (O/g, Ho*Wo) @ im2col(x_g)^T. */
+/* gw (O, C/g, kh, kw) = sum_n gy_g (O/g, Ho*Wo) @ im2col(x_g)^T. Spread over images, each
+   thread sums its images into a partial gradient; the partials are added in thread order
+   (the same order for the same thread count). */
 static void gantl__cpu_conv2d_wgrad(gantl_ctx *ctx, gantl_tensor *out) {
     const gantl_tensor *x = out->src[0], *gy = out->src[1];
     int stride = out->ip[0], pad = out->ip[1], groups = out->ip[2];
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[0], kh = out->shape[2], kw = out->shape[3], Ho = gy->shape[2], Wo = gy->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Cg * kh * kw, P = Ho * Wo;
-    int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0;
-    float *col = direct ? NULL : (float *)gantl__scratch(ctx, (size_t)(K * P) * sizeof(float));
-    if (!direct && !col) return;
-    if (N == 0) gantl__fill(out->data, 0.0f, out->numel);
-    for (int64_t n = 0; n < N; n++)
-        for (int g = 0; g < groups; g++) {
-            const float *xg = x->data + (n * C + g * Cg) * H * W;
-            if (!direct) gantl__im2col(col, xg, Cg, H, W, (int)kh, (int)kw, stride, pad, Ho, Wo);
-            gantl_sgemm(out->data + g * Og * K, gy->data + (n * O + g * Og) * P, direct ? xg : col, 0, 1, 1.0f,
-                        n == 0 ? 0.0f : 1.0f, Og, K, P);
+    int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0, split = gantl__conv_per_image(N, 2 * Og * K * P);
+    int threads = split ? gantl_num_threads() : 1;
+    size_t col_floats = direct ? 0 : (size_t)(K * P), part_floats = split ? (size_t)out->numel : 0;
+    float *mem = (float *)gantl__scratch(ctx, (size_t)threads * (col_floats + part_floats) * sizeof(float) + 1);
+    if (!mem) return;
+    gantl__fill(out->data, 0.0f, out->numel);
+    GANTL__OMP(parallel num_threads(threads) if (split))
+    {
+        int t = gantl__thread();
+        float *col = direct ? NULL : mem + (size_t)t * col_floats;
+        float *acc = split ? mem + (size_t)threads * col_floats + (size_t)t * part_floats : out->data;
+        if (split) gantl__fill(acc, 0.0f, out->numel);
+        GANTL__OMP(for schedule(static))
+        for (int64_t n = 0; n < N; n++)
+            for (int g = 0; g < groups; g++) {
+                const float *xg = x->data + (n * C + g * Cg) * H * W;
+                if (!direct) gantl__im2col(col, xg, Cg, H, W, (int)kh, (int)kw, stride, pad, Ho, Wo);
+                gantl_sgemm(acc + g * Og * K, gy->data + (n * O + g * Og) * P, direct ? xg : col, 0, 1, 1.0f, 1.0f, Og, K, P);
+            }
+    }
+    if (split)
+        for (int t = 0; t < threads; t++) {
+            const float *part = mem + (size_t)threads * col_floats + (size_t)t * part_floats;
+            for (int64_t i = 0; i < out->numel; i++) out->data[i] += part[i];
         }
 }
 
@@ -4743,7 +4786,7 @@ GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpos
             int64_t col_groups = row_blocks >= threads ? 1 : (threads + row_blocks - 1) / row_blocks;
             if (col_groups > slivers) col_groups = slivers;
             int64_t per_group = (slivers + col_groups - 1) / col_groups;
-            GANTL__OMP(parallel for schedule(static) if (m * nc * kc > 65536))
+            GANTL__OMP(parallel for schedule(static) if (m * nc * kc > (1 << 21))) /* ~4 MFLOP: worth a fork */
             for (int64_t task = 0; task < row_blocks * col_groups; task++) {
 #if defined(_OPENMP) && !defined(GANTL_NO_OPENMP)
                 float *ap = packed_a + (size_t)omp_get_thread_num() * GANTL__MC * (size_t)kc_max;

@@ -808,6 +808,7 @@ done:
 
 #include "plot.h"
 #include "toy2d.c"
+#include "metrics.c"
 
 static const command commands[] = {
     {"info", cmd_info, "version, threads, backends and ops of this build",
@@ -850,6 +851,21 @@ static const command commands[] = {
      "  --max-images N      a random subset of N images (limited-data targets)\n"
      "  --mirror 1          add x-flips;  --cond 1: use the data's labels\n"
      "  --channel-base N, --channel-max N   network width (new runs)\n"},
+    {"metrics", cmd_metrics, "FID, KID, precision / recall, density / coverage, covered modes",
+     "usage: gantl metrics --real SPEC --fake SPEC [options]\n"
+     "       gantl metrics --real-features A.npy --fake-features B.npy [options]\n"
+     "  SPEC                 an image folder, an .npy of images, a dataset spec (fashion-mnist:bag),\n"
+     "                       or a checkpoint (.safetensors: its G_ema is sampled)\n"
+     "  --metrics LIST       fid, kid, pr, dc, modes (default fid,kid,pr)\n"
+     "  --features F         fmnist (the shipped classifier, default), fmnist:PATH, or inception:PATH\n"
+     "                       (weights converted by tools/convert_inception.py)\n"
+     "  --num N              images per side: samples of a checkpoint, a seeded subset of data (default 10000)\n"
+     "  --k K                neighbours for precision / recall / density / coverage (default 3)\n"
+     "  --strict 1           '<' instead of '<=' for the k-NN balls (prdc's convention)\n"
+     "  --mode-min M         modes: classes with at least M of the fake images (default 10)\n"
+     "  --seed S             latents and subsets (default 0)\n"
+     "  --cache DIR          feature cache (default $GANTL_CACHE, else ~/.cache/gantl)\n"
+     "  --json 1             only the JSON line\n"},
     {"toy2d", cmd_toy2d, "the paper's 2-D experiment: recall and grad-D similarity predict fine-tuning W1",
      "usage: gantl toy2d [--out DIR] [--seeds 0-2] [options]\n"
      "  Pretrains the MLP GAN on a source, fine-tunes every checkpoint on the 10-Gaussian target and\n"

@@ -36,6 +36,7 @@
 #include "test_data.c"
 #include "test_augment.c"
 #include "test_metrics.c"
+#include "test_extractors.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
@@ -48,6 +49,7 @@ int main(int argc, char **argv) {
     run_data_tests();
     run_augment_tests();
     run_metrics_tests();
+    run_extractor_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }

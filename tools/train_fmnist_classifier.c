@@ -84,8 +84,8 @@ int main(int argc, char **argv) {
         gantl_params_zero_grad(&c.params);
         gantl_backward(ctx, loss);
         gantl_adam_step(&opt, &c.params);
-        if ((step + 1) % 500 == 0) {
-            printf("step %lld/%lld  loss %.4f  %.0f img/s\n", (long long)step + 1, (long long)steps, loss_sum / 500,
+        if ((step + 1) % 100 == 0) {
+            printf("step %lld/%lld  loss %.4f  %.0f img/s\n", (long long)step + 1, (long long)steps, loss_sum / 100,
                    (double)(step + 1) * BATCH / (now_s() - t0));
             fflush(stdout);
             loss_sum = 0;
