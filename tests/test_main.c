@@ -35,6 +35,7 @@
 #include "test_train.c"
 #include "test_data.c"
 #include "test_augment.c"
+#include "test_inception.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
@@ -46,6 +47,7 @@ int main(int argc, char **argv) {
     run_train_tests();
     run_data_tests();
     run_augment_tests();
+    run_inception_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }
