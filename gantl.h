@@ -7984,8 +7984,36 @@ static gantl_status gantl__inc_conv(gantl__inc_ws *ws, const gantl_inception_con
     return GANTL_OK;
 }
 
-/* max(a, b), NaN if either is (as torch's max pooling) */
-static float gantl__inc_max(float a, float b) { return (b > a || b != b) ? b : a; }
+/* max(a, b), NaN if either is (as torch's max pooling), without branches: the data are
+   too irregular for branch prediction. */
+static float gantl__inc_max(float a, float b) {
+    uint32_t ua, ub, take = (uint32_t)0 - (uint32_t)((b > a) | (b != b));
+    memcpy(&ua, &a, 4);
+    memcpy(&ub, &b, 4);
+    ua = (ub & take) | (ua & ~take);
+    memcpy(&a, &ua, 4);
+    return a;
+}
+
+#ifdef GANTL__VL
+typedef int32_t gantl__vi __attribute__((vector_size(GANTL__VL * 4)));
+static gantl__vf gantl__inc_vmax(gantl__vf a, gantl__vf b) {
+    gantl__vi take = (b > a) | (b != b);
+    return (gantl__vf)((take & (gantl__vi)b) | (~take & (gantl__vi)a));
+}
+#endif
+
+/* o[i] = max(o[i], r[i]) or o[i] + r[i], for i < n (vectorised by hand: -O2 would not) */
+static void gantl__inc_rows(float *o, const float *r, int n, int use_max) {
+    int i = 0;
+#ifdef GANTL__VL
+    for (; i + GANTL__VL <= n; i += GANTL__VL) {
+        gantl__vf a = *(gantl__vf_unaligned *)(o + i), b = *(const gantl__vf_unaligned *)(r + i);
+        *(gantl__vf_unaligned *)(o + i) = use_max ? gantl__inc_vmax(a, b) : a + b;
+    }
+#endif
+    for (; i < n; i++) o[i] = use_max ? gantl__inc_max(o[i], r[i]) : o[i] + r[i];
+}
 
 /* max_pool2d(kernel 3, stride 2) without padding, per plane: the maximum of three rows,
    then of three columns of that. */
@@ -7997,8 +8025,10 @@ static void gantl__inc_maxpool_s2(const float *x, int64_t planes, int h, int w, 
         const float *in = x + p * h * w;
         float *out = y + p * ho * wo, v[512];
         for (int oy = 0; oy < ho; oy++) {
-            const float *r0 = in + (int64_t)(2 * oy) * w, *r1 = r0 + w, *r2 = r1 + w;
-            for (int i = 0; i < w; i++) v[i] = gantl__inc_max(gantl__inc_max(r0[i], r1[i]), r2[i]);
+            const float *r0 = in + (int64_t)(2 * oy) * w;
+            memcpy(v, r0, (size_t)w * sizeof(float));
+            gantl__inc_rows(v, r0 + w, w, 1);
+            gantl__inc_rows(v, r0 + 2 * w, w, 1);
             for (int ox = 0; ox < wo; ox++)
                 out[(int64_t)oy * wo + ox] = gantl__inc_max(gantl__inc_max(v[2 * ox], v[2 * ox + 1]), v[2 * ox + 2]);
         }
@@ -8016,13 +8046,7 @@ static void gantl__inc_pool_same(const float *x, int64_t planes, int h, int w, f
             int y0 = oy > 0 ? oy - 1 : 0, y1 = oy + 2 < h ? oy + 2 : h;
             float *o = y + p * h * w + (int64_t)oy * w;
             memcpy(o, in + (int64_t)y0 * w, (size_t)w * sizeof(float));
-            for (int iy = y0 + 1; iy < y1; iy++) {
-                const float *r = in + (int64_t)iy * w;
-                if (use_max)
-                    for (int i = 0; i < w; i++) o[i] = gantl__inc_max(o[i], r[i]);
-                else
-                    for (int i = 0; i < w; i++) o[i] += r[i];
-            }
+            for (int iy = y0 + 1; iy < y1; iy++) gantl__inc_rows(o, in + (int64_t)iy * w, w, use_max);
             float prev = use_max ? -INFINITY : 0.0f, cur = o[0], rows = (float)(y1 - y0);
             for (int i = 0; i < w; i++) {
                 float next = i + 1 < w ? o[i + 1] : use_max ? -INFINITY : 0.0f;
