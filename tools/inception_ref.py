@@ -216,10 +216,18 @@ def fid_features(net, u):
     return net(2 * resize299(u) - 1)
 
 
+_EXPECTED = []
+
+
 def expected_tensors(net=None):
     """(name, shape) of every tensor the converted file and gantl's loader have, in order."""
-    net = net or FIDInception()
-    return [(k, tuple(v.shape)) for k, v in net.state_dict().items() if not k.endswith('num_batches_tracked')]
+    if net is None and _EXPECTED:
+        return list(_EXPECTED)
+    out = [(k, tuple(v.shape)) for k, v in (net or FIDInception()).state_dict().items()
+           if not k.endswith('num_batches_tracked')]
+    if net is None:
+        _EXPECTED[:] = out
+    return out
 
 # ------------------------------------------------------------------------------------------------
 # Deterministic weights.
