@@ -1070,7 +1070,7 @@ typedef struct gantl_inception_conv {
 } gantl_inception_conv;
 
 typedef struct gantl_inception {
-    gantl_inception_conv conv[GANTL_INCEPTION_CONVS]; /* in the network's order */
+    gantl_inception_conv conv[GANTL_INCEPTION_CONVS]; /* in the order the forward runs them */
     float *params;  /* one block with every weight and bias */
     int64_t numel;  /* floats in params */
     int batch;      /* images per pass of one thread (default 4); may be changed between
@@ -1085,17 +1085,20 @@ typedef struct gantl_inception {
    wrong shape fails with GANTL_ERR_INVALID and a message naming it. Tensors other than the
    94 layers' conv.weight and bn.{weight,bias,running_mean,running_var} are refused, except
    fc.* (the unused classifier) and *.num_batches_tracked; AuxLogits.* (torchvision's
-   ImageNet weights, not the FID ones) gets its own message. */
+   ImageNet weights, not the FID ones) gets its own message, and so does a BatchNorm whose
+   statistics are not finite or whose variance + eps is not positive. */
 GANTLDEF gantl_status gantl_inception_load(gantl_inception *net, const char *path);
 /* The same from an open safetensors file. */
 GANTLDEF gantl_status gantl_inception_from_file(gantl_inception *net, const gantl_st_file *f);
 GANTLDEF void gantl_inception_free(gantl_inception *net);
 /* images (n, channels, height, width) float32 in [-1, 1], channels 1 (grey, replicated to
    RGB) or 3, any height and width (resized to 299 x 299 as above) -> features (n, 2048),
-   the pool3 activations pytorch-fid's InceptionV3 returns. Works through the images
-   net->batch at a time with buffers kept in net, so one net serves one thread at a time;
-   the kernels themselves use every OpenMP thread. GANTL_ERR_INVALID for channels other
-   than 1 or 3 (drop an alpha channel first), GANTL_ERR_NOMEM if the workspace cannot be
+   the pool3 activations pytorch-fid's InceptionV3 returns. With n > 1, every OpenMP
+   thread takes passes of up to net->batch images of its own; a single image uses all the
+   threads inside each layer. The features of an image do not depend on n, net->batch or
+   the thread count (bit for bit). Workspaces are kept in net between calls, so one net
+   serves one caller at a time. GANTL_ERR_INVALID for channels other than 1 or 3 (drop an
+   alpha channel first) or an empty image size, GANTL_ERR_NOMEM if a workspace cannot be
    had. */
 GANTLDEF gantl_status gantl_inception_features(gantl_inception *net, const float *images, int64_t n, int channels,
                                                int height, int width, float *features);

@@ -80,7 +80,7 @@ static int inc_write_weights(const char *path) {
     gantl__inc_layers(&layout);
     gantl_st_writer w;
     gantl_st_writer_init(&w);
-    float *buf = (float *)malloc((size_t)(2048 * 1280) * sizeof(float));
+    float *buf = (float *)malloc((size_t)(2048 * 1280) * sizeof(float)); /* > the largest: fc, 1008 x 2048 */
     for (int i = 0; i < GANTL_INCEPTION_CONVS; i++)
         for (int k = 0; k < 5; k++) {
             char name[64];
