@@ -5,7 +5,8 @@
    The weights are not in the fixture: both sides draw them from a counter-based hash of
    (tensor name, element index), see the docstring of tools/inception_ref.py; inc_random_value
    below is the C twin of its random_value(). The test writes them to a temporary safetensors
-   file (about 87 MB under build/), loads that with gantl_inception_load and compares:
+   file (about 95 MB under build/, removed after loading), loads it with gantl_inception_load
+   and compares:
      - the layer table (names, shapes) with the fixture's list of PyTorch state_dict tensors;
      - the resize with F.interpolate (float32) on small planes, up and down, and 299 x 299;
      - the features of 32 x 32 RGB, 28 x 28 grey, 20 x 36 RGB and 320 x 310 RGB images with the
