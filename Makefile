@@ -86,12 +86,15 @@ endif
 test: compile-check test-tools $(BUILD)/test $(BUILD)/gantl
 	$(Q)./$(BUILD)/test
 
-# The Python tools' own tests (the checkpoint converter), when python3-torch is installed.
+# The Python tools' own tests (the checkpoint and Inception converters), when python3-torch is installed.
 test-tools: | $(BUILD)
 	$(Q)if $(PYTHON) -c 'import torch, numpy' 2>/dev/null; then \
 		$(PYTHON) tools/test_convert.py > $(BUILD)/test_convert.log 2>&1 || { cat $(BUILD)/test_convert.log; exit 1; }; \
 		echo "tools/test_convert.py: $$(tail -n 1 $(BUILD)/test_convert.log)"; \
-	else echo "tools/test_convert.py: skipped (python3-torch not installed)"; fi
+		$(PYTHON) tools/test_convert_inception.py > $(BUILD)/test_convert_inception.log 2>&1 || \
+			{ cat $(BUILD)/test_convert_inception.log; exit 1; }; \
+		echo "tools/test_convert_inception.py: $$(tail -n 1 $(BUILD)/test_convert_inception.log)"; \
+	else echo "tools/test_convert.py, tools/test_convert_inception.py: skipped (python3-torch not installed)"; fi
 
 asan: $(BUILD)/test-asan $(BUILD)/gantl
 	$(Q)ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test-asan
@@ -110,6 +113,7 @@ fixtures:
 	$(PYTHON) tools/gen_sg2_fixtures.py
 	$(PYTHON) tools/gen_ada_fixtures.py
 	$(PYTHON) tools/gen_data_fixtures.py
+	$(PYTHON) tools/inception_ref.py fixture
 
 # The Fashion-MNIST feature extractor shipped in models/ (about 30 minutes on 2 cores;
 # 92.85% test accuracy, deterministic for a given thread count).

@@ -1116,6 +1116,9 @@ GANTLDEF void gantl_sampler_free(gantl_sampler *s);
 
 /* ---------------------------------------------------------------------------------------
    14. Feature extractors
+   Networks that map images to the features the metrics compare: a small Fashion-MNIST
+   classifier shipped with gantl (also used to count covered modes), and pytorch-fid's
+   Inception-v3 for FID comparable with published numbers.
    ------------------------------------------------------------------------------------- */
 
 /* A small CNN classifier for 32x32 images (Fashion-MNIST padded to 32), trained by gantl
@@ -1149,6 +1152,72 @@ GANTLDEF gantl_status gantl_classifier_run(gantl_classifier *c, const float *ima
 /* How many classes get at least min_count of the n predictions (the paper's mode coverage:
    of 10k samples, the classes with at least 10). */
 GANTLDEF int gantl_mode_coverage(const int32_t *predictions, int64_t n, int num_classes, int64_t min_count);
+
+/* ---- FID Inception-v3 ----
+   Inception-v3 in the form FID uses: pytorch-fid's InceptionV3 (torchvision's Inception3
+   with the TensorFlow FID graph's block variants FIDInceptionA/C/E_1/E_2, weights
+   pt_inception-2015-12-05-6726825d.pth), forward only, up to the 2048-d pool3 features.
+   Each BasicConv2d (conv without bias, BatchNorm eps 1e-3 in eval mode, ReLU) is stored
+   with the BatchNorm folded in: weight * gamma / sqrt(var + eps), bias beta - mean * that.
+
+   Getting the weights: the file is not shipped (about 91 MB). Download it once from the
+   pytorch-fid release, then convert it (needs python3-torch):
+       python3 tools/convert_inception.py pt_inception-2015-12-05-6726825d.pth inception.safetensors
+   The safetensors file keeps torchvision's names (Conv2d_1a_3x3.conv.weight,
+   Mixed_5b.branch1x1.bn.running_mean, ...).
+
+   Input convention: gantl images are float in [-1, 1]; an 8-bit image maps as x / 127.5 - 1
+   (the dataset loader's mapping), which is 2u - 1 for pytorch-fid's u = x / 255 in [0, 1].
+   pytorch-fid resizes u to 299 x 299 (bilinear, align_corners=False, no antialiasing) and
+   then takes 2u - 1; gantl resizes the [-1, 1] image directly. Bilinear weights sum to one,
+   so both give the same network input up to float rounding (about 1e-7), and the features
+   match pytorch-fid's given the same underlying image. Images already 299 x 299 are used
+   as they are (as torch's interpolate does). Grey images (C = 1) are replicated to RGB,
+   as pytorch-fid's loader (PIL convert('RGB')) does. */
+#define GANTL_INCEPTION_CONVS 94      /* BasicConv2d layers */
+#define GANTL_INCEPTION_SIZE 299      /* network input resolution */
+#define GANTL_INCEPTION_FEATURES 2048 /* pool3 */
+
+typedef struct gantl_inception_conv {
+    char name[32]; /* module path, e.g. "Mixed_5b.branch5x5_2" */
+    int in_channels, out_channels, kh, kw, stride, pad_h, pad_w;
+    float *weight; /* (out, in * kh * kw), BatchNorm scale folded in */
+    float *bias;   /* (out,) the BatchNorm shift */
+} gantl_inception_conv;
+
+typedef struct gantl_inception {
+    gantl_inception_conv conv[GANTL_INCEPTION_CONVS]; /* in the order the forward runs them */
+    float *params;  /* one block with every weight and bias */
+    int64_t numel;  /* floats in params */
+    int batch;      /* images per pass of one thread (default 4); may be changed between
+                       calls. Each thread keeps about 9.4 MB per image of its batch plus
+                       about 30 MB of workspace */
+    /* private: per-thread workspaces kept between calls */
+    void *ws_;
+    int ws_count_;
+} gantl_inception;
+
+/* Loads weights converted by tools/convert_inception.py. A missing tensor or one of the
+   wrong shape fails with GANTL_ERR_INVALID and a message naming it. Tensors other than the
+   94 layers' conv.weight and bn.{weight,bias,running_mean,running_var} are refused, except
+   fc.* (the unused classifier) and *.num_batches_tracked; AuxLogits.* (torchvision's
+   ImageNet weights, not the FID ones) gets its own message, and so does a BatchNorm whose
+   statistics are not finite or whose variance + eps is not positive. */
+GANTLDEF gantl_status gantl_inception_load(gantl_inception *net, const char *path);
+/* The same from an open safetensors file. */
+GANTLDEF gantl_status gantl_inception_from_file(gantl_inception *net, const gantl_st_file *f);
+GANTLDEF void gantl_inception_free(gantl_inception *net);
+/* images (n, channels, height, width) float32 in [-1, 1], channels 1 (grey, replicated to
+   RGB) or 3, any height and width (resized to 299 x 299 as above) -> features (n, 2048),
+   the pool3 activations pytorch-fid's InceptionV3 returns. With n > 1, every OpenMP
+   thread takes passes of up to net->batch images of its own; a single image uses all the
+   threads inside each layer. The features of an image do not depend on n, net->batch or
+   the thread count (bit for bit). Workspaces are kept in net between calls, so one net
+   serves one caller at a time. GANTL_ERR_INVALID for channels other than 1 or 3 (drop an
+   alpha channel first) or an empty image size, GANTL_ERR_NOMEM if a workspace cannot be
+   had. */
+GANTLDEF gantl_status gantl_inception_features(gantl_inception *net, const float *images, int64_t n, int channels,
+                                               int height, int width, float *features);
 
 #ifdef __cplusplus
 }
@@ -9058,6 +9127,659 @@ GANTLDEF int gantl_mode_coverage(const int32_t *predictions, int64_t n, int num_
     for (int k = 0; k < num_classes; k++) covered += count[k] >= min_count;
     GANTL_FREE(count);
     return covered;
+}
+
+/* ---- FID Inception-v3 ----
+   A pass runs nb images through the network with every activation laid out (C, nb, H, W):
+   a 1x1 convolution is then one GEMM over all the images, W (O, C) @ X (C, nb H W), other
+   kernels one GEMM over an im2col matrix (C kh kw, nb Ho Wo), and each branch of a block
+   writes its output channels as one contiguous slab of the block's output, so the channel
+   concatenation costs nothing. */
+
+#define GANTL__INC_BN_EPS 1e-3
+/* Per image of a pass, in floats: the stem's two buffers (the largest activation is
+   Conv2d_2b_3x3's 64 x 147 x 147, the next Conv2d_4a_3x3's 192 x 71 x 71), which the
+   blocks then reuse as four slots of 288 x 35 x 35 (their largest tensor). */
+#define GANTL__INC_STEM0 ((int64_t)64 * 147 * 147)
+#define GANTL__INC_STEM1 ((int64_t)192 * 71 * 71)
+#define GANTL__INC_SLOT ((int64_t)288 * 35 * 35)
+/* im2col matrices are built for as many images at a time as fit in this many floats (at
+   least one image). */
+#define GANTL__INC_COL_BUDGET ((int64_t)1 << 22)
+
+static void gantl__inc_add(gantl_inception *net, int *count, const char *block, const char *layer, int cin, int cout,
+                           int kh, int kw, int stride, int pad_h, int pad_w) {
+    gantl_inception_conv *L = &net->conv[(*count)++];
+    if (block) snprintf(L->name, sizeof L->name, "%s.%s", block, layer);
+    else snprintf(L->name, sizeof L->name, "%s", layer);
+    L->in_channels = cin, L->out_channels = cout, L->kh = kh, L->kw = kw;
+    L->stride = stride, L->pad_h = pad_h, L->pad_w = pad_w;
+}
+
+/* The 94 layers in the order the forward runs them (it refers to them by position): in
+   each block, the 1x1 convolutions that read the block's input come first, so that their
+   weights and biases are adjacent in params and one GEMM runs them all. */
+static void gantl__inc_layers(gantl_inception *net) {
+    static const char *const a_names[] = {"Mixed_5b", "Mixed_5c", "Mixed_5d"};
+    static const int a_in[] = {192, 256, 288}, a_pool[] = {32, 64, 64};
+    static const char *const c_names[] = {"Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e"};
+    static const int c7s[] = {128, 160, 160, 192};
+    int n = 0;
+    gantl__inc_add(net, &n, NULL, "Conv2d_1a_3x3", 3, 32, 3, 3, 2, 0, 0);
+    gantl__inc_add(net, &n, NULL, "Conv2d_2a_3x3", 32, 32, 3, 3, 1, 0, 0);
+    gantl__inc_add(net, &n, NULL, "Conv2d_2b_3x3", 32, 64, 3, 3, 1, 1, 1);
+    gantl__inc_add(net, &n, NULL, "Conv2d_3b_1x1", 64, 80, 1, 1, 1, 0, 0);
+    gantl__inc_add(net, &n, NULL, "Conv2d_4a_3x3", 80, 192, 3, 3, 1, 0, 0);
+    for (int b = 0; b < 3; b++) { /* FIDInceptionA */
+        const char *m = a_names[b];
+        int cin = a_in[b];
+        gantl__inc_add(net, &n, m, "branch1x1", cin, 64, 1, 1, 1, 0, 0);
+        gantl__inc_add(net, &n, m, "branch5x5_1", cin, 48, 1, 1, 1, 0, 0);
+        gantl__inc_add(net, &n, m, "branch3x3dbl_1", cin, 64, 1, 1, 1, 0, 0);
+        gantl__inc_add(net, &n, m, "branch5x5_2", 48, 64, 5, 5, 1, 2, 2);
+        gantl__inc_add(net, &n, m, "branch3x3dbl_2", 64, 96, 3, 3, 1, 1, 1);
+        gantl__inc_add(net, &n, m, "branch3x3dbl_3", 96, 96, 3, 3, 1, 1, 1);
+        gantl__inc_add(net, &n, m, "branch_pool", cin, a_pool[b], 1, 1, 1, 0, 0);
+    }
+    /* InceptionB */
+    gantl__inc_add(net, &n, "Mixed_6a", "branch3x3", 288, 384, 3, 3, 2, 0, 0);
+    gantl__inc_add(net, &n, "Mixed_6a", "branch3x3dbl_1", 288, 64, 1, 1, 1, 0, 0);
+    gantl__inc_add(net, &n, "Mixed_6a", "branch3x3dbl_2", 64, 96, 3, 3, 1, 1, 1);
+    gantl__inc_add(net, &n, "Mixed_6a", "branch3x3dbl_3", 96, 96, 3, 3, 2, 0, 0);
+    for (int b = 0; b < 4; b++) { /* FIDInceptionC */
+        const char *m = c_names[b];
+        int c7 = c7s[b];
+        gantl__inc_add(net, &n, m, "branch1x1", 768, 192, 1, 1, 1, 0, 0);
+        gantl__inc_add(net, &n, m, "branch7x7_1", 768, c7, 1, 1, 1, 0, 0);
+        gantl__inc_add(net, &n, m, "branch7x7dbl_1", 768, c7, 1, 1, 1, 0, 0);
+        gantl__inc_add(net, &n, m, "branch7x7_2", c7, c7, 1, 7, 1, 0, 3);
+        gantl__inc_add(net, &n, m, "branch7x7_3", c7, 192, 7, 1, 1, 3, 0);
+        gantl__inc_add(net, &n, m, "branch7x7dbl_2", c7, c7, 7, 1, 1, 3, 0);
+        gantl__inc_add(net, &n, m, "branch7x7dbl_3", c7, c7, 1, 7, 1, 0, 3);
+        gantl__inc_add(net, &n, m, "branch7x7dbl_4", c7, c7, 7, 1, 1, 3, 0);
+        gantl__inc_add(net, &n, m, "branch7x7dbl_5", c7, 192, 1, 7, 1, 0, 3);
+        gantl__inc_add(net, &n, m, "branch_pool", 768, 192, 1, 1, 1, 0, 0);
+    }
+    /* InceptionD */
+    gantl__inc_add(net, &n, "Mixed_7a", "branch3x3_1", 768, 192, 1, 1, 1, 0, 0);
+    gantl__inc_add(net, &n, "Mixed_7a", "branch7x7x3_1", 768, 192, 1, 1, 1, 0, 0);
+    gantl__inc_add(net, &n, "Mixed_7a", "branch3x3_2", 192, 320, 3, 3, 2, 0, 0);
+    gantl__inc_add(net, &n, "Mixed_7a", "branch7x7x3_2", 192, 192, 1, 7, 1, 0, 3);
+    gantl__inc_add(net, &n, "Mixed_7a", "branch7x7x3_3", 192, 192, 7, 1, 1, 3, 0);
+    gantl__inc_add(net, &n, "Mixed_7a", "branch7x7x3_4", 192, 192, 3, 3, 2, 0, 0);
+    for (int b = 0; b < 2; b++) { /* FIDInceptionE_1, FIDInceptionE_2 */
+        const char *m = b ? "Mixed_7c" : "Mixed_7b";
+        int cin = b ? 2048 : 1280;
+        gantl__inc_add(net, &n, m, "branch1x1", cin, 320, 1, 1, 1, 0, 0);
+        gantl__inc_add(net, &n, m, "branch3x3_1", cin, 384, 1, 1, 1, 0, 0);
+        gantl__inc_add(net, &n, m, "branch3x3dbl_1", cin, 448, 1, 1, 1, 0, 0);
+        gantl__inc_add(net, &n, m, "branch3x3_2a", 384, 384, 1, 3, 1, 0, 1);
+        gantl__inc_add(net, &n, m, "branch3x3_2b", 384, 384, 3, 1, 1, 1, 0);
+        gantl__inc_add(net, &n, m, "branch3x3dbl_2", 448, 384, 3, 3, 1, 1, 1);
+        gantl__inc_add(net, &n, m, "branch3x3dbl_3a", 384, 384, 1, 3, 1, 0, 1);
+        gantl__inc_add(net, &n, m, "branch3x3dbl_3b", 384, 384, 3, 1, 1, 1, 0);
+        gantl__inc_add(net, &n, m, "branch_pool", cin, 192, 1, 1, 1, 0, 0);
+    }
+    GANTL__CHECK(n == GANTL_INCEPTION_CONVS, "inception: %d layers, expected %d", n, GANTL_INCEPTION_CONVS);
+}
+
+static const char *const gantl__inc_suffixes[5] = {"conv.weight", "bn.weight", "bn.bias", "bn.running_mean",
+                                                    "bn.running_var"};
+
+static int gantl__inc_known(const gantl_inception *net, const char *name) {
+    size_t n = strlen(name);
+    if (strncmp(name, "fc.", 3) == 0) return 1;
+    if (n >= 20 && strcmp(name + n - 20, ".num_batches_tracked") == 0) return 1;
+    for (int i = 0; i < GANTL_INCEPTION_CONVS; i++) {
+        size_t m = strlen(net->conv[i].name);
+        if (n <= m || strncmp(name, net->conv[i].name, m) != 0 || name[m] != '.') continue;
+        for (int k = 0; k < 5; k++)
+            if (strcmp(name + m + 1, gantl__inc_suffixes[k]) == 0) return 1;
+    }
+    return 0;
+}
+
+/* Reads prefix.suffix of the given shape, with a message naming the tensor on failure. */
+static gantl_status gantl__inc_read(const gantl_st_file *f, const char *prefix, const char *suffix, float *out, int ndim,
+                                    const int64_t *shape) {
+    char name[64];
+    int64_t n = 1;
+    snprintf(name, sizeof name, "%s.%s", prefix, suffix);
+    const gantl_st_tensor *t = gantl_st_find(f, name);
+    if (!t)
+        return gantl__fail(GANTL_ERR_INVALID,
+                           "inception: tensor '%s' is missing (weights converted by tools/convert_inception.py?)", name);
+    if (t->dtype != GANTL_F32 && t->dtype != GANTL_F64 && t->dtype != GANTL_F16 && t->dtype != GANTL_BF16)
+        return gantl__fail(GANTL_ERR_INVALID, "inception: tensor '%s' has dtype %s, expected a float type", name,
+                           gantl_dtype_name(t->dtype));
+    for (int d = 0; d < ndim; d++) n *= shape[d];
+    if (gantl_st_read_f32(f, name, out, n, ndim, shape) != GANTL_OK) {
+        char message[sizeof gantl__error_message];
+        snprintf(message, sizeof message, "%s", gantl__error_message);
+        return gantl__fail(GANTL_ERR_INVALID, "inception: %s", message);
+    }
+    return GANTL_OK;
+}
+
+/* Workspace of one worker thread. */
+typedef struct gantl__inc_ws {
+    float *work, *col, *gout;
+    int64_t work_floats, col_floats, gout_floats;
+} gantl__inc_ws;
+
+static void gantl__inc_ws_free(gantl__inc_ws *ws) {
+    GANTL_FREE(ws->work);
+    GANTL_FREE(ws->col);
+    GANTL_FREE(ws->gout);
+}
+
+GANTLDEF void gantl_inception_free(gantl_inception *net) {
+    for (int i = 0; i < net->ws_count_; i++) gantl__inc_ws_free((gantl__inc_ws *)net->ws_ + i);
+    GANTL_FREE(net->ws_);
+    GANTL_FREE(net->params);
+    memset(net, 0, sizeof *net);
+}
+
+GANTLDEF gantl_status gantl_inception_from_file(gantl_inception *net, const gantl_st_file *f) {
+    memset(net, 0, sizeof *net);
+    gantl__inc_layers(net);
+    for (int i = 0; i < f->count; i++) { /* a file of some other network: say so before anything else */
+        const char *name = f->tensors[i].name;
+        if (strncmp(name, "AuxLogits.", 10) == 0)
+            return gantl__fail(GANTL_ERR_INVALID,
+                               "inception: tensor '%s': these look like torchvision's ImageNet Inception-v3 weights; FID "
+                               "needs pytorch-fid's pt_inception-2015-12-05-6726825d.pth (tools/convert_inception.py)",
+                               name);
+        if (!gantl__inc_known(net, name))
+            return gantl__fail(GANTL_ERR_INVALID, "inception: unexpected tensor '%s' (not an FID Inception-v3 file?)",
+                               name);
+    }
+    int64_t numel = 0, max_out = 0;
+    for (int i = 0; i < GANTL_INCEPTION_CONVS; i++) {
+        const gantl_inception_conv *L = &net->conv[i];
+        numel += (int64_t)L->out_channels * (L->in_channels * L->kh * L->kw + 1);
+        if (L->out_channels > max_out) max_out = L->out_channels;
+    }
+    net->params = (float *)GANTL_MALLOC((size_t)numel * sizeof(float));
+    float *bn = (float *)GANTL_MALLOC((size_t)(4 * max_out) * sizeof(float));
+    if (!net->params || !bn) {
+        GANTL_FREE(bn);
+        gantl_inception_free(net);
+        return gantl__fail(GANTL_ERR_NOMEM, "inception: out of memory for %lld parameters", (long long)numel);
+    }
+    net->numel = numel;
+    net->batch = 4;
+    gantl_status s = GANTL_OK;
+    /* every weight matrix, then every bias, in table order: adjacent layers are adjacent
+       in both, so a group of them works as one layer with more outputs */
+    float *pw = net->params, *pb = net->params + numel;
+    for (int i = 0; i < GANTL_INCEPTION_CONVS; i++) pb -= net->conv[i].out_channels;
+    for (int i = 0; i < GANTL_INCEPTION_CONVS && s == GANTL_OK; i++) {
+        gantl_inception_conv *L = &net->conv[i];
+        int64_t O = L->out_channels, K = (int64_t)L->in_channels * L->kh * L->kw;
+        int64_t wshape[4] = {O, L->in_channels, L->kh, L->kw};
+        L->weight = pw;
+        L->bias = pb;
+        pw += O * K;
+        pb += O;
+        s = gantl__inc_read(f, L->name, gantl__inc_suffixes[0], L->weight, 4, wshape);
+        for (int k = 0; k < 4 && s == GANTL_OK; k++) s = gantl__inc_read(f, L->name, gantl__inc_suffixes[k + 1], bn + k * O, 1, &O);
+        for (int64_t o = 0; o < O && s == GANTL_OK; o++) {
+            /* y = (conv(x) - mean) * gamma / sqrt(var + eps) + beta */
+            double gamma = bn[o], beta = bn[O + o], mean = bn[2 * O + o], var = bn[3 * O + o];
+            double scale = gamma / sqrt(var + GANTL__INC_BN_EPS);
+            if (!(var + GANTL__INC_BN_EPS > 0) || !(scale - scale == 0) || !(beta - beta == 0) || !(mean - mean == 0)) {
+                s = gantl__fail(GANTL_ERR_INVALID, "inception: %s.bn channel %lld has running_var %g, weight %g, "
+                                "running_mean %g, bias %g: not a usable BatchNorm", L->name, (long long)o, var, gamma,
+                                mean, beta);
+                break;
+            }
+            for (int64_t k = 0; k < K; k++) L->weight[o * K + k] = (float)(L->weight[o * K + k] * scale);
+            L->bias[o] = (float)(beta - mean * scale);
+        }
+    }
+    GANTL_FREE(bn);
+    if (s != GANTL_OK) gantl_inception_free(net);
+    return s;
+}
+
+GANTLDEF gantl_status gantl_inception_load(gantl_inception *net, const char *path) {
+    gantl_st_file f;
+    memset(net, 0, sizeof *net);
+    gantl_status s = gantl_st_load(&f, path);
+    if (s != GANTL_OK) return s;
+    s = gantl_inception_from_file(net, &f);
+    gantl_st_free(&f);
+    return s;
+}
+
+
+/* Grows a workspace buffer to at least floats (its contents are not kept). */
+static float *gantl__inc_reserve(float **buffer, int64_t *capacity, int64_t floats) {
+    if (floats > *capacity) {
+        GANTL_FREE(*buffer);
+        *buffer = (float *)GANTL_MALLOC((size_t)floats * sizeof(float));
+        *capacity = *buffer ? floats : 0;
+    }
+    return *buffer;
+}
+
+/* Bilinear resampling as torch's F.interpolate(mode='bilinear', align_corners=False,
+   antialias=False) on CPU: for output index o, the source coordinate is
+   ratio * (o + 0.5) - 0.5 with ratio = in / out in float and the rest in double (this
+   matches torch's rounding; a float source coordinate would be up to 1e-4 off for large
+   images), clamped below at 0; its floor and the next index (clamped to the last) get the
+   weights 1 - lambda and lambda. Checked against torch within 1.2e-7 for [-1, 1] images. */
+typedef struct gantl__lerp {
+    int i0, i1;
+    float w0, w1;
+} gantl__lerp;
+
+static void gantl__lerp_table(int in, int out, gantl__lerp *t) {
+    double ratio = (double)((float)in / (float)out);
+    for (int o = 0; o < out; o++) {
+        double src = ratio * (o + 0.5) - 0.5;
+        if (src < 0) src = 0;
+        int i0 = (int)floor(src);
+        if (i0 > in - 1) i0 = in - 1;
+        double lambda = src - (double)i0;
+        lambda = lambda < 0 ? 0 : lambda > 1 ? 1 : lambda;
+        t[o].i0 = i0;
+        t[o].i1 = i0 < in - 1 ? i0 + 1 : i0;
+        t[o].w1 = (float)lambda;
+        t[o].w0 = 1.0f - t[o].w1;
+    }
+}
+
+/* One (h, w) plane to (ho, wo), with tables from gantl__lerp_table. */
+static void gantl__resize_plane(const float *x, int w, float *y, int ho, int wo, const gantl__lerp *ty,
+                                const gantl__lerp *tx) {
+    for (int oy = 0; oy < ho; oy++) {
+        const float *r0 = x + (int64_t)ty[oy].i0 * w, *r1 = x + (int64_t)ty[oy].i1 * w;
+        float h0 = ty[oy].w0, h1 = ty[oy].w1, *out = y + (int64_t)oy * wo;
+        for (int ox = 0; ox < wo; ox++) {
+            const gantl__lerp *c = &tx[ox];
+            float t0 = r0[c->i0] * c->w0 + r0[c->i1] * c->w1;
+            float t1 = r1[c->i0] * c->w0 + r1[c->i1] * c->w1;
+            out[ox] = t0 * h0 + t1 * h1;
+        }
+    }
+}
+
+/* y = max(y + bias[row], 0) for rows of n values (NaN stays NaN, as torch's relu). */
+static void gantl__inc_bias_relu(float *y, const float *bias, int64_t rows, int64_t n) {
+    GANTL__OMP(parallel for schedule(static) if (rows * n > 65536))
+    for (int64_t r = 0; r < rows; r++) {
+        float b = bias[r], *row = y + r * n;
+        for (int64_t i = 0; i < n; i++) {
+            float v = row[i] + b;
+            row[i] = v < 0.0f ? 0.0f : v;
+        }
+    }
+}
+
+/* col (C kh kw, m ho wo) from the m images x (C, nb, h, w) starting at image b0: row
+   (c, i, j) holds input (c, b, oy s - pad_h + i, ox s - pad_w + j), zero outside. */
+static void gantl__inc_im2col(const gantl_inception_conv *L, const float *x, int64_t nb, int64_t b0, int64_t m, int h,
+                              int w, int ho, int wo, float *col) {
+    const int kh = L->kh, kw = L->kw, s = L->stride, ph = L->pad_h, pw = L->pad_w;
+    const int64_t rows = (int64_t)L->in_channels * kh * kw, hwo = (int64_t)ho * wo;
+    GANTL__OMP(parallel for schedule(static) if (rows * m * hwo > 65536))
+    for (int64_t task = 0; task < rows * m; task++) {
+        int64_t r = task / m, b = task % m;
+        int c = (int)(r / (kh * kw)), i = (int)(r / kw % kh), j = (int)(r % kw);
+        const float *plane = x + ((int64_t)c * nb + b0 + b) * h * w;
+        float *dst = col + r * m * hwo + b * hwo;
+        /* output columns whose input column ox s - pw + j lies in [0, w) */
+        int ox0 = pw - j > 0 ? (pw - j + s - 1) / s : 0;
+        int ox1 = w - 1 + pw - j >= 0 ? (w - 1 + pw - j) / s + 1 : 0;
+        if (ox1 > wo) ox1 = wo;
+        if (ox0 > ox1) ox0 = ox1;
+        for (int oy = 0; oy < ho; oy++, dst += wo) {
+            int iy = oy * s - ph + i;
+            if (iy < 0 || iy >= h) {
+                memset(dst, 0, (size_t)wo * sizeof(float));
+                continue;
+            }
+            const float *src = plane + (int64_t)iy * w - pw + j;
+            for (int ox = 0; ox < ox0; ox++) dst[ox] = 0.0f;
+            if (s == 1) memcpy(dst + ox0, src + ox0, (size_t)(ox1 - ox0) * sizeof(float));
+            else
+                for (int ox = ox0; ox < ox1; ox++) dst[ox] = src[(int64_t)ox * s];
+            for (int ox = ox1; ox < wo; ox++) dst[ox] = 0.0f;
+        }
+    }
+}
+
+static int gantl__inc_out_size(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
+
+/* y (O, nb, ho, wo) = relu(conv(x (C, nb, h, w)) folded with its BatchNorm), for the group
+   layers L[0 .. group) that read the same x; O is the sum of their outputs (group > 1 only
+   for 1x1 layers, whose weights and biases are adjacent). */
+static gantl_status gantl__inc_conv(gantl__inc_ws *ws, const gantl_inception_conv *L, int group, int64_t nb,
+                                    const float *x, int h, int w, float *y) {
+    const int ho = gantl__inc_out_size(h, L->kh, L->stride, L->pad_h);
+    const int wo = gantl__inc_out_size(w, L->kw, L->stride, L->pad_w);
+    const int64_t K = (int64_t)L->in_channels * L->kh * L->kw, hwo = (int64_t)ho * wo;
+    int64_t O = 0;
+    for (int g = 0; g < group; g++) O += L[g].out_channels;
+    if (L->kh == 1 && L->kw == 1 && L->stride == 1 && L->pad_h == 0 && L->pad_w == 0) {
+        gantl_sgemm(y, L->weight, x, 0, 0, 1.0f, 0.0f, O, nb * hwo, K);
+    } else {
+        int64_t per_image = K * hwo, chunk = GANTL__INC_COL_BUDGET / per_image;
+        if (chunk < 1) chunk = 1;
+        if (chunk > nb) chunk = nb;
+        if (!gantl__inc_reserve(&ws->col, &ws->col_floats, chunk * per_image) ||
+            (chunk < nb && !gantl__inc_reserve(&ws->gout, &ws->gout_floats, O * chunk * hwo)))
+            return GANTL_ERR_NOMEM;
+        for (int64_t b0 = 0; b0 < nb; b0 += chunk) {
+            int64_t m = nb - b0 < chunk ? nb - b0 : chunk;
+            gantl__inc_im2col(L, x, nb, b0, m, h, w, ho, wo, ws->col);
+            if (m == nb) {
+                gantl_sgemm(y, L->weight, ws->col, 0, 0, 1.0f, 0.0f, O, m * hwo, K);
+                continue;
+            }
+            gantl_sgemm(ws->gout, L->weight, ws->col, 0, 0, 1.0f, 0.0f, O, m * hwo, K);
+            GANTL__OMP(parallel for schedule(static) if (O * m * hwo > 65536))
+            for (int64_t o = 0; o < O; o++)
+                memcpy(y + (o * nb + b0) * hwo, ws->gout + o * m * hwo, (size_t)(m * hwo) * sizeof(float));
+        }
+    }
+    gantl__inc_bias_relu(y, L->bias, O, nb * hwo);
+    return GANTL_OK;
+}
+
+/* max(a, b), NaN if either is (as torch's max pooling), without branches: the data are
+   too irregular for branch prediction. */
+static float gantl__inc_max(float a, float b) {
+    uint32_t ua, ub, take = (uint32_t)0 - (uint32_t)((b > a) | (b != b));
+    memcpy(&ua, &a, 4);
+    memcpy(&ub, &b, 4);
+    ua = (ub & take) | (ua & ~take);
+    memcpy(&a, &ua, 4);
+    return a;
+}
+
+#ifdef GANTL__VL
+typedef int32_t gantl__vi __attribute__((vector_size(GANTL__VL * 4)));
+static gantl__vf gantl__inc_vmax(gantl__vf a, gantl__vf b) {
+    gantl__vi take = (b > a) | (b != b);
+    return (gantl__vf)((take & (gantl__vi)b) | (~take & (gantl__vi)a));
+}
+#endif
+
+/* o[i] = max(o[i], r[i]) or o[i] + r[i], for i < n (vectorised by hand: -O2 would not) */
+static void gantl__inc_rows(float *o, const float *r, int n, int use_max) {
+    int i = 0;
+#ifdef GANTL__VL
+    for (; i + GANTL__VL <= n; i += GANTL__VL) {
+        gantl__vf a = *(gantl__vf_unaligned *)(o + i), b = *(const gantl__vf_unaligned *)(r + i);
+        *(gantl__vf_unaligned *)(o + i) = use_max ? gantl__inc_vmax(a, b) : a + b;
+    }
+#endif
+    for (; i < n; i++) o[i] = use_max ? gantl__inc_max(o[i], r[i]) : o[i] + r[i];
+}
+
+/* max_pool2d(kernel 3, stride 2) without padding, per plane: the maximum of three rows,
+   then of three columns of that. */
+static void gantl__inc_maxpool_s2(const float *x, int64_t planes, int h, int w, float *y) {
+    const int ho = (h - 3) / 2 + 1, wo = (w - 3) / 2 + 1;
+    GANTL__CHECK(w <= 512, "inception: max pooling of rows of %d > 512", w);
+    GANTL__OMP(parallel for schedule(static) if (planes * ho * wo > 16384))
+    for (int64_t p = 0; p < planes; p++) {
+        const float *in = x + p * h * w;
+        float *out = y + p * ho * wo, v[512];
+        for (int oy = 0; oy < ho; oy++) {
+            const float *r0 = in + (int64_t)(2 * oy) * w;
+            memcpy(v, r0, (size_t)w * sizeof(float));
+            gantl__inc_rows(v, r0 + w, w, 1);
+            gantl__inc_rows(v, r0 + 2 * w, w, 1);
+            for (int ox = 0; ox < wo; ox++)
+                out[(int64_t)oy * wo + ox] = gantl__inc_max(gantl__inc_max(v[2 * ox], v[2 * ox + 1]), v[2 * ox + 2]);
+        }
+    }
+}
+
+/* Kernel 3, stride 1, padding 1, per plane: the average over the window's in-bounds
+   elements (avg_pool2d with count_include_pad=False), or their maximum (padding never
+   wins, as max_pool2d's -inf padding). Rows first, in place in y, then columns. */
+static void gantl__inc_pool_same(const float *x, int64_t planes, int h, int w, float *y, int use_max) {
+    GANTL__OMP(parallel for schedule(static) if (planes * h * w > 16384))
+    for (int64_t p = 0; p < planes; p++) {
+        const float *in = x + p * h * w;
+        for (int oy = 0; oy < h; oy++) {
+            int y0 = oy > 0 ? oy - 1 : 0, y1 = oy + 2 < h ? oy + 2 : h;
+            float *o = y + p * h * w + (int64_t)oy * w;
+            memcpy(o, in + (int64_t)y0 * w, (size_t)w * sizeof(float));
+            for (int iy = y0 + 1; iy < y1; iy++) gantl__inc_rows(o, in + (int64_t)iy * w, w, use_max);
+            float prev = use_max ? -INFINITY : 0.0f, cur = o[0], rows = (float)(y1 - y0);
+            for (int i = 0; i < w; i++) {
+                float next = i + 1 < w ? o[i + 1] : use_max ? -INFINITY : 0.0f;
+                if (use_max) o[i] = gantl__inc_max(gantl__inc_max(prev, cur), next);
+                else o[i] = (prev + cur + next) / (rows * (float)(1 + (i > 0) + (i + 1 < w)));
+                prev = cur, cur = next;
+            }
+        }
+    }
+}
+
+#define GANTL__INC_TRY(expr)                                                                   \
+    do {                                                                                       \
+        gantl_status gantl__inc_s = (expr);                                                    \
+        if (gantl__inc_s != GANTL_OK) return gantl__inc_s;                                     \
+    } while (0)
+
+/* The mixed blocks: x (cin, nb, h, w) -> y, with temporaries t, u (one slot each). L: the
+   block's first layer (see gantl__inc_layers for the order). Channel c of y starts at
+   y + c n, n = nb h w (or the output size for the stride-2 blocks). */
+static gantl_status gantl__inc_block_a(gantl__inc_ws *ws, const gantl_inception_conv *L, int64_t nb, const float *x,
+                                       int h, int w, float *y, float *t, float *u) {
+    const int64_t n = nb * h * w;
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[0], 3, nb, x, h, w, t)); /* branch1x1, 5x5_1, 3x3dbl_1: 64 + 48 + 64 */
+    memcpy(y, t, (size_t)(64 * n) * sizeof(float));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[3], 1, nb, t + 64 * n, h, w, y + 64 * n));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[4], 1, nb, t + 112 * n, h, w, u));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[5], 1, nb, u, h, w, y + 128 * n));
+    gantl__inc_pool_same(x, L[0].in_channels * nb, h, w, t, 0);
+    return gantl__inc_conv(ws, &L[6], 1, nb, t, h, w, y + 224 * n);
+}
+
+static gantl_status gantl__inc_block_b(gantl__inc_ws *ws, const gantl_inception_conv *L, int64_t nb, const float *x,
+                                       int h, int w, float *y, float *t, float *u) {
+    const int64_t no = nb * ((h - 3) / 2 + 1) * ((w - 3) / 2 + 1);
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[0], 1, nb, x, h, w, y));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[1], 1, nb, x, h, w, t));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[2], 1, nb, t, h, w, u));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[3], 1, nb, u, h, w, y + 384 * no));
+    gantl__inc_maxpool_s2(x, L[0].in_channels * nb, h, w, y + 480 * no);
+    return GANTL_OK;
+}
+
+static gantl_status gantl__inc_block_c(gantl__inc_ws *ws, const gantl_inception_conv *L, int64_t nb, const float *x,
+                                       int h, int w, float *y, float *t, float *u) {
+    const int64_t n = nb * h * w, c7 = L[1].out_channels;
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[0], 3, nb, x, h, w, t)); /* branch1x1, 7x7_1, 7x7dbl_1: 192 + c7 + c7 */
+    memcpy(y, t, (size_t)(192 * n) * sizeof(float));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[3], 1, nb, t + 192 * n, h, w, u));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[4], 1, nb, u, h, w, y + 192 * n));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[5], 1, nb, t + (192 + c7) * n, h, w, u));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[6], 1, nb, u, h, w, t));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[7], 1, nb, t, h, w, u));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[8], 1, nb, u, h, w, y + 384 * n));
+    gantl__inc_pool_same(x, L[0].in_channels * nb, h, w, t, 0);
+    return gantl__inc_conv(ws, &L[9], 1, nb, t, h, w, y + 576 * n);
+}
+
+static gantl_status gantl__inc_block_d(gantl__inc_ws *ws, const gantl_inception_conv *L, int64_t nb, const float *x,
+                                       int h, int w, float *y, float *t, float *u) {
+    const int64_t n = nb * h * w, no = nb * ((h - 3) / 2 + 1) * ((w - 3) / 2 + 1);
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[0], 2, nb, x, h, w, t)); /* branch3x3_1, 7x7x3_1: 192 + 192 */
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[2], 1, nb, t, h, w, y));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[3], 1, nb, t + 192 * n, h, w, u));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[4], 1, nb, u, h, w, t));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[5], 1, nb, t, h, w, y + 320 * no));
+    gantl__inc_maxpool_s2(x, L[0].in_channels * nb, h, w, y + 512 * no);
+    return GANTL_OK;
+}
+
+static gantl_status gantl__inc_block_e(gantl__inc_ws *ws, const gantl_inception_conv *L, int64_t nb, const float *x,
+                                       int h, int w, float *y, float *t, float *u, int max_pool) {
+    const int64_t n = nb * h * w;
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[0], 3, nb, x, h, w, t)); /* branch1x1, 3x3_1, 3x3dbl_1: 320 + 384 + 448 */
+    memcpy(y, t, (size_t)(320 * n) * sizeof(float));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[3], 1, nb, t + 320 * n, h, w, y + 320 * n));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[4], 1, nb, t + 320 * n, h, w, y + 704 * n));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[5], 1, nb, t + 704 * n, h, w, u));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[6], 1, nb, u, h, w, y + 1088 * n));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[7], 1, nb, u, h, w, y + 1472 * n));
+    gantl__inc_pool_same(x, L[0].in_channels * nb, h, w, t, max_pool);
+    return gantl__inc_conv(ws, &L[8], 1, nb, t, h, w, y + 1856 * n);
+}
+
+/* The network on nb images already in ws->work as (3, nb, 299, 299) at work + nb * STEM0;
+   writes their pool3 features to out (nb, 2048). */
+static gantl_status gantl__inc_forward(const gantl_inception *net, gantl__inc_ws *ws, int64_t nb, float *out) {
+    const gantl_inception_conv *L = net->conv;
+    float *s0 = ws->work, *s1 = ws->work + nb * GANTL__INC_STEM0;
+    int h = GANTL_INCEPTION_SIZE, w = GANTL_INCEPTION_SIZE;
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[0], 1, nb, s1, h, w, s0));
+    h = (h - 3) / 2 + 1, w = (w - 3) / 2 + 1;
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[1], 1, nb, s0, h, w, s1));
+    h -= 2, w -= 2;
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[2], 1, nb, s1, h, w, s0));
+    gantl__inc_maxpool_s2(s0, 64 * nb, h, w, s1);
+    h = (h - 3) / 2 + 1, w = (w - 3) / 2 + 1;
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[3], 1, nb, s1, h, w, s0));
+    GANTL__INC_TRY(gantl__inc_conv(ws, &L[4], 1, nb, s0, h, w, s1));
+    h -= 2, w -= 2;
+    gantl__inc_maxpool_s2(s1, 192 * nb, h, w, s0);
+    h = (h - 3) / 2 + 1, w = (w - 3) / 2 + 1;
+    /* the blocks: input and output alternate between slots 0 and 1; 2 and 3 are temporaries */
+    float *slot[4];
+    for (int k = 0; k < 4; k++) slot[k] = ws->work + k * nb * GANTL__INC_SLOT;
+    float *x = slot[0], *y = slot[1], *t = slot[2], *u = slot[3], *swap;
+    L += 5;
+    for (int b = 0; b < 3; b++, L += 7) {
+        GANTL__INC_TRY(gantl__inc_block_a(ws, L, nb, x, h, w, y, t, u));
+        swap = x, x = y, y = swap;
+    }
+    GANTL__INC_TRY(gantl__inc_block_b(ws, L, nb, x, h, w, y, t, u));
+    swap = x, x = y, y = swap;
+    L += 4;
+    h = (h - 3) / 2 + 1, w = (w - 3) / 2 + 1;
+    for (int b = 0; b < 4; b++, L += 10) {
+        GANTL__INC_TRY(gantl__inc_block_c(ws, L, nb, x, h, w, y, t, u));
+        swap = x, x = y, y = swap;
+    }
+    GANTL__INC_TRY(gantl__inc_block_d(ws, L, nb, x, h, w, y, t, u));
+    swap = x, x = y, y = swap;
+    L += 6;
+    h = (h - 3) / 2 + 1, w = (w - 3) / 2 + 1;
+    for (int b = 0; b < 2; b++, L += 9) {
+        GANTL__INC_TRY(gantl__inc_block_e(ws, L, nb, x, h, w, y, t, u, b == 1));
+        swap = x, x = y, y = swap;
+    }
+    /* pool3: the mean of each (channel, image) plane of x */
+    const int64_t hw = (int64_t)h * w;
+    GANTL__OMP(parallel for schedule(static))
+    for (int64_t c = 0; c < GANTL_INCEPTION_FEATURES; c++)
+        for (int64_t b = 0; b < nb; b++) {
+            const float *plane = x + (c * nb + b) * hw;
+            double sum = 0;
+            for (int64_t i = 0; i < hw; i++) sum += plane[i];
+            out[b * GANTL_INCEPTION_FEATURES + c] = (float)(sum / (double)hw);
+        }
+    return GANTL_OK;
+}
+
+/* Images start .. start + nb - 1: resize into the worker's input slot, then the network. */
+static gantl_status gantl__inc_run(const gantl_inception *net, gantl__inc_ws *ws, const float *images, int64_t start,
+                                   int64_t nb, int channels, int height, int width, const gantl__lerp *table,
+                                   float *features) {
+    const int S = GANTL_INCEPTION_SIZE;
+    const int64_t plane_in = (int64_t)height * width, plane = (int64_t)S * S;
+    if (!gantl__inc_reserve(&ws->work, &ws->work_floats, nb * (GANTL__INC_STEM0 + GANTL__INC_STEM1)))
+        return GANTL_ERR_NOMEM;
+    float *input = ws->work + nb * GANTL__INC_STEM0; /* (3, nb, 299, 299) */
+    GANTL__OMP(parallel for schedule(static))
+    for (int64_t task = 0; task < channels * nb; task++) {
+        int64_t c = task / nb, b = task % nb;
+        const float *src = images + ((start + b) * channels + c) * plane_in;
+        float *dst = input + (c * nb + b) * plane;
+        if (height == S && width == S) memcpy(dst, src, (size_t)plane * sizeof(float));
+        else gantl__resize_plane(src, width, dst, S, S, table, table + S);
+    }
+    if (channels == 1)
+        for (int c = 1; c < 3; c++) memcpy(input + c * nb * plane, input, (size_t)(nb * plane) * sizeof(float));
+    return gantl__inc_forward(net, ws, nb, features + start * GANTL_INCEPTION_FEATURES);
+}
+
+/* Threads: with several images, each OpenMP thread runs whole passes of its own images with
+   single-threaded kernels (far fewer synchronisations than splitting every layer, and
+   robust to a busy machine); a single image uses every thread inside the kernels. The
+   features do not depend on the split: each image's arithmetic is the same in any batch. */
+GANTLDEF gantl_status gantl_inception_features(gantl_inception *net, const float *images, int64_t n, int channels,
+                                               int height, int width, float *features) {
+    GANTL__CHECK(net && net->params, "inception_features: the network is not loaded");
+    GANTL__CHECK(n >= 0 && (n == 0 || (images && features)), "inception_features: n = %lld with images %p, features %p",
+                 (long long)n, (const void *)images, (void *)features);
+    if (channels != 1 && channels != 3)
+        return gantl__fail(GANTL_ERR_INVALID, "inception: images have %d channels, expected 1 (grey) or 3 (RGB)",
+                           channels);
+    if (height < 1 || width < 1)
+        return gantl__fail(GANTL_ERR_INVALID, "inception: images of %d x %d pixels", height, width);
+    if (n == 0) return GANTL_OK;
+    int64_t workers = n > 1 ? gantl_num_threads() : 1, batch = net->batch > 0 ? net->batch : 4;
+    if (workers > n) workers = n;
+    if (batch > (n + workers - 1) / workers) batch = (n + workers - 1) / workers;
+    if (net->ws_count_ < workers) {
+        gantl__inc_ws *ws = (gantl__inc_ws *)GANTL_REALLOC(net->ws_, (size_t)workers * sizeof(gantl__inc_ws));
+        if (!ws) return gantl__fail(GANTL_ERR_NOMEM, "inception: out of memory");
+        memset(ws + net->ws_count_, 0, (size_t)(workers - net->ws_count_) * sizeof(gantl__inc_ws));
+        net->ws_ = ws;
+        net->ws_count_ = (int)workers;
+    }
+    gantl__lerp *table = (gantl__lerp *)GANTL_MALLOC((size_t)(2 * GANTL_INCEPTION_SIZE) * sizeof(gantl__lerp));
+    if (!table) return gantl__fail(GANTL_ERR_NOMEM, "inception: out of memory");
+    gantl__lerp_table(height, GANTL_INCEPTION_SIZE, table);
+    gantl__lerp_table(width, GANTL_INCEPTION_SIZE, table + GANTL_INCEPTION_SIZE);
+    gantl__inc_ws *ws = (gantl__inc_ws *)net->ws_;
+    int failed = 0;
+    if (workers == 1) {
+        for (int64_t start = 0; start < n && !failed; start += batch) {
+            int64_t nb = n - start < batch ? n - start : batch;
+            failed = gantl__inc_run(net, ws, images, start, nb, channels, height, width, table, features) != GANTL_OK;
+        }
+    } else {
+        int64_t next = 0;
+        GANTL__OMP(parallel num_threads((int)workers))
+        {
+#if defined(_OPENMP) && !defined(GANTL_NO_OPENMP)
+            gantl__inc_ws *mine = ws + omp_get_thread_num();
+#else
+            gantl__inc_ws *mine = ws;
+#endif
+            for (;;) {
+                int64_t start;
+                GANTL__OMP(critical(gantl__inception))
+                {
+                    start = failed ? n : next;
+                    next += batch;
+                }
+                if (start >= n) break;
+                int64_t nb = n - start < batch ? n - start : batch;
+                if (gantl__inc_run(net, mine, images, start, nb, channels, height, width, table, features) != GANTL_OK) {
+                    GANTL__OMP(critical(gantl__inception))
+                    failed = 1;
+                }
+            }
+        }
+    }
+    GANTL_FREE(table);
+    /* the only failure: a workspace allocation (on whichever thread) */
+    return failed ? gantl__fail(GANTL_ERR_NOMEM, "inception: out of memory for the workspace (%lld images a pass)",
+                                (long long)batch)
+                  : GANTL_OK;
 }
 
 #ifdef __cplusplus

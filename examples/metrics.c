@@ -11,9 +11,7 @@ typedef struct extractor {
     int kind; /* 0: the classifier, 1: Inception */
     char name[600];
     gantl_classifier cls;
-#ifdef GANTL_HAVE_INCEPTION
     gantl_inception inc;
-#endif
     int dim, num_classes;
 } extractor;
 
@@ -29,26 +27,22 @@ static int extractor_open(extractor *e, const char *spec) {
         snprintf(e->name, sizeof e->name, "fmnist-cnn:%s", path);
         return 1;
     }
-#ifdef GANTL_HAVE_INCEPTION
     if (!strncmp(spec, "inception:", 10)) {
         if (gantl_inception_load(&e->inc, spec + 10) != GANTL_OK) {
             fprintf(stderr, "gantl: %s\n", gantl_last_error());
             return 0;
         }
-        e->kind = 1, e->dim = 2048;
+        e->kind = 1, e->dim = GANTL_INCEPTION_FEATURES;
         snprintf(e->name, sizeof e->name, "inception:%s", spec + 10);
         return 1;
     }
-#endif
     fprintf(stderr, "gantl: unknown feature extractor '%s' (fmnist, fmnist:PATH or inception:PATH)\n", spec);
     return 0;
 }
 
 static void extractor_close(extractor *e) {
     if (e->kind == 0) gantl_classifier_free(&e->cls);
-#ifdef GANTL_HAVE_INCEPTION
     else gantl_inception_free(&e->inc);
-#endif
 }
 
 /* features (n, dim) and, for the classifier, predictions (n,) of images in [-1, 1]. */
@@ -62,11 +56,7 @@ static int extractor_run(extractor *e, const float *images, int64_t n, int chann
         }
         s = gantl_classifier_run(&e->cls, images, n, res, res, features, predictions);
     } else {
-#ifdef GANTL_HAVE_INCEPTION
         s = gantl_inception_features(&e->inc, images, n, channels, res, res, features);
-#else
-        s = GANTL_ERR_UNSUPPORTED;
-#endif
     }
     if (s != GANTL_OK) fprintf(stderr, "gantl: %s\n", gantl_last_error());
     return s == GANTL_OK;

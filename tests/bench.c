@@ -136,6 +136,63 @@ static void run_augment(void *p) {
     }
 }
 
+/* FID Inception-v3 features of 16 RGB 64x64 images (resized to 299), random weights */
+typedef struct inception_arg {
+    gantl_inception net;
+    float *images, *features;
+} inception_arg;
+static void run_inception(void *p) {
+    inception_arg *a = (inception_arg *)p;
+    gantl_inception_features(&a->net, a->images, 16, 3, 64, 64, a->features);
+}
+
+static void bench_inception(gantl_rng *rng) {
+    const char *path = "build/bench_inception.safetensors";
+    gantl_inception layout;
+    memset(&layout, 0, sizeof layout);
+    gantl__inc_layers(&layout);
+    gantl_st_writer w;
+    gantl_st_writer_init(&w);
+    int64_t most = 0;
+    for (int i = 0; i < GANTL_INCEPTION_CONVS; i++) {
+        const gantl_inception_conv *L = &layout.conv[i];
+        int64_t n = (int64_t)L->out_channels * L->in_channels * L->kh * L->kw;
+        most = n > most ? n : most;
+    }
+    float *buf = (float *)malloc((size_t)most * sizeof(float));
+    for (int i = 0; i < GANTL_INCEPTION_CONVS; i++) { /* He-normal convolutions, identity BatchNorms */
+        const gantl_inception_conv *L = &layout.conv[i];
+        int64_t shape[4] = {L->out_channels, L->in_channels, L->kh, L->kw}, fan_in = shape[1] * shape[2] * shape[3];
+        char name[64];
+        gantl_rng_normal(rng, buf, shape[0] * fan_in, 0, sqrtf(2.0f / (float)fan_in));
+        snprintf(name, sizeof name, "%s.conv.weight", L->name);
+        gantl_st_writer_add(&w, name, GANTL_F32, 4, shape, buf);
+        for (int k = 1; k < 5; k++) {
+            static const char *const bn[5] = {"", "weight", "bias", "running_mean", "running_var"};
+            for (int64_t o = 0; o < shape[0]; o++) buf[o] = k == 1 || k == 4 ? 1.0f : 0.0f;
+            snprintf(name, sizeof name, "%s.bn.%s", L->name, bn[k]);
+            gantl_st_writer_add(&w, name, GANTL_F32, 1, shape, buf);
+        }
+    }
+    free(buf);
+    inception_arg a;
+    if (gantl_st_writer_save(&w, path) != GANTL_OK || gantl_inception_load(&a.net, path) != GANTL_OK) {
+        printf("bench inception: %s\n", gantl_last_error());
+        gantl_st_writer_free(&w);
+        return;
+    }
+    gantl_st_writer_free(&w);
+    remove(path);
+    a.images = (float *)malloc((size_t)(16 * 3 * 64 * 64) * sizeof(float));
+    a.features = (float *)malloc((size_t)(16 * 2048) * sizeof(float));
+    gantl_rng_uniform(rng, a.images, 16 * 3 * 64 * 64, -1, 1);
+    double t = bench_time(run_inception, &a, 2.0);
+    printf("bench inception_fid_16x3x64x64 %.3f ms %.2f img/s\n", 1e3 * t, 16 / t);
+    free(a.images);
+    free(a.features);
+    gantl_inception_free(&a.net);
+}
+
 int main(void) {
     printf("gantl bench: %d thread(s)\n", gantl_num_threads());
     gantl_rng rng = gantl_rng_new(0);
@@ -198,5 +255,6 @@ int main(void) {
         gantl_generator_free(&ga.G);
     }
     bench_metrics();
+    bench_inception(&rng);
     return 0;
 }

@@ -37,6 +37,7 @@
 #include "test_augment.c"
 #include "test_metrics.c"
 #include "test_extractors.c"
+#include "test_inception.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
@@ -50,6 +51,7 @@ int main(int argc, char **argv) {
     run_augment_tests();
     run_metrics_tests();
     run_extractor_tests();
+    run_inception_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }

@@ -62,7 +62,17 @@ def torch_benchmarks():
         out[f"augment_bgc_p{p:g}_fwd_32x3x32x32"] = median_time(aug_fwd)
         out[f"augment_bgc_p{p:g}_fwdbwd_32x3x32x32"] = median_time(aug_fwdbwd)
     out.update(training_benchmarks())
+    out.update(inception_benchmarks())
     return out
+
+
+def inception_benchmarks():
+    """FID Inception-v3 (tools/inception_ref.py, pytorch-fid's pipeline) on 16 RGB 64x64 images."""
+    import inception_ref
+    net = inception_ref.random_net()
+    u = torch.rand(16, 3, 64, 64)
+    with torch.no_grad():
+        return {"inception_fid_16x3x64x64": median_time(lambda: inception_ref.fid_features(net, u), 2.0)}
 
 
 def training_benchmarks():
