@@ -866,6 +866,20 @@ static const command commands[] = {
      "  --seed S             latents and subsets (default 0)\n"
      "  --cache DIR          feature cache (default $GANTL_CACHE, else ~/.cache/gantl)\n"
      "  --json 1             only the JSON line\n"},
+    {"select", cmd_select, "rank source checkpoints (or datasets) for a target by recall, precision, FID or KID",
+     "usage: gantl select --target SPEC --sources SPEC... [options]\n"
+     "  Scores each source against the target in one feature space: the source's samples (a\n"
+     "  checkpoint's G_ema) or images (a dataset) are the 'fake' side, the target the 'real' side, so\n"
+     "  recall is the share of the target the source covers, the paper's criterion for choosing a\n"
+     "  checkpoint to fine-tune. Prints a ranked table and a JSON line.\n"
+     "  --target SPEC       the target data (folder, .npy, dataset spec)\n"
+     "  --sources A B ...   checkpoints (.safetensors) and/or dataset specs\n"
+     "  --by METRIC         recall (default), precision, fid or kid\n"
+     "  --num N             samples per source and at most N target images (default 10000)\n"
+     "  --features F        fmnist (default), fmnist:PATH or inception:PATH\n"
+     "  --k K               neighbours for precision / recall (default 3);  --strict 1: '<' balls\n"
+     "  --seed S            latents and subsets (default 0);  --cache DIR: feature cache\n"
+     "  --json 1            only the JSON line\n"},
     {"toy2d", cmd_toy2d, "the paper's 2-D experiment: recall and grad-D similarity predict fine-tuning W1",
      "usage: gantl toy2d [--out DIR] [--seeds 0-2] [options]\n"
      "  Pretrains the MLP GAN on a source, fine-tunes every checkpoint on the 10-Gaussian target and\n"

@@ -126,13 +126,79 @@ static void cache_save(const char *dir, const char *path, const char *key, const
     gantl_st_writer_free(&w);
 }
 
-/* Features of a source: a checkpoint's G_ema (n images, seeded z, noise const, labels in
-   turn for a conditional G), or a dataset (a seeded subset of n images, all if fewer). */
+/* Features (n, dim) and, for the classifier, predictions of images (n, C, R, R) in [-1, 1]. */
+static int feature_set_from_images(feature_set *f, extractor *e, const float *images, int64_t n, int channels, int res) {
+    f->n = n;
+    f->features = (float *)malloc((size_t)(n * e->dim) * sizeof(float));
+    f->predictions = e->kind == 0 ? (int32_t *)malloc((size_t)n * sizeof(int32_t)) : NULL;
+    int ok = f->features && (e->kind != 0 || f->predictions) &&
+             extractor_run(e, images, n, channels, res, f->features, f->predictions);
+    if (!ok) feature_set_free(f);
+    return ok;
+}
+
+/* n images (n, C, R, R) of a generator: z from (seed), constant noise, labels in turn for a
+   conditional G. NULL when out of memory. */
+static float *generator_images(gantl_generator *G, int64_t n, uint64_t seed) {
+    int64_t res = G->cfg.img_resolution, channels = G->cfg.img_channels, per = channels * res * res;
+    float *images = (float *)malloc((size_t)(n * per) * sizeof(float));
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    gantl_rng rng = gantl_rng_new(seed);
+    int ok = images && ctx;
+    for (int64_t start = 0; ok && start < n; start += 32) {
+        int64_t b = n - start < 32 ? n - start : 32, zs[2] = {b, G->cfg.z_dim}, cs[2] = {b, G->cfg.c_dim};
+        gantl_ctx_reset(ctx);
+        gantl_set_grad_enabled(ctx, 0);
+        gantl_tensor *c = NULL;
+        if (G->cfg.c_dim) {
+            c = gantl_zeros(ctx, 2, cs);
+            for (int64_t i = 0; c && i < b; i++) c->data[i * G->cfg.c_dim + (start + i) % G->cfg.c_dim] = 1.0f;
+        }
+        gantl_tensor *w = gantl_generator_mapping(ctx, G, gantl_randn(ctx, &rng, 2, zs), c, 1.0f, -1, 0);
+        gantl_tensor *img = gantl_generator_synthesis(ctx, G, w, GANTL_NOISE_CONST, NULL, NULL);
+        if (!img) ok = 0;
+        else memcpy(images + start * per, img->data, (size_t)img->numel * sizeof(float));
+    }
+    gantl_ctx_free(ctx);
+    if (!ok) free(images);
+    return ok ? images : NULL;
+}
+
+static int feature_set_from_generator(feature_set *f, gantl_generator *G, extractor *e, int64_t n, uint64_t seed) {
+    float *images = generator_images(G, n, seed);
+    if (!images) return fail("metrics", "out of memory for the generated images"), 0;
+    int ok = feature_set_from_images(f, e, images, n, G->cfg.img_channels, G->cfg.img_resolution);
+    free(images);
+    return ok;
+}
+
+/* Features of all the images of a loaded dataset, through the cache when cache_dir is given. */
+static int feature_set_from_dataset(feature_set *f, const gantl_dataset *ds, extractor *e, const char *cache_dir) {
+    char path[4096], key[1500];
+    memset(f, 0, sizeof *f);
+    snprintf(key, sizeof key, "%s|%s", ds->name, e->name);
+    cache_path(path, sizeof path, cache_dir ? cache_dir : ".", ds->name, e->name, ds->count);
+    snprintf(f->name, sizeof f->name, "%s", ds->name);
+    if (cache_dir && cache_load(path, key, f, e->dim)) return 1;
+    int64_t per = (int64_t)ds->channels * ds->resolution * ds->resolution;
+    float *images = (float *)malloc((size_t)(ds->count * per) * sizeof(float));
+    int64_t *idx = (int64_t *)malloc((size_t)ds->count * sizeof(int64_t));
+    int ok = images && idx;
+    for (int64_t i = 0; ok && i < ds->count; i++) idx[i] = i;
+    if (ok) gantl_dataset_batch(ds, idx, NULL, ds->count, images, NULL);
+    else fail("metrics", "out of memory for the dataset's images");
+    free(idx);
+    if (ok) ok = feature_set_from_images(f, e, images, ds->count, ds->channels, ds->resolution);
+    free(images);
+    if (ok) snprintf(f->name, sizeof f->name, "%s", ds->name);
+    if (ok && cache_dir) cache_save(cache_dir, path, key, f, e->dim);
+    return ok;
+}
+
+/* Features of a source: a checkpoint's G_ema (n samples, seeded), or a dataset (a seeded
+   subset of n images, all if fewer), at the extractor's channels. */
 static int feature_set_make(feature_set *f, const char *spec, extractor *e, int64_t n, uint64_t seed, const char *cache_dir) {
     memset(f, 0, sizeof *f);
-    int res = 0, channels = 0;
-    float *images = NULL;
-    int ok = 0;
     if (is_checkpoint(spec)) {
         gantl_st_file st;
         gantl_generator G;
@@ -140,69 +206,19 @@ static int feature_set_make(feature_set *f, const char *spec, extractor *e, int6
         gantl_status s = gantl_generator_from_file(&G, &st, gantl_st_find(&st, "G_ema.mapping.fc0.weight") ? "G_ema." : "G.");
         gantl_st_free(&st);
         if (s != GANTL_OK) return fail("metrics", gantl_last_error()), 0;
-        res = G.cfg.img_resolution, channels = G.cfg.img_channels;
-        f->n = n;
-        images = (float *)malloc((size_t)(n * channels * res * res) * sizeof(float));
-        gantl_ctx *ctx = gantl_ctx_new(0);
-        gantl_rng rng = gantl_rng_new(seed);
-        ok = images && ctx;
-        for (int64_t start = 0; ok && start < n; start += 32) {
-            int64_t b = n - start < 32 ? n - start : 32, zs[2] = {b, G.cfg.z_dim}, cs[2] = {b, G.cfg.c_dim};
-            gantl_ctx_reset(ctx);
-            gantl_set_grad_enabled(ctx, 0);
-            gantl_tensor *c = NULL;
-            if (G.cfg.c_dim) {
-                c = gantl_zeros(ctx, 2, cs);
-                for (int64_t i = 0; c && i < b; i++) c->data[i * G.cfg.c_dim + (start + i) % G.cfg.c_dim] = 1.0f;
-            }
-            gantl_tensor *img = gantl_generator_synthesis(ctx, &G, gantl_generator_mapping(ctx, &G, gantl_randn(ctx, &rng, 2, zs), c, 1.0f, -1, 0),
-                                                          GANTL_NOISE_CONST, NULL, NULL);
-            if (!img) ok = 0;
-            else memcpy(images + start * channels * res * res, img->data, (size_t)img->numel * sizeof(float));
-        }
-        gantl_ctx_free(ctx);
+        int ok = feature_set_from_generator(f, &G, e, n, seed);
         gantl_generator_free(&G);
-        snprintf(f->name, sizeof f->name, "%s (G, %lld samples)", spec, (long long)n);
-    } else {
-        gantl_dataset ds;
-        gantl_dataset_options o;
-        gantl_dataset_options_default(&o);
-        o.max_images = n, o.seed = seed;
-        if (e->kind == 0) o.channels = e->cls.channels;
-        if (gantl_dataset_load(&ds, spec, &o) != GANTL_OK) return fail("metrics", gantl_last_error()), 0;
-        char path[4096], key[1500];
-        snprintf(key, sizeof key, "%s|%s", ds.name, e->name);
-        cache_path(path, sizeof path, cache_dir ? cache_dir : ".", ds.name, e->name, ds.count);
-        snprintf(f->name, sizeof f->name, "%s", ds.name);
-        if (cache_dir && cache_load(path, key, f, e->dim)) {
-            gantl_dataset_free(&ds);
-            return 1;
-        }
-        res = ds.resolution, channels = ds.channels, f->n = ds.count;
-        images = (float *)malloc((size_t)(ds.count * channels * res * res) * sizeof(float));
-        int64_t *idx = (int64_t *)malloc((size_t)ds.count * sizeof(int64_t));
-        ok = images && idx;
-        for (int64_t i = 0; ok && i < ds.count; i++) idx[i] = i;
-        if (ok) gantl_dataset_batch(&ds, idx, NULL, ds.count, images, NULL);
-        free(idx);
-        gantl_dataset_free(&ds);
-        if (ok) {
-            f->features = (float *)malloc((size_t)(f->n * e->dim) * sizeof(float));
-            f->predictions = e->kind == 0 ? (int32_t *)malloc((size_t)f->n * sizeof(int32_t)) : NULL;
-            ok = f->features && extractor_run(e, images, f->n, channels, res, f->features, f->predictions);
-            if (ok && cache_dir) cache_save(cache_dir, path, key, f, e->dim);
-        }
-        free(images);
-        if (!ok) feature_set_free(f);
+        if (ok) snprintf(f->name, sizeof f->name, "%s (G, %lld samples)", spec, (long long)n);
         return ok;
     }
-    if (ok) {
-        f->features = (float *)malloc((size_t)(f->n * e->dim) * sizeof(float));
-        f->predictions = e->kind == 0 ? (int32_t *)malloc((size_t)f->n * sizeof(int32_t)) : NULL;
-        ok = f->features && extractor_run(e, images, f->n, channels, res, f->features, f->predictions);
-    }
-    free(images);
-    if (!ok) feature_set_free(f);
+    gantl_dataset ds;
+    gantl_dataset_options o;
+    gantl_dataset_options_default(&o);
+    o.max_images = n, o.seed = seed;
+    if (e->kind == 0) o.channels = e->cls.channels;
+    if (gantl_dataset_load(&ds, spec, &o) != GANTL_OK) return fail("metrics", gantl_last_error()), 0;
+    int ok = feature_set_from_dataset(f, &ds, e, cache_dir);
+    gantl_dataset_free(&ds);
     return ok;
 }
 
@@ -366,4 +382,134 @@ static int cmd_metrics(int argc, char **argv) {
     feature_set_free(&fake);
     if (have_e) extractor_close(&e);
     return ok ? 0 : 1;
+}
+
+/* ---- gantl select: rank source checkpoints (or datasets) for a target ---- */
+
+typedef struct source_score {
+    const char *spec;
+    double fid, kid, precision, recall;
+    int ok;
+} source_score;
+
+static const char *select_by = "recall";
+
+/* recall and precision rank high-first, FID and KID low-first; failed sources last */
+static int source_score_compare(const void *pa, const void *pb) {
+    const source_score *a = (const source_score *)pa, *b = (const source_score *)pb;
+    if (a->ok != b->ok) return b->ok - a->ok;
+    double va, vb;
+    int high = 1;
+    if (!strcmp(select_by, "fid")) va = a->fid, vb = b->fid, high = 0;
+    else if (!strcmp(select_by, "kid")) va = a->kid, vb = b->kid, high = 0;
+    else if (!strcmp(select_by, "precision")) va = a->precision, vb = b->precision;
+    else va = a->recall, vb = b->recall;
+    if (va == vb) return 0;
+    return (high ? va < vb : va > vb) ? 1 : -1;
+}
+
+static int cmd_select(int argc, char **argv) {
+    static const char *const known[] = {"--target", "--by", "--num", "--features", "--k", "--strict", "--json", "--seed",
+                                        "--cache", NULL};
+    /* --sources takes every following argument up to the next option */
+    char **rest = (char **)malloc((size_t)(argc + 1) * sizeof(char *));
+    const char **sources = (const char **)malloc((size_t)(argc + 1) * sizeof(char *));
+    int nrest = 0, nsources = 0;
+    if (!rest || !sources) {
+        free(rest), free(sources);
+        return fail("select", "out of memory"), 1;
+    }
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--sources")) {
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) sources[nsources++] = argv[++i];
+        } else
+            rest[nrest++] = argv[i];
+    }
+    options o = {nrest, rest, 0};
+    int rc = 2;
+    source_score *scores = NULL;
+    if (!opt_check(&o, known)) goto out;
+    const char *target_s = opt_get(&o, "--target"), *by = opt_get(&o, "--by"), *num_s = opt_get(&o, "--num");
+    const char *feat_s = opt_get(&o, "--features"), *k_s = opt_get(&o, "--k"), *strict_s = opt_get(&o, "--strict");
+    const char *json_s = opt_get(&o, "--json"), *seed_s = opt_get(&o, "--seed"), *cache_s = opt_get(&o, "--cache");
+    if (o.error) goto out;
+    long num = 10000, k = 3, strict = 0, json = 0, seed = 0;
+    if ((num_s && !parse_long(num_s, 2, 1 << 24, &num)) || (k_s && !parse_long(k_s, 1, 1000, &k)) ||
+        (strict_s && !parse_long(strict_s, 0, 1, &strict)) || (json_s && !parse_long(json_s, 0, 1, &json)) ||
+        (seed_s && !parse_long(seed_s, 0, LONG_MAX, &seed))) {
+        fail("select", "a numeric option is out of range (see gantl select --help)");
+        goto out;
+    }
+    if (!target_s || !nsources) {
+        fail("select", "--target SPEC and --sources A B ... are required");
+        goto out;
+    }
+    if (by && strcmp(by, "recall") && strcmp(by, "precision") && strcmp(by, "fid") && strcmp(by, "kid")) {
+        fail("select", "--by must be recall, precision, fid or kid");
+        goto out;
+    }
+    select_by = by ? by : "recall";
+    rc = 1;
+    extractor e;
+    if (!extractor_open(&e, feat_s ? feat_s : "fmnist")) goto out;
+    char buf[4096];
+    const char *cache_dir = cache_s ? cache_s : default_cache_dir(buf, sizeof buf);
+    feature_set target;
+    if (!feature_set_make(&target, target_s, &e, num, (uint64_t)seed, cache_dir)) {
+        extractor_close(&e);
+        goto out;
+    }
+    scores = (source_score *)calloc((size_t)nsources, sizeof *scores);
+    if (!scores) fail("select", "out of memory");
+    for (int i = 0; scores && i < nsources; i++) {
+        feature_set src;
+        source_score *sc = &scores[i];
+        sc->spec = sources[i];
+        if (!json) {
+            printf("scoring %s...\n", sources[i]);
+            fflush(stdout);
+        }
+        if (!feature_set_make(&src, sources[i], &e, num, (uint64_t)seed + 1, cache_dir)) continue;
+        gantl_prdc pr;
+        double kid_std;
+        /* the target is "real", the source "fake": recall = how much of the target the source covers */
+        sc->ok = gantl_fid(target.features, target.n, src.features, src.n, e.dim, 1, &sc->fid) == GANTL_OK &&
+                 gantl_kid(target.features, target.n, src.features, src.n, e.dim, 100, 0, (uint64_t)seed, &sc->kid,
+                           &kid_std) == GANTL_OK &&
+                 gantl_prdc_compute(target.features, target.n, src.features, src.n, e.dim, (int)k, (int)strict, &pr) == GANTL_OK;
+        if (sc->ok) sc->precision = pr.precision, sc->recall = pr.recall;
+        else fprintf(stderr, "gantl select: %s: %s\n", sources[i], gantl_last_error());
+        feature_set_free(&src);
+    }
+    if (scores) {
+        qsort(scores, (size_t)nsources, sizeof *scores, source_score_compare);
+        if (!json) {
+            printf("target: %s (%lld images), features %s, ranked by %s\n", target.name, (long long)target.n, e.name, select_by);
+            printf("rank  %-10s %-10s %-10s %-10s source\n", "recall", "precision", "fid", "kid");
+            for (int i = 0; i < nsources; i++) {
+                if (scores[i].ok)
+                    printf("%-5d %-10.4f %-10.4f %-10.3f %-10.5f %s\n", i + 1, scores[i].recall, scores[i].precision,
+                           scores[i].fid, scores[i].kid, scores[i].spec);
+                else
+                    printf("-     (failed)                                       %s\n", scores[i].spec);
+            }
+        }
+        printf("{\"target\": \"%s\", \"by\": \"%s\", \"num\": %ld, \"k\": %ld, \"features\": \"%s\", \"ranking\": [", target.name,
+               select_by, num, k, e.name);
+        for (int i = 0, first = 1; i < nsources; i++) {
+            if (!scores[i].ok) continue;
+            printf("%s{\"source\": \"%s\", \"recall\": %.6f, \"precision\": %.6f, \"fid\": %.6f, \"kid\": %.8f}",
+                   first ? "" : ", ", scores[i].spec, scores[i].recall, scores[i].precision, scores[i].fid, scores[i].kid);
+            first = 0;
+        }
+        printf("]}\n");
+        rc = scores[0].ok && scores[nsources - 1].ok ? 0 : 1;
+    }
+    feature_set_free(&target);
+    extractor_close(&e);
+out:
+    free(scores);
+    free(rest);
+    free(sources);
+    return rc;
 }
