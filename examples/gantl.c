@@ -541,6 +541,8 @@ static int save_fakes(const char *path, gantl_trainer *t, const float *grid_z, c
     return ok;
 }
 
+#include "metrics.c"
+
 typedef struct tick_sums {
     double v[9];
     int n[9];
@@ -560,7 +562,8 @@ static double tick_mean(const tick_sums *t, int i) { return t->n[i] ? t->v[i] / 
 static int cmd_train(int argc, char **argv) {
     static const char *const known[] = {"--data", "--out", "--cfg", "--res", "--kimg", "--batch", "--batch-gpu",
                                         "--gamma", "--aug", "--resume", "--seed", "--snap", "--tick", "--max-images",
-                                        "--mirror", "--cond", "--channel-base", "--channel-max", NULL};
+                                        "--mirror", "--cond", "--channel-base", "--channel-max", "--metrics", "--metrics-num",
+                                        "--metrics-real", "--metrics-features", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *data = opt_get(&o, "--data"), *out = opt_get(&o, "--out"), *cfg_name = opt_get(&o, "--cfg");
@@ -569,9 +572,12 @@ static int cmd_train(int argc, char **argv) {
     const char *resume = opt_get(&o, "--resume"), *seed_s = opt_get(&o, "--seed"), *snap_s = opt_get(&o, "--snap");
     const char *tick_s = opt_get(&o, "--tick"), *max_s = opt_get(&o, "--max-images"), *mirror_s = opt_get(&o, "--mirror");
     const char *cond_s = opt_get(&o, "--cond"), *cbase_s = opt_get(&o, "--channel-base"), *cmax_s = opt_get(&o, "--channel-max");
+    const char *metrics_s = opt_get(&o, "--metrics"), *mnum_s = opt_get(&o, "--metrics-num");
+    const char *mreal_s = opt_get(&o, "--metrics-real"), *mfeat_s = opt_get(&o, "--metrics-features");
     if (o.error) return 2;
     if (!data || !out) return fail("train", "--data and --out are required"), 2;
     long res = 0, batch = 0, bgpu = 0, seed = 0, snap = 10, max_images = 0, mirror = 0, cond = 0, cbase = 0, cmax = 0;
+    long metrics_num = 5000;
     float kimg = -1, gamma = -1, tick_kimg = 1.0f, fixed_p = 0;
     int aug_mode = 1; /* 0 none, 1 ada, 2 fixed p */
     if ((res_s && !parse_long(res_s, 4, 1024, &res)) || (batch_s && !parse_long(batch_s, 1, 1 << 16, &batch)) ||
@@ -579,6 +585,7 @@ static int cmd_train(int argc, char **argv) {
         (snap_s && !parse_long(snap_s, 1, 1 << 20, &snap)) || (max_s && !parse_long(max_s, 1, LONG_MAX, &max_images)) ||
         (mirror_s && !parse_long(mirror_s, 0, 1, &mirror)) || (cond_s && !parse_long(cond_s, 0, 1, &cond)) ||
         (cbase_s && !parse_long(cbase_s, 1, 1 << 20, &cbase)) || (cmax_s && !parse_long(cmax_s, 1, 1 << 16, &cmax)) ||
+        (mnum_s && !parse_long(mnum_s, 2, 1 << 24, &metrics_num)) ||
         (kimg_s && (!parse_float(kimg_s, &kimg) || kimg <= 0)) || (gamma_s && (!parse_float(gamma_s, &gamma) || gamma < 0)) ||
         (tick_s && (!parse_float(tick_s, &tick_kimg) || tick_kimg <= 0)))
         return fail("train", "a numeric option is out of range (see gantl train --help)"), 2;
@@ -628,6 +635,8 @@ static int cmd_train(int argc, char **argv) {
            use_labels ? ", conditional" : "");
     gantl_trainer t;
     gantl_sampler sampler;
+    train_metrics tm;
+    int have_tm = 0;
     gantl_status st = GANTL_OK;
     int rc = 1;
     memset(&sampler, 0, sizeof sampler);
@@ -694,6 +703,12 @@ static int cmd_train(int argc, char **argv) {
            (long long)t.D.params.numel, t.cfg.batch_size, (double)t.cfg.r1_gamma,
            !t.cfg.augment ? "no augmentation" : t.cfg.ada_target >= 0 ? "ADA" : "fixed augmentation", t.cfg.total_kimg,
            exact ? "" : "");
+    if (metrics_s) { /* the real side's features once, before training */
+        printf("metrics %s of %ld samples at each snapshot; features of the real images...\n", metrics_s, metrics_num);
+        fflush(stdout);
+        if (!train_metrics_open(&tm, metrics_s, mfeat_s, mreal_s, &ds, metrics_num, (uint64_t)seed, out)) goto trained;
+        have_tm = 1;
+    }
     {
         int64_t B = t.cfg.batch_size, C = ds.channels, R = ds.resolution, cdim = t.G.cfg.c_dim, zdim = t.G.cfg.z_dim;
         int np = gantl_trainer_num_phases(&t);
@@ -788,6 +803,8 @@ static int cmd_train(int argc, char **argv) {
                 snprintf(path, sizeof path, "%s/fakes%06lld.png", out, (long long)(t.cur_nimg / 1000));
                 save_fakes(path, &t, grid_z, grid_c, grid);
                 printf("saved %s\n", snap_path);
+                fflush(stdout);
+                if (have_tm && !train_metrics_eval(&tm, &t.G_ema, t.cur_nimg / 1000.0, snap_path)) goto train_done;
             }
             memset(&sums, 0, sizeof sums);
             tick_start = wall_seconds(), tick_start_nimg = t.cur_nimg;
@@ -798,6 +815,8 @@ static int cmd_train(int argc, char **argv) {
         if (log) fclose(log);
         free(reals), free(real_c), free(gen_c), free(grid_z), free(grid_c), free(u), free(idx), free(flip);
     }
+trained:
+    if (have_tm) train_metrics_close(&tm);
     gantl_trainer_free(&t);
     gantl_sampler_free(&sampler);
 done:
@@ -808,7 +827,6 @@ done:
 
 #include "plot.h"
 #include "toy2d.c"
-#include "metrics.c"
 
 static const command commands[] = {
     {"info", cmd_info, "version, threads, backends and ops of this build",
@@ -850,7 +868,11 @@ static const command commands[] = {
      "  --snap N            a snapshot every N ticks (default 10);  --tick KIMG: kimg per tick (default 1)\n"
      "  --max-images N      a random subset of N images (limited-data targets)\n"
      "  --mirror 1          add x-flips;  --cond 1: use the data's labels\n"
-     "  --channel-base N, --channel-max N   network width (new runs)\n"},
+     "  --channel-base N, --channel-max N   network width (new runs)\n"
+     "  --metrics LIST      at each snapshot, score G_ema: fid, kid, pr, dc, modes (into metrics.jsonl)\n"
+     "  --metrics-num N     generated images per evaluation (default 5000)\n"
+     "  --metrics-real SPEC the real side (default: the training images)\n"
+     "  --metrics-features F  fmnist (default), fmnist:PATH or inception:PATH\n"},
     {"metrics", cmd_metrics, "FID, KID, precision / recall, density / coverage, covered modes",
      "usage: gantl metrics --real SPEC --fake SPEC [options]\n"
      "       gantl metrics --real-features A.npy --fake-features B.npy [options]\n"

@@ -513,3 +513,67 @@ out:
     free(sources);
     return rc;
 }
+
+/* ---- metrics during training (gantl train --metrics) ---- */
+
+typedef struct train_metrics {
+    metric_set m;
+    extractor e;
+    feature_set real;
+    int64_t num;
+    FILE *log; /* metrics.jsonl */
+} train_metrics;
+
+/* The real side: real_spec, or else the training set itself (as the official loop: the
+   dataset with its --max-images subset, no flips). */
+static int train_metrics_open(train_metrics *tm, const char *list, const char *features, const char *real_spec,
+                              const gantl_dataset *train_set, int64_t num, uint64_t seed, const char *out_dir) {
+    char path[4096], buf[4096];
+    memset(tm, 0, sizeof *tm);
+    tm->num = num;
+    if (!parse_metrics(list, &tm->m)) return fail("train", "--metrics is a list of fid, kid, pr, dc, modes"), 0;
+    if (!extractor_open(&tm->e, features ? features : "fmnist")) return 0;
+    const char *cache_dir = default_cache_dir(buf, sizeof buf);
+    int ok = real_spec ? feature_set_make(&tm->real, real_spec, &tm->e, num, seed, cache_dir)
+                       : feature_set_from_dataset(&tm->real, train_set, &tm->e, cache_dir);
+    if (ok) {
+        snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
+        tm->log = fopen(path, "a");
+        if (!tm->log) fprintf(stderr, "gantl train: cannot open '%s'\n", path), ok = 0;
+    }
+    if (!ok) feature_set_free(&tm->real), extractor_close(&tm->e);
+    return ok;
+}
+
+/* Scores num samples of G (the EMA generator) against the real features: one line of
+   metrics.jsonl and of the console. */
+static int train_metrics_eval(train_metrics *tm, gantl_generator *G, double kimg, const char *snapshot) {
+    feature_set fake;
+    memset(&fake, 0, sizeof fake);
+    double t0 = wall_seconds();
+    if (!feature_set_from_generator(&fake, G, &tm->e, tm->num, 123456789u)) return 0;
+    char line[2048];
+    FILE *mem = tmpfile();
+    int ok = mem && compute_metrics(mem, &tm->m, &tm->real, &fake, tm->e.dim, 3, 0, 10, tm->e.num_classes, 0);
+    size_t len = 0;
+    if (ok) {
+        rewind(mem);
+        len = fread(line, 1, sizeof line - 1, mem);
+    }
+    line[len] = 0;
+    if (mem) fclose(mem);
+    feature_set_free(&fake);
+    if (!ok) return 0;
+    fprintf(tm->log, "{\"kimg\": %.3f, \"snapshot\": \"%s\", \"num_fake\": %lld, \"num_real\": %lld, \"features\": \"%s\", "
+            "\"metrics\": %s}\n", kimg, snapshot, (long long)tm->num, (long long)tm->real.n, tm->e.name, line);
+    fflush(tm->log);
+    printf("metrics at %.3f kimg (%.0f s): %s\n", kimg, wall_seconds() - t0, line);
+    return 1;
+}
+
+static void train_metrics_close(train_metrics *tm) {
+    if (tm->log) fclose(tm->log);
+    feature_set_free(&tm->real);
+    extractor_close(&tm->e);
+    memset(tm, 0, sizeof *tm);
+}
