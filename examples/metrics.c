@@ -62,6 +62,18 @@ static int extractor_run(extractor *e, const float *images, int64_t n, int chann
     return s == GANTL_OK;
 }
 
+/* s as a JSON string (quoted, escaped). */
+static void json_string(FILE *out, const char *s) {
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
+        else if (ch < 0x20) fprintf(out, "\\u%04x", ch);
+        else fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
 /* A set of images to score: its features and (classifier) predictions. */
 typedef struct feature_set {
     int64_t n;
@@ -494,12 +506,17 @@ static int cmd_select(int argc, char **argv) {
                     printf("-     (failed)                                       %s\n", scores[i].spec);
             }
         }
-        printf("{\"target\": \"%s\", \"by\": \"%s\", \"num\": %ld, \"k\": %ld, \"features\": \"%s\", \"ranking\": [", target.name,
-               select_by, num, k, e.name);
+        printf("{\"target\": ");
+        json_string(stdout, target.name);
+        printf(", \"by\": \"%s\", \"num\": %ld, \"k\": %ld, \"features\": ", select_by, num, k);
+        json_string(stdout, e.name);
+        printf(", \"ranking\": [");
         for (int i = 0, first = 1; i < nsources; i++) {
             if (!scores[i].ok) continue;
-            printf("%s{\"source\": \"%s\", \"recall\": %.6f, \"precision\": %.6f, \"fid\": %.6f, \"kid\": %.8f}",
-                   first ? "" : ", ", scores[i].spec, scores[i].recall, scores[i].precision, scores[i].fid, scores[i].kid);
+            printf("%s{\"source\": ", first ? "" : ", ");
+            json_string(stdout, scores[i].spec);
+            printf(", \"recall\": %.6f, \"precision\": %.6f, \"fid\": %.6f, \"kid\": %.8f}", scores[i].recall,
+                   scores[i].precision, scores[i].fid, scores[i].kid);
             first = 0;
         }
         printf("]}\n");
@@ -564,8 +581,11 @@ static int train_metrics_eval(train_metrics *tm, gantl_generator *G, double kimg
     if (mem) fclose(mem);
     feature_set_free(&fake);
     if (!ok) return 0;
-    fprintf(tm->log, "{\"kimg\": %.3f, \"snapshot\": \"%s\", \"num_fake\": %lld, \"num_real\": %lld, \"features\": \"%s\", "
-            "\"metrics\": %s}\n", kimg, snapshot, (long long)tm->num, (long long)tm->real.n, tm->e.name, line);
+    fprintf(tm->log, "{\"kimg\": %.3f, \"snapshot\": ", kimg);
+    json_string(tm->log, snapshot);
+    fprintf(tm->log, ", \"num_fake\": %lld, \"num_real\": %lld, \"features\": ", (long long)tm->num, (long long)tm->real.n);
+    json_string(tm->log, tm->e.name);
+    fprintf(tm->log, ", \"metrics\": %s}\n", line);
     fflush(tm->log);
     printf("metrics at %.3f kimg (%.0f s): %s\n", kimg, wall_seconds() - t0, line);
     return 1;
