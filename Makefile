@@ -43,7 +43,7 @@ config:
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-$(BUILD)/gantl: examples/gantl.c $(HEADERS) | $(BUILD)
+$(BUILD)/gantl: examples/gantl.c $(wildcard examples/*.c examples/*.h) $(HEADERS) | $(BUILD)
 	@echo '#include <stb/stb_image_write.h>' | $(CC) -E -x c - >/dev/null 2>&1 || \
 		{ echo "gantl: the CLI writes PNG with stb: install it (Debian: apt-get install libstb-dev)"; exit 1; }
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
@@ -114,6 +114,9 @@ fixtures:
 	$(PYTHON) tools/gen_ada_fixtures.py
 	$(PYTHON) tools/gen_data_fixtures.py
 	$(PYTHON) tools/inception_ref.py fixture
+	$(PYTHON) tools/ref_metrics.py
+	$(PYTHON) tools/train_ref.py
+	$(PYTHON) tools/toy2d_ref.py
 
 # The Fashion-MNIST feature extractor shipped in models/ (about 30 minutes on 2 cores;
 # 92.85% test accuracy, deterministic for a given thread count).

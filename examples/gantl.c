@@ -914,7 +914,10 @@ static const command commands[] = {
      "  --every N              a checkpoint every N G steps (default 50: 101 checkpoints)\n"
      "  --finetune-steps N     G steps of each fine-tuning (default 1001)\n"
      "  --test-every N         W1 every N G steps of fine-tuning (default 250)\n"
-     "  --variants 0|1         also the G-only / D-only / scratch / other-source fine-tunings (default 1)\n"},
+     "  --variants 0|1         also the G-only / D-only / scratch / other-source fine-tunings (default 1)\n"
+     "  --replay IN --replay-out OUT   run the loop on the weights and batches recorded in IN\n"
+     "                         (tools/toy2d_ref.py) and write the results to OUT (how the tests\n"
+     "                         check it against PyTorch)\n"},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 

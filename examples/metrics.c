@@ -74,6 +74,12 @@ static void json_string(FILE *out, const char *s) {
     fputc('"', out);
 }
 
+/* , "key": value with value as JSON (null when not finite). */
+static void json_field(FILE *out, const char *key, double value) {
+    if (isfinite(value)) fprintf(out, ", \"%s\": %.9g", key, value);
+    else fprintf(out, ", \"%s\": null", key);
+}
+
 /* A set of images to score: its features and (classifier) predictions. */
 typedef struct feature_set {
     int64_t n;

@@ -405,6 +405,111 @@ static void test_cli_select(void) {
     }
     cli_run("rm -rf build/cli_cache", out, sizeof out);
 }
+/* The 2-D experiment's networks and loop against PyTorch (tools/toy2d_ref.py): the same
+   weights and batches give the same losses, weights, BatchNorm statistics, eval-mode output
+   and grad-D similarity. */
+static void test_cli_toy2d_matches_pytorch(void) {
+    char out[4096];
+    int rc = cli_run("./build/gantl toy2d --replay tests/fixtures/toy2d_replay.safetensors --replay-out build/toy2d_replay.safetensors",
+                     out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    gantl_st_file got, want;
+    if (gantl_st_load(&got, "build/toy2d_replay.safetensors") != GANTL_OK) {
+        CHECK_MSG(0, "%s", gantl_last_error());
+        return;
+    }
+    CHECK(gantl_st_load(&want, "tests/fixtures/toy2d_replay.safetensors") == GANTL_OK);
+    int compared = 0;
+    for (int i = 0; i < got.count; i++) {
+        const gantl_st_tensor *t = &got.tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "expected.%s", t->name);
+        const gantl_st_tensor *e = gantl_st_find(&want, name);
+        CHECK_MSG(e && e->numel == t->numel, "%s: missing or of another size", name);
+        if (!e || e->numel != t->numel) continue;
+        float *a = (float *)malloc((size_t)t->numel * sizeof(float)), *b = (float *)malloc((size_t)t->numel * sizeof(float));
+        gantl_st_read_f32(&got, t->name, a, t->numel, 0, NULL);
+        gantl_st_read_f32(&want, name, b, t->numel, 0, NULL);
+        /* Adam normalises the step, so elements with near-zero gradients may differ by a few
+           1e-5 after rounding; a real error moves many elements by ~lr = 2e-4 per step. */
+        double max_diff = 0, sum_diff = 0, tol = strstr(t->name, "loss") || strstr(t->name, "similarity") ? 1e-5 : 1e-4;
+        for (int64_t k = 0; k < t->numel; k++) {
+            double d = fabs((double)a[k] - b[k]) / (strstr(t->name, "loss") ? fmax(1.0, fabs(b[k])) : 1.0);
+            max_diff = fmax(max_diff, d), sum_diff += d;
+        }
+        CHECK_MSG(max_diff <= tol && sum_diff / t->numel <= 1e-5, "%s: max diff %g, mean %g", t->name, max_diff,
+                  sum_diff / t->numel);
+        compared++;
+        free(a), free(b);
+    }
+    CHECK_MSG(compared == 46, "%d tensors compared", compared); /* G: 6 fc x 2 + 5 bn x 4, D: 5 fc x 2, 4 results */
+    gantl_st_free(&got);
+    gantl_st_free(&want);
+    remove("build/toy2d_replay.safetensors");
+}
+
+/* A tiny run of the whole experiment writes every output, with the keys it promises. */
+static void test_cli_toy2d_outputs(void) {
+    char out[8192];
+    int rc = cli_run("rm -rf build/toy2d && ./build/gantl toy2d --out build/toy2d --pretrain-steps 51 --every 25 "
+                     "--finetune-steps 26 --test-every 25 --variants 0 --seeds 0-1", out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    CHECK(strstr(out, "Pearson(recall, W1) = ") && strstr(out, "(paper: -0.843)"));
+    const char *files[6] = {"build/toy2d/samples.png", "build/toy2d/w1_vs_recall.png", "build/toy2d/w1_vs_similarity.png",
+                            "build/toy2d/checkpoints_seed0.csv", "build/toy2d/checkpoints_seed1.csv", "build/toy2d/results.json"};
+    for (int i = 0; i < 6; i++) {
+        unsigned char *bytes;
+        size_t size;
+        CHECK_MSG(gantl_read_file(files[i], &bytes, &size) == GANTL_OK && size > 20, "%s missing", files[i]);
+        if (i < 3 && size > 8) CHECK_MSG(!memcmp(bytes, "\x89PNG", 4), "%s is not a PNG", files[i]);
+        if (i == 3 && size) { /* header + 3 checkpoints (G steps 0, 25, 50), 2 tests each */
+            int lines = 0;
+            for (size_t k = 0; k < size; k++) lines += bytes[k] == '\n';
+            CHECK_MSG(!strncmp((char *)bytes, "g_step,recall,grad_d_similarity,w1_min,w1_at_0,w1_at_25\n", 56) && lines == 4,
+                      "csv: %.200s", (char *)bytes);
+        }
+        if (i == 5 && size) {
+            gantl_json j;
+            int parsed = gantl_json_parse(&j, (char *)bytes, size) == GANTL_OK;
+            CHECK_MSG(parsed, "results.json: %s", gantl_last_error());
+            if (parsed) {
+                const gantl_json *s = gantl_json_get(&j, "seeds");
+                CHECK(s && s->type == GANTL_JSON_ARRAY && s->count == 2);
+                if (s && s->count == 2) {
+                    const gantl_json *pc = gantl_json_get(&s->items[1], "per_checkpoint");
+                    CHECK(pc && pc->type == GANTL_JSON_ARRAY && pc->count == 3);
+                    if (pc && pc->count == 3) {
+                        double w1 = cli_json_number(&pc->items[2], "w1"), r = cli_json_number(&pc->items[2], "recall");
+                        CHECK_MSG(w1 > 0 && w1 < 40 && r >= 0 && r <= 1, "w1 %g recall %g", w1, r);
+                        CHECK(cli_json_number(&pc->items[2], "g_step") == 50);
+                    }
+                }
+                CHECK(isfinite(cli_json_number(&j, "pearson_recall_w1_mean")) && isfinite(cli_json_number(&j, "pearson_recall_w1_std")));
+                gantl_json_free(&j);
+            }
+        }
+        if (size) free(bytes);
+    }
+    struct {
+        const char *args;
+        int rc;
+        const char *message;
+    } cases[] = {
+        {"toy2d --source III", 2, "--source must be I or II"},
+        {"toy2d --seeds 0-9", 2, "one to four seeds"},
+        {"toy2d --every 1", 2, "at most 128 checkpoints"},
+        {"toy2d --replay tests/fixtures/core.safetensors --replay-out build/x.safetensors", 1, "--replay: needs real"},
+        {"toy2d --replay tests/fixtures/toy2d_replay.safetensors", 2, "--replay needs --replay-out"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char command[512];
+        snprintf(command, sizeof command, "./build/gantl %s", cases[i].args);
+        rc = cli_run(command, out, sizeof out);
+        CHECK_MSG(rc == cases[i].rc, "'%s': exit %d, expected %d", cases[i].args, rc, cases[i].rc);
+        CHECK_MSG(strstr(out, cases[i].message) != NULL, "'%s': output '%s'", cases[i].args, out);
+    }
+    cli_run("rm -rf build/toy2d", out, sizeof out);
+}
 #endif
 
 static void run_cli_tests(void) {
@@ -417,5 +522,7 @@ static void run_cli_tests(void) {
     RUN(test_cli_metrics_features_match_library);
     RUN(test_cli_metrics_images_and_cache);
     RUN(test_cli_select);
+    RUN(test_cli_toy2d_matches_pytorch);
+    RUN(test_cli_toy2d_outputs);
 #endif
 }
