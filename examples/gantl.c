@@ -454,6 +454,49 @@ done:
 
 /* ---- train ---- */
 
+/* A checkpoint for sharing: the networks and their configurations, without the training
+   state (Adam moments, sampler, augmentation statistics), so another run fine-tunes it. */
+static int cmd_export(int argc, char **argv) {
+    static const char *const known[] = {"--ckpt", "--out", "--with-d", NULL};
+    options o = {argc, argv, 0};
+    if (!opt_check(&o, known)) return 2;
+    const char *in = opt_get(&o, "--ckpt"), *out = opt_get(&o, "--out"), *with_d_s = opt_get(&o, "--with-d");
+    long with_d = 1;
+    if (o.error) return 2;
+    if (!in || !out) return fail("export", "--ckpt and --out are required"), 2;
+    if (with_d_s && !parse_long(with_d_s, 0, 1, &with_d)) return fail("export", "--with-d is 0 or 1"), 2;
+    gantl_st_file st;
+    if (gantl_st_load(&st, in) != GANTL_OK) return fail_status("export");
+    if (!gantl_st_meta(&st, "gantl.G") || (with_d && !gantl_st_meta(&st, "gantl.D"))) {
+        gantl_st_free(&st);
+        return fail("export", "the checkpoint has no gantl.G / gantl.D configuration (not a gantl checkpoint?)"), 1;
+    }
+    gantl_st_writer w;
+    gantl_st_writer_init(&w);
+    int64_t kept = 0, floats = 0;
+    for (int i = 0; i < st.count; i++) {
+        const gantl_st_tensor *t = &st.tensors[i];
+        int keep = !strncmp(t->name, "G.", 2) || !strncmp(t->name, "G_ema.", 6) || (with_d && !strncmp(t->name, "D.", 2));
+        if (!keep) continue;
+        gantl_st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, t->bytes);
+        kept++, floats += t->numel;
+    }
+    for (int i = 0; i < st.meta_count; i++) {
+        const char *k = st.meta_keys[i];
+        if (!strcmp(k, "gantl.train") || (!with_d && !strcmp(k, "gantl.D"))) continue;
+        /* the data description stays, renamed, so the export is never mistaken for a run to continue */
+        gantl_st_writer_meta(&w, !strcmp(k, "gantl.data") ? "gantl.source_data" : k, st.meta_values[i]);
+    }
+    gantl_st_writer_meta(&w, "gantl.exported_from", in);
+    gantl_status s = gantl_st_writer_save(&w, out);
+    gantl_st_writer_free(&w);
+    gantl_st_free(&st);
+    if (s != GANTL_OK) return fail_status("export");
+    printf("wrote %s: %lld tensors, %.2f MB of parameters (G, G_ema%s)\n", out, (long long)kept, floats * 4.0 / 1e6,
+           with_d ? ", D" : "");
+    return 0;
+}
+
 static volatile sig_atomic_t stop_requested;
 static void on_stop_signal(int sig) {
     (void)sig;
@@ -851,6 +894,10 @@ static const command commands[] = {
      "  --images X.npy   float images in [-1, 1] of shape (N, C, H, W)\n"
      "  --out FILE       write the (N, 1) logits as float32 .npy (default: print them)\n"
      "  --class N        class index for a conditional discriminator\n"},
+    {"export", cmd_export, "a checkpoint's networks without the training state, to share or fine-tune",
+     "usage: gantl export --ckpt SNAPSHOT --out FILE [--with-d 0]\n"
+     "  Keeps G, G_ema and (unless --with-d 0) D with their configurations; drops the Adam\n"
+     "  moments, sampler and augmentation state. `gantl train --resume FILE` fine-tunes it.\n"},
     {"train", cmd_train, "train or fine-tune StyleGAN2-ADA",
      "usage: gantl train --data SPEC --out DIR [options]\n"
      "  --data SPEC         an image folder, an .npy of images, or fashion-mnist[:CLASSES][@train|@test]\n"

@@ -211,7 +211,26 @@ static void test_cli_train_outputs_and_exact_resume(void) {
     CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "D."));
     CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "G_ema."));
     CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "train."));
-    cli_run("rm -rf build/cli_a build/cli_b build/cli_b2", out, sizeof out);
+    /* export: the networks unchanged, no training state; resuming it on the same data fine-tunes */
+    rc = cli_run("./build/gantl export --ckpt build/cli_a/network-snapshot-000000.safetensors --out build/cli_a/export.safetensors",
+                 out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "wrote build/cli_a/export.safetensors"), "exit %d: %s", rc, out);
+    const char *prefixes[3] = {"G.", "D.", "G_ema."};
+    for (int i = 0; i < 3; i++)
+        CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_a/export.safetensors", prefixes[i]));
+    gantl_st_file ex;
+    if (gantl_st_load(&ex, "build/cli_a/export.safetensors") == GANTL_OK) {
+        int train_tensors = 0;
+        for (int i = 0; i < ex.count; i++) train_tensors += !strncmp(ex.tensors[i].name, "train.", 6);
+        CHECK(train_tensors == 0 && !gantl_st_meta(&ex, "gantl.train") && gantl_st_meta(&ex, "gantl.G") && gantl_st_meta(&ex, "gantl.D"));
+        gantl_st_free(&ex);
+    } else
+        CHECK_MSG(0, "%s", gantl_last_error());
+    rc = cli_run(CLI_TRAIN "--out build/cli_c --kimg 0.008 --resume build/cli_a/export.safetensors", out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "fine-tuning"), "exit %d: %s", rc, out);
+    rc = cli_run("./build/gantl export --ckpt tests/fixtures/core.safetensors --out build/cli_a/x.safetensors", out, sizeof out);
+    CHECK_MSG(rc == 1 && strstr(out, "no gantl.G / gantl.D configuration"), "exit %d: %s", rc, out);
+    cli_run("rm -rf build/cli_a build/cli_b build/cli_b2 build/cli_c", out, sizeof out);
 }
 
 static void test_cli_train_fine_tunes_a_checkpoint(void) {
