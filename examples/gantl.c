@@ -830,6 +830,18 @@ static int cmd_train(int argc, char **argv) {
                    (t.cur_nimg - tick_start_nimg) / sec, eta > 0 ? eta : 0, tick_mean(&sums, 0), tick_mean(&sums, 1),
                    (double)t.augment.p);
             fflush(stdout);
+            char metrics_json[2048] = "";
+            if (done || (tick + 1) % snap == 0) { /* a snapshot, its sample grid and (--metrics) its scores */
+                char snap_path[4096];
+                if (!save_snapshot(out, &t, &ds, &sampler, use_labels, snap_path, sizeof snap_path)) goto train_done;
+                snprintf(path, sizeof path, "%s/fakes%06lld.png", out, (long long)(t.cur_nimg / 1000));
+                save_fakes(path, &t, grid_z, grid_c, grid);
+                printf("saved %s\n", snap_path);
+                fflush(stdout);
+                if (have_tm && !train_metrics_eval(&tm, &t.G_ema, t.cur_nimg / 1000.0, snap_path, metrics_json,
+                                                   sizeof metrics_json))
+                    goto train_done;
+            }
             fprintf(log, "{\"tick\": %lld, \"kimg\": %.3f, \"total_sec\": %.3f, \"sec_per_kimg\": %.3f, \"img_per_sec\": %.3f, "
                     "\"augment_p\": %.6f, \"pl_mean\": %.6f", (long long)tick, t.cur_nimg / 1000.0, now - start, per_kimg,
                     (t.cur_nimg - tick_start_nimg) / sec, (double)t.augment.p, (double)t.pl_mean);
@@ -837,18 +849,10 @@ static int cmd_train(int argc, char **argv) {
                 double m = tick_mean(&sums, i);
                 if (m == m) fprintf(log, ", \"%s\": %.6g", tick_names[i], m);
             }
+            if (metrics_json[0]) fprintf(log, ", \"metrics\": %s", metrics_json);
             fprintf(log, ", \"timestamp\": %.3f}\n", (double)time(NULL));
             fflush(log);
             tick++;
-            if (done || tick % snap == 0) {
-                char snap_path[4096];
-                if (!save_snapshot(out, &t, &ds, &sampler, use_labels, snap_path, sizeof snap_path)) goto train_done;
-                snprintf(path, sizeof path, "%s/fakes%06lld.png", out, (long long)(t.cur_nimg / 1000));
-                save_fakes(path, &t, grid_z, grid_c, grid);
-                printf("saved %s\n", snap_path);
-                fflush(stdout);
-                if (have_tm && !train_metrics_eval(&tm, &t.G_ema, t.cur_nimg / 1000.0, snap_path)) goto train_done;
-            }
             memset(&sums, 0, sizeof sums);
             tick_start = wall_seconds(), tick_start_nimg = t.cur_nimg;
         }
@@ -945,6 +949,8 @@ static const command commands[] = {
      "  --sources A B ...   checkpoints (.safetensors) and/or dataset specs\n"
      "  --by METRIC         recall (default), precision, fid or kid\n"
      "  --num N             samples per source and at most N target images (default 10000)\n"
+     "  --max-target N      the target's seeded subset of N images instead (the subset\n"
+     "                      `gantl train --max-images N --seed S` trains on, for the same --seed)\n"
      "  --features F        fmnist (default), fmnist:PATH or inception:PATH\n"
      "  --k K               neighbours for precision / recall (default 3);  --strict 1: '<' balls\n"
      "  --seed S            latents and subsets (default 0);  --cache DIR: feature cache\n"

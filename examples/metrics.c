@@ -428,7 +428,7 @@ static int source_score_compare(const void *pa, const void *pb) {
 
 static int cmd_select(int argc, char **argv) {
     static const char *const known[] = {"--target", "--by", "--num", "--features", "--k", "--strict", "--json", "--seed",
-                                        "--cache", NULL};
+                                        "--cache", "--max-target", NULL};
     /* --sources takes every following argument up to the next option */
     char **rest = (char **)malloc((size_t)(argc + 1) * sizeof(char *));
     const char **sources = (const char **)malloc((size_t)(argc + 1) * sizeof(char *));
@@ -450,11 +450,12 @@ static int cmd_select(int argc, char **argv) {
     const char *target_s = opt_get(&o, "--target"), *by = opt_get(&o, "--by"), *num_s = opt_get(&o, "--num");
     const char *feat_s = opt_get(&o, "--features"), *k_s = opt_get(&o, "--k"), *strict_s = opt_get(&o, "--strict");
     const char *json_s = opt_get(&o, "--json"), *seed_s = opt_get(&o, "--seed"), *cache_s = opt_get(&o, "--cache");
+    const char *max_target_s = opt_get(&o, "--max-target");
     if (o.error) goto out;
-    long num = 10000, k = 3, strict = 0, json = 0, seed = 0;
+    long num = 10000, k = 3, strict = 0, json = 0, seed = 0, max_target = 0;
     if ((num_s && !parse_long(num_s, 2, 1 << 24, &num)) || (k_s && !parse_long(k_s, 1, 1000, &k)) ||
         (strict_s && !parse_long(strict_s, 0, 1, &strict)) || (json_s && !parse_long(json_s, 0, 1, &json)) ||
-        (seed_s && !parse_long(seed_s, 0, LONG_MAX, &seed))) {
+        (seed_s && !parse_long(seed_s, 0, LONG_MAX, &seed)) || (max_target_s && !parse_long(max_target_s, 2, 1 << 24, &max_target))) {
         fail("select", "a numeric option is out of range (see gantl select --help)");
         goto out;
     }
@@ -473,7 +474,7 @@ static int cmd_select(int argc, char **argv) {
     char buf[4096];
     const char *cache_dir = cache_s ? cache_s : default_cache_dir(buf, sizeof buf);
     feature_set target;
-    if (!feature_set_make(&target, target_s, &e, num, (uint64_t)seed, cache_dir)) {
+    if (!feature_set_make(&target, target_s, &e, max_target ? max_target : num, (uint64_t)seed, cache_dir)) {
         extractor_close(&e);
         goto out;
     }
@@ -569,8 +570,9 @@ static int train_metrics_open(train_metrics *tm, const char *list, const char *f
 }
 
 /* Scores num samples of G (the EMA generator) against the real features: one line of
-   metrics.jsonl and of the console. */
-static int train_metrics_eval(train_metrics *tm, gantl_generator *G, double kimg, const char *snapshot) {
+   metrics.jsonl and of the console; the metrics' JSON object also into json (for stats.jsonl). */
+static int train_metrics_eval(train_metrics *tm, gantl_generator *G, double kimg, const char *snapshot, char *json,
+                              size_t json_size) {
     feature_set fake;
     memset(&fake, 0, sizeof fake);
     double t0 = wall_seconds();
@@ -592,6 +594,7 @@ static int train_metrics_eval(train_metrics *tm, gantl_generator *G, double kimg
     fprintf(tm->log, ", \"num_fake\": %lld, \"num_real\": %lld, \"features\": ", (long long)tm->num, (long long)tm->real.n);
     json_string(tm->log, tm->e.name);
     fprintf(tm->log, ", \"metrics\": %s}\n", line);
+    snprintf(json, json_size, "%s", line);
     fflush(tm->log);
     printf("metrics at %.3f kimg (%.0f s): %s\n", kimg, wall_seconds() - t0, line);
     return 1;

@@ -180,10 +180,11 @@ static void test_cli_train_outputs_and_exact_resume(void) {
     if (size) { /* two ticks, each a JSON object with the losses */
         int lines = 0;
         for (size_t i = 0; i < size; i++) lines += log[i] == '\n';
-        CHECK(lines == 2 && strstr((char *)log, "\"loss_g\": ") && strstr((char *)log, "\"img_per_sec\": "));
+        CHECK(lines == 2 && strstr((char *)log, "\"loss_g\": ") && strstr((char *)log, "\"img_per_sec\": ") &&
+              strstr((char *)log, "\"metrics\": {\"fid\": "));
         free(log);
     }
-    /* --metrics: one line per snapshot (two) (scoring G_ema must not disturb training: cli_b2 below
+    /* --metrics: one line per snapshot (two), also in stats.jsonl (scoring G_ema must not disturb training: cli_b2 below
        runs without it and must match) */
     CHECK(gantl_read_file("build/cli_a/metrics.jsonl", &log, &size) == GANTL_OK);
     if (size) {
