@@ -88,14 +88,29 @@ typedef struct options {
     int error;
 } options;
 
-/* The value of --name, or NULL. A flag given without a value is an error. */
+/* Switches: given alone they mean 1 (--json), or take 0 / 1 (--json 0). */
+static int is_switch(const char *name, size_t n) {
+    static const char *const switches[] = {"--json", "--strict", "--mirror", "--cond", "--variants", "--with-d", NULL};
+    for (int k = 0; switches[k]; k++)
+        if (strlen(switches[k]) == n && !strncmp(name, switches[k], n)) return 1;
+    return 0;
+}
+
+/* A switch's value follows it only when it is 0 or 1. */
+static int switch_value_follows(options *o, int i) {
+    return i + 1 < o->argc && (!strcmp(o->argv[i + 1], "0") || !strcmp(o->argv[i + 1], "1"));
+}
+
+/* The value of --name, or NULL. An option other than a switch given without a value is an
+   error. */
 static const char *opt_get(options *o, const char *name) {
     size_t n = strlen(name);
     for (int i = 1; i < o->argc; i++) {
         if (strncmp(o->argv[i], name, n) != 0) continue;
         if (o->argv[i][n] == '=') return o->argv[i] + n + 1;
         if (o->argv[i][n] == 0) {
-            if (i + 1 < o->argc) return o->argv[i + 1];
+            if (is_switch(name, n)) return switch_value_follows(o, i) ? o->argv[i + 1] : "1";
+            if (i + 1 < o->argc && strncmp(o->argv[i + 1], "--", 2)) return o->argv[i + 1];
             fprintf(stderr, "gantl: option %s needs a value\n", name);
             o->error = 1;
             return NULL;
@@ -113,7 +128,8 @@ static int opt_check(options *o, const char *const *known) {
             size_t n = strlen(known[k]);
             if (!strncmp(a, known[k], n) && (a[n] == 0 || a[n] == '=')) {
                 ok = 1;
-                if (a[n] == 0) i++; /* skip the value */
+                if (a[n] == 0 && (is_switch(a, n) ? switch_value_follows(o, i) : i + 1 < o->argc && strncmp(o->argv[i + 1], "--", 2)))
+                    i++; /* skip the value */
             }
         }
         if (!ok) {
@@ -918,7 +934,7 @@ static const command commands[] = {
      "  --seed S            random seed (default 0)\n"
      "  --snap N            a snapshot every N ticks (default 10);  --tick KIMG: kimg per tick (default 1)\n"
      "  --max-images N      a random subset of N images (limited-data targets)\n"
-     "  --mirror 1          add x-flips;  --cond 1: use the data's labels\n"
+     "  --mirror            add x-flips;  --cond: use the data's labels\n"
      "  --channel-base N, --channel-max N   network width (new runs)\n"
      "  --metrics LIST      at each snapshot, score G_ema: fid, kid, pr, dc, modes (into metrics.jsonl)\n"
      "  --metrics-num N     generated images per evaluation (default 5000)\n"
@@ -934,11 +950,11 @@ static const command commands[] = {
      "                       (weights converted by tools/convert_inception.py)\n"
      "  --num N              images per side: samples of a checkpoint, a seeded subset of data (default 10000)\n"
      "  --k K                neighbours for precision / recall / density / coverage (default 3)\n"
-     "  --strict 1           '<' instead of '<=' for the k-NN balls (prdc's convention)\n"
+     "  --strict             '<' instead of '<=' for the k-NN balls (prdc's convention)\n"
      "  --mode-min M         modes: classes with at least M of the fake images (default 10)\n"
      "  --seed S             latents and subsets (default 0)\n"
      "  --cache DIR          feature cache (default $GANTL_CACHE, else ~/.cache/gantl)\n"
-     "  --json 1             only the JSON line\n"},
+     "  --json               only the JSON line\n"},
     {"select", cmd_select, "rank source checkpoints (or datasets) for a target by recall, precision, FID or KID",
      "usage: gantl select --target SPEC --sources SPEC... [options]\n"
      "  Scores each source against the target in one feature space: the source's samples (a\n"
@@ -952,9 +968,9 @@ static const command commands[] = {
      "  --max-target N      the target's seeded subset of N images instead (the subset\n"
      "                      `gantl train --max-images N --seed S` trains on, for the same --seed)\n"
      "  --features F        fmnist (default), fmnist:PATH or inception:PATH\n"
-     "  --k K               neighbours for precision / recall (default 3);  --strict 1: '<' balls\n"
+     "  --k K               neighbours for precision / recall (default 3);  --strict: '<' balls\n"
      "  --seed S            latents and subsets (default 0);  --cache DIR: feature cache\n"
-     "  --json 1            only the JSON line\n"},
+     "  --json              only the JSON line\n"},
     {"toy2d", cmd_toy2d, "the paper's 2-D experiment: recall and grad-D similarity predict fine-tuning W1",
      "usage: gantl toy2d [--out DIR] [--seeds 0-2] [options]\n"
      "  Pretrains the MLP GAN on a source, fine-tunes every checkpoint on the 10-Gaussian target and\n"

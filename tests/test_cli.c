@@ -142,7 +142,7 @@ static int cli_same_tensors(const char *a_path, const char *b_path, const char *
     return same && compared > 0;
 }
 
-/* The last line of out parsed as JSON (the --json 1 output), or 0. */
+/* The last line of out parsed as JSON (the --json output), or 0. */
 static int cli_last_json(const char *out, gantl_json *j) {
     const char *end = out + strlen(out);
     while (end > out && (end[-1] == '\n' || end[-1] == ' ')) end--;
@@ -375,7 +375,7 @@ static void test_cli_metrics_images_and_cache(void) {
 static void test_cli_select(void) {
     char out[16384];
     const char *base = "./build/gantl select --target fashion-mnist:bag@test --sources fashion-mnist:sandal "
-                       "fashion-mnist:bag fashion-mnist:trouser --num 200 --json 1 --cache build/cli_cache";
+                       "fashion-mnist:bag fashion-mnist:trouser --num 200 --json --cache build/cli_cache";
     const char *bys[2] = {"recall", "fid"};
     for (int b = 0; b < 2; b++) {
         char cmd[1024];
