@@ -33,7 +33,7 @@ ALL_CFLAGS = -std=c99 $(CFLAGS) $(ARCH) $(WARN) $(OMPFLAGS)
 LDLIBS = -lm
 HEADERS = gantl.h
 
-.PHONY: all test test-tools asan bench demo fixtures classifier clean config compile-check
+.PHONY: all test test-tools asan bench demo mlp-demo fixtures classifier clean config compile-check
 
 all: config $(BUILD)/gantl $(BUILD)/mlp
 
@@ -104,7 +104,11 @@ bench: $(BUILD)/bench
 	else ./$(BUILD)/bench; echo "python3-torch not installed: no PyTorch comparison"; fi
 	$(Q)if $(PYTHON) -c 'import scipy' 2>/dev/null; then $(PYTHON) tools/bench_metrics.py; fi
 
-demo: $(BUILD)/mlp
+# The paper's main result on the bundled defaults (installs missing Debian packages first).
+demo:
+	$(Q)bash tools/demo.sh
+
+mlp-demo: $(BUILD)/mlp
 	$(Q)./$(BUILD)/mlp
 
 fixtures:

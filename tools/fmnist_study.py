@@ -14,7 +14,7 @@ Stages (each skips work whose output already exists, so the study can be resumed
 
 usage: python3 tools/fmnist_study.py [--stages sources,select,finetune,summary]
            [--source-kimg 60] [--finetune-kimg 20] [--out out/fmnist_study]
-Needs build/gantl (make) and Debian's dataset-fashion-mnist. Only the Python standard library.
+Needs build/gantl (make; or the binary named by $GANTL) and Debian's dataset-fashion-mnist. Only the Python standard library.
 """
 import argparse
 import json
@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-GANTL = os.path.join(ROOT, "build", "gantl")
+GANTL = os.environ.get("GANTL", os.path.join(ROOT, "build", "gantl"))  # $GANTL: another build
 
 TARGET = "sneaker"
 # the held-out class is in none of the sources
