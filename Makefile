@@ -54,11 +54,11 @@ $(BUILD)/mlp: examples/mlp.c $(HEADERS) | $(BUILD)
 TEST_SOURCES = $(wildcard tests/*.c tests/*.h)
 
 $(BUILD)/test: $(TEST_SOURCES) $(HEADERS) | $(BUILD)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ tests/test_main.c $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -pthread -o $@ tests/test_main.c $(LDLIBS)
 
 $(BUILD)/test-asan: $(TEST_SOURCES) $(HEADERS) | $(BUILD)
 	$(Q)$(CC) -std=c99 -O1 -g $(WARN) $(OMPFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer \
-		-fno-sanitize-recover=undefined -o $@ tests/test_main.c $(LDLIBS)
+		-fno-sanitize-recover=undefined -pthread -o $@ tests/test_main.c $(LDLIBS)
 
 $(BUILD)/bench: tests/bench.c $(wildcard tests/bench_*.c) $(HEADERS) | $(BUILD)
 	$(Q)$(CC) $(ALL_CFLAGS) -O2 -o $@ tests/bench.c $(LDLIBS)
