@@ -39,6 +39,7 @@
 #include "test_extractors.c"
 #include "test_inception.c"
 #include "test_parallel.c"
+#include "test_mpi.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
@@ -54,6 +55,7 @@ int main(int argc, char **argv) {
     run_extractor_tests();
     run_inception_tests();
     run_parallel_tests();
+    run_mpi_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }
