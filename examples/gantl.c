@@ -976,7 +976,9 @@ static const command commands[] = {
      "  --mode-min M         modes: classes with at least M of the fake images (default 10)\n"
      "  --seed S             latents and subsets (default 0)\n"
      "  --cache DIR          feature cache (default $GANTL_CACHE, else ~/.cache/gantl)\n"
-     "  --json 1             only the JSON line\n"},
+     "  --json 1             only the JSON line\n"
+     "  With mpirun (an MPI build), the ranks share the image generation and feature extraction;\n"
+     "  --comm-timeout SEC bounds their waits (default 600).\n"},
     {"toy2d", cmd_toy2d, "the paper's 2-D experiment: recall and grad-D similarity predict fine-tuning W1",
      "usage: gantl toy2d [--out DIR] [--seeds 0-2] [options]\n"
      "  Pretrains the MLP GAN on a source, fine-tunes every checkpoint on the 10-Gaussian target and\n"

@@ -126,13 +126,46 @@ static void cache_save(const char *dir, const char *path, const char *key, const
     gantl_st_writer_free(&w);
 }
 
+/* With K ranks (mpirun), rank r's share [lo, hi) of n items: contiguous whole blocks. */
+static void rank_share(int64_t n, int64_t block, int64_t *lo, int64_t *hi) {
+    int64_t blocks = (n + block - 1) / block, K = cli_comm.size, r = cli_comm.rank;
+    *lo = blocks * r / K * block, *hi = blocks * (r + 1) / K * block;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* f's features (and predictions) of images (n, ...) whose rows [lo, hi) this rank holds:
+   it extracts those, then every rank gets every row (a sum of zero-filled arrays over the
+   ranks, exact). */
+static int extract_shared(feature_set *f, extractor *e, const float *images, int64_t lo, int64_t hi, int channels, int res) {
+    int64_t n = f->n, per = (int64_t)channels * res * res;
+    f->features = (float *)calloc((size_t)(n * e->dim) + 1, sizeof(float));
+    f->predictions = e->kind == 0 ? (int32_t *)calloc((size_t)n + 1, sizeof(int32_t)) : NULL;
+    if (!f->features || (e->kind == 0 && !f->predictions)) return fail("metrics", "out of memory"), 0;
+    if (hi > lo && !extractor_run(e, images + lo * per, hi - lo, channels, res, f->features + lo * e->dim,
+                                  f->predictions ? f->predictions + lo : NULL))
+        return 0;
+    if (cli_comm.size == 1) return 1;
+    float *pred = f->predictions ? (float *)calloc((size_t)n + 1, sizeof(float)) : NULL;
+    if (f->predictions && !pred) return fail("metrics", "out of memory"), 0;
+    for (int64_t i = lo; pred && i < hi; i++) pred[i] = (float)f->predictions[i]; /* class indices: exact as floats */
+    int ok = gantl_comm_allreduce_f32(&cli_comm, f->features, n * e->dim) == GANTL_OK &&
+             (!pred || gantl_comm_allreduce_f32(&cli_comm, pred, n) == GANTL_OK);
+    for (int64_t i = 0; ok && pred && i < n; i++) f->predictions[i] = (int32_t)pred[i];
+    free(pred);
+    if (!ok) fail("metrics", gantl_last_error());
+    return ok;
+}
+
 /* Features of a source: a checkpoint's G_ema (n images, seeded z, noise const, labels in
-   turn for a conditional G), or a dataset (a seeded subset of n images, all if fewer). */
+   turn for a conditional G), or a dataset (a seeded subset of n images, all if fewer).
+   With K ranks each makes and extracts its share of the images. */
 static int feature_set_make(feature_set *f, const char *spec, extractor *e, int64_t n, uint64_t seed, const char *cache_dir) {
     memset(f, 0, sizeof *f);
     int res = 0, channels = 0;
     float *images = NULL;
     int ok = 0;
+    int64_t lo = 0, hi = 0;
     if (is_checkpoint(spec)) {
         gantl_st_file st;
         gantl_generator G;
@@ -146,10 +179,15 @@ static int feature_set_make(feature_set *f, const char *spec, extractor *e, int6
         gantl_ctx *ctx = gantl_ctx_new(0);
         gantl_rng rng = gantl_rng_new(seed);
         ok = images && ctx;
+        rank_share(n, 32, &lo, &hi);
         for (int64_t start = 0; ok && start < n; start += 32) {
             int64_t b = n - start < 32 ? n - start : 32, zs[2] = {b, G.cfg.z_dim}, cs[2] = {b, G.cfg.c_dim};
             gantl_ctx_reset(ctx);
             gantl_set_grad_enabled(ctx, 0);
+            if (start < lo || start >= hi) { /* another rank's images: only their z, for the stream */
+                gantl_randn(ctx, &rng, 2, zs);
+                continue;
+            }
             gantl_tensor *c = NULL;
             if (G.cfg.c_dim) {
                 c = gantl_zeros(ctx, 2, cs);
@@ -174,7 +212,16 @@ static int feature_set_make(feature_set *f, const char *spec, extractor *e, int6
         snprintf(key, sizeof key, "%s|%s", ds.name, e->name);
         cache_path(path, sizeof path, cache_dir ? cache_dir : ".", ds.name, e->name, ds.count);
         snprintf(f->name, sizeof f->name, "%s", ds.name);
-        if (cache_dir && cache_load(path, key, f, e->dim)) {
+        int hit = cache_dir && cache_load(path, key, f, e->dim);
+        if (cli_comm.size > 1) { /* the cache only if every rank has it, else all compute */
+            double hits = hit;
+            if (gantl_comm_allreduce_f64(&cli_comm, &hits, 1) != GANTL_OK) {
+                gantl_dataset_free(&ds);
+                return fail("metrics", gantl_last_error()), 0;
+            }
+            if (hit && hits < cli_comm.size) feature_set_free(f), snprintf(f->name, sizeof f->name, "%s", ds.name), hit = 0;
+        }
+        if (hit) {
             gantl_dataset_free(&ds);
             return 1;
         }
@@ -182,25 +229,20 @@ static int feature_set_make(feature_set *f, const char *spec, extractor *e, int6
         images = (float *)malloc((size_t)(ds.count * channels * res * res) * sizeof(float));
         int64_t *idx = (int64_t *)malloc((size_t)ds.count * sizeof(int64_t));
         ok = images && idx;
+        rank_share(ds.count, 256, &lo, &hi); /* the classifier's batches */
         for (int64_t i = 0; ok && i < ds.count; i++) idx[i] = i;
-        if (ok) gantl_dataset_batch(&ds, idx, NULL, ds.count, images, NULL);
+        if (ok && hi > lo) gantl_dataset_batch(&ds, idx + lo, NULL, hi - lo, images + lo * channels * res * res, NULL);
         free(idx);
         gantl_dataset_free(&ds);
         if (ok) {
-            f->features = (float *)malloc((size_t)(f->n * e->dim) * sizeof(float));
-            f->predictions = e->kind == 0 ? (int32_t *)malloc((size_t)f->n * sizeof(int32_t)) : NULL;
-            ok = f->features && extractor_run(e, images, f->n, channels, res, f->features, f->predictions);
-            if (ok && cache_dir) cache_save(cache_dir, path, key, f, e->dim);
+            ok = extract_shared(f, e, images, lo, hi, channels, res);
+            if (ok && cache_dir && cli_comm.rank == 0) cache_save(cache_dir, path, key, f, e->dim);
         }
         free(images);
         if (!ok) feature_set_free(f);
         return ok;
     }
-    if (ok) {
-        f->features = (float *)malloc((size_t)(f->n * e->dim) * sizeof(float));
-        f->predictions = e->kind == 0 ? (int32_t *)malloc((size_t)f->n * sizeof(int32_t)) : NULL;
-        ok = f->features && extractor_run(e, images, f->n, channels, res, f->features, f->predictions);
-    }
+    if (ok) ok = extract_shared(f, e, images, lo, hi, channels, res);
     free(images);
     if (!ok) feature_set_free(f);
     return ok;
@@ -307,16 +349,21 @@ static const char *default_cache_dir(char *buf, size_t size) {
 
 static int cmd_metrics(int argc, char **argv) {
     static const char *const known[] = {"--real", "--fake", "--metrics", "--features", "--num", "--k", "--strict", "--json",
-                                        "--real-features", "--fake-features", "--mode-min", "--seed", "--cache", NULL};
+                                        "--real-features", "--fake-features", "--mode-min", "--seed", "--cache",
+                                        "--comm-timeout", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *real_s = opt_get(&o, "--real"), *fake_s = opt_get(&o, "--fake"), *list = opt_get(&o, "--metrics");
     const char *feat_s = opt_get(&o, "--features"), *num_s = opt_get(&o, "--num"), *k_s = opt_get(&o, "--k");
     const char *strict_s = opt_get(&o, "--strict"), *json_s = opt_get(&o, "--json"), *rf = opt_get(&o, "--real-features");
     const char *ff = opt_get(&o, "--fake-features"), *min_s = opt_get(&o, "--mode-min"), *seed_s = opt_get(&o, "--seed");
-    const char *cache_s = opt_get(&o, "--cache");
+    const char *cache_s = opt_get(&o, "--cache"), *timeout_s = opt_get(&o, "--comm-timeout");
     if (o.error) return 2;
     long num = 10000, k = 3, strict = 0, json = 0, mode_min = 10, seed = 0;
+    float comm_timeout = 600.0f;
+    if (timeout_s && (!parse_float(timeout_s, &comm_timeout) || comm_timeout <= 0))
+        return fail("metrics", "--comm-timeout must be a positive number of seconds"), 2;
+    if (!parallel_comm("metrics", comm_timeout)) return 1;
     if ((num_s && !parse_long(num_s, 2, 1 << 24, &num)) || (k_s && !parse_long(k_s, 1, 1000, &k)) ||
         (strict_s && !parse_long(strict_s, 0, 1, &strict)) || (json_s && !parse_long(json_s, 0, 1, &json)) ||
         (min_s && !parse_long(min_s, 1, 1 << 24, &mode_min)) || (seed_s && !parse_long(seed_s, 0, LONG_MAX, &seed)))
@@ -360,7 +407,8 @@ static int cmd_metrics(int argc, char **argv) {
     }
     if (!json) printf("real: %s (%lld)\nfake: %s (%lld)\nfeatures: %s (%d-d)\n", real.name, (long long)real.n, fake.name,
                       (long long)fake.n, have_e ? e.name : "given", dim);
-    int ok = compute_metrics(stdout, &m, &real, &fake, dim, (int)k, (int)strict, mode_min, num_classes, (uint64_t)seed);
+    /* the features are on every rank; rank 0 computes and prints */
+    int ok = cli_comm.rank != 0 || compute_metrics(stdout, &m, &real, &fake, dim, (int)k, (int)strict, mode_min, num_classes, (uint64_t)seed);
     printf("\n");
     feature_set_free(&real);
     feature_set_free(&fake);

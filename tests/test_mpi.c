@@ -82,6 +82,7 @@ static double mpi_train_meta(const char *path, const char *key) {
     return v;
 }
 
+/* train, then metrics on the snapshot */
 static void test_mpi_two_ranks_match_one_process(void) {
     if (mpi_skip()) return;
     char out[16384];
@@ -118,7 +119,20 @@ static void test_mpi_two_ranks_match_one_process(void) {
         CHECK_MSG(a == b && a > 0, "%s: one process %g, two ranks %g", keys[i], a, b);
     }
     CHECK(mpi_train_meta(one, "\"ada_sign_sum\"") == mpi_train_meta(two, "\"ada_sign_sum\""));
-    cli_run("rm -rf build/mpi_one build/mpi_two", out, sizeof out);
+    /* metrics: the ranks share the generated images (blocks of 32) and the real ones
+       (blocks of 256, the classifier's batches) and get one process's numbers */
+    char json[2][4096];
+    for (int i = 0; i < 2; i++) {
+        char command[1024];
+        snprintf(command, sizeof command,
+                 "%s metrics --real fashion-mnist:sandal --num 300 --fake %s --metrics fid,pr,dc,modes --json 1 "
+                 "--cache build/mpi_cache%d 2>&1 | grep '^{'",
+                 i ? MPIRUN "./build/gantl-mpi" : "./build/gantl", one, i);
+        rc = cli_run(command, json[i], sizeof json[i]);
+        CHECK_MSG(rc == 0 && strstr(json[i], "\"fid\": "), "%s: exit %d: %s", i ? "mpirun" : "one process", rc, json[i]);
+    }
+    CHECK_MSG(!strcmp(json[0], json[1]), "one process %s, two ranks %s", json[0], json[1]);
+    cli_run("rm -rf build/mpi_one build/mpi_two build/mpi_cache0 build/mpi_cache1", out, sizeof out);
 }
 
 /* A rank that dies (SIGKILL) or hangs (SIGSTOP) once training runs: the job ends with a
