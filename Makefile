@@ -143,6 +143,9 @@ fixtures:
 	$(PYTHON) tools/gen_ada_fixtures.py
 	$(PYTHON) tools/gen_data_fixtures.py
 	$(PYTHON) tools/inception_ref.py fixture
+	$(PYTHON) tools/ref_metrics.py
+	$(PYTHON) tools/train_ref.py
+	$(PYTHON) tools/toy2d_ref.py
 
 # The Fashion-MNIST feature extractor shipped in models/ (about 30 minutes on 2 cores;
 # 92.85% test accuracy, deterministic for a given thread count).

@@ -1369,6 +1369,14 @@ GANTLDEF gantl_status gantl_inception_features(gantl_inception *net, const float
 #define GANTL__TLS
 #endif
 
+/* Pointers that alias nothing else in their scope: lets -O2 vectorise the loop without
+   runtime overlap checks (which its cheap cost model refuses). */
+#if defined(__GNUC__) || defined(_MSC_VER)
+#define GANTL__RESTRICT __restrict
+#else
+#define GANTL__RESTRICT
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -1426,6 +1434,20 @@ GANTLDEF int gantl_num_threads(void) {
 #if defined(_OPENMP) && !defined(GANTL_NO_OPENMP)
     return omp_get_max_threads();
 #else
+    return 1;
+#endif
+}
+
+/* Threads worth forking for `work` units: 1 inside a parallel region (nested regions are
+   off) or when the work is too small to pay for a fork. */
+static int gantl__threads_for(double work, double per_thread_min) {
+#if defined(_OPENMP) && !defined(GANTL_NO_OPENMP)
+    if (omp_in_parallel()) return 1;
+    int t = omp_get_max_threads();
+    while (t > 1 && work < per_thread_min * t) t--;
+    return t;
+#else
+    (void)work, (void)per_thread_min;
     return 1;
 #endif
 }
@@ -2154,30 +2176,72 @@ static void gantl__cpu_matmul(gantl_ctx *ctx, gantl_tensor *out) {
                     b->data + (batch_b > 1 ? i * k * n : 0), ta, tb, 1.0f, 0.0f, m, n, k);
 }
 
-/* im2col for one image and one group: col (C*kh*kw, Ho*Wo) from x (C, H, W). */
-static void gantl__im2col(float *col, const float *x, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride,
-                          int pad, int64_t Ho, int64_t Wo) {
-    int64_t rows = C * kh * kw;
-    GANTL__OMP(parallel for schedule(static) if (rows * Ho * Wo > 32768))
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t c = r / (kh * kw);
-        int ky = (int)(r / kw % kh), kx = (int)(r % kw);
-        float *dst = col + r * Ho * Wo;
-        const float *src = x + c * H * W;
-        for (int64_t oy = 0; oy < Ho; oy++) {
-            int64_t iy = oy * stride - pad + ky;
-            float *d = dst + oy * Wo;
-            if (iy < 0 || iy >= H) {
-                memset(d, 0, (size_t)Wo * sizeof(float));
-                continue;
-            }
-            for (int64_t ox = 0; ox < Wo; ox++) {
-                int64_t ix = ox * stride - pad + kx;
-                d[ox] = (ix >= 0 && ix < W) ? src[iy * W + ix] : 0.0f;
-            }
-        }
+/* The im2col matrix of one image x (C, H, W) for a kh x kw kernel, never stored: row
+   r = (c, ky, kx) of C*kh*kw, column q = (oy, ox) of Ho*Wo, value
+   x[c, oy*stride - pad + ky, ox*stride - pad + kx], 0 outside the image. The GEMM's
+   packing reads it a block at a time, so the 9x larger matrix never goes to memory. */
+typedef struct gantl__im2col {
+    const float *x;
+    int64_t C, H, W, Ho, Wo;
+    int kh, kw, stride, pad;
+} gantl__im2col;
+
+/* dst[i * step] = col[r, q0 + i] for i < len: runs along output rows, each a copy (stride
+   1) or a gather (stride > 1) between zeroed edges. */
+static void gantl__im2col_run(const gantl__im2col *v, int64_t r, int64_t q0, int64_t len, float *dst, int64_t step) {
+    int64_t c = r / (v->kh * v->kw), ky = r / v->kw % v->kh, kx = r % v->kw, s = v->stride;
+    const float *xc = v->x + c * v->H * v->W;
+    int64_t oy = q0 / v->Wo, ox = q0 % v->Wo;
+    for (int64_t i = 0; i < len; oy++, ox = 0) {
+        int64_t n = v->Wo - ox < len - i ? v->Wo - ox : len - i; /* this output row's part */
+        int64_t iy = oy * s - v->pad + ky, ix0 = ox * s - v->pad + kx; /* ix = ix0 + j * s */
+        float *d = dst + i * step;
+        /* j in [lo, hi) reads inside the row */
+        int64_t lo, hi;
+        if (s == 1)
+            lo = ix0 >= 0 ? 0 : -ix0, hi = v->W - ix0;
+        else
+            lo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s, hi = ix0 < v->W ? (v->W - ix0 + s - 1) / s : 0;
+        if (iy < 0 || iy >= v->H) lo = hi = n;
+        if (hi > n) hi = n;
+        if (lo > hi) lo = hi;
+        int64_t at = iy * v->W + ix0; /* x index of j = 0 */
+        for (int64_t j = 0; j < lo; j++) d[j * step] = 0.0f;
+        if (step == 1 && s == 1) {
+            GANTL__OMP(simd)
+            for (int64_t j = lo; j < hi; j++) d[j] = xc[at + j];
+        } else
+            for (int64_t j = lo; j < hi; j++) d[j * step] = xc[at + j * s];
+        for (int64_t j = hi; j < n; j++) d[j * step] = 0.0f;
+        i += n;
     }
 }
+
+/* An operand of the blocked GEMM (section 8): a stored matrix (rows of ld, used
+   transposed if transposed), or the im2col matrix of an image (view; B only, possibly
+   transposed), or a matrix packed in advance by gantl__pack_a_all (packed; A only). */
+typedef struct gantl__operand {
+    const float *data;
+    int64_t ld;
+    int transposed;
+    const gantl__im2col *view;
+    int64_t col0; /* for a view: B's first column (an im2col column, or row if transposed) */
+    const float *packed;
+} gantl__operand;
+
+static gantl__operand gantl__matrix(const float *data, int64_t ld, int transposed) {
+    gantl__operand o;
+    memset(&o, 0, sizeof o);
+    o.data = data, o.ld = ld, o.transposed = transposed;
+    return o;
+}
+
+/* Defined in section 8: c (m, n; rows of ldc) = alpha * A @ B (+ c unless overwrite) on the
+   calling thread; and A (m, k) packed for it whole (gantl__packed_a_floats(m, k) floats). */
+static void gantl__gemm(float *c, int64_t ldc, const gantl__operand *A, const gantl__operand *B, float alpha,
+                        int overwrite, int64_t m, int64_t n, int64_t k);
+static int64_t gantl__packed_a_floats(int64_t m, int64_t k);
+static void gantl__pack_a_all(float *dst, const gantl__operand *A, int64_t m, int64_t k);
 
 /* col2im: x (C, H, W) = sum of the col (C*kh*kw, Ho*Wo) entries that im2col would read
    from each pixel. Parallel over channels, so no two threads write the same pixel. */
@@ -2202,16 +2266,13 @@ static void gantl__col2im(float *x, const float *col, int64_t C, int64_t H, int6
     }
 }
 
-/* The convolutions run one image (and group) at a time as a GEMM over its im2col matrix.
-   With at least as many images as threads (or small images), the images are spread over
-   the threads, each with its own im2col buffer and single-threaded GEMMs: one fork per op,
-   none per GEMM. Otherwise (a batch of one, say) each GEMM uses every thread. */
-#define GANTL__CONV_SPLIT_FLOPS (1 << 22)
-
-static int gantl__conv_per_image(int64_t n, int64_t gemm_flops) {
-    int threads = gantl_num_threads();
-    return threads > 1 && n > 1 && (n >= threads || gemm_flops < GANTL__CONV_SPLIT_FLOPS);
-}
+/* The convolutions run as GEMMs of one image (and group) at a time: the weights are packed
+   once per op for every image, and the image's im2col matrix is read by the GEMM's packing
+   (gantl__im2col above), never stored. Tasks are images, or with fewer images than threads
+   (a batch of one, say) column slices of an image's output: one fork per op, none per
+   GEMM, and each output element summed in one order whatever the thread count. Tasks are
+   handed out dynamically, so a thread the OS preempts (a busy machine) does not hold the
+   others up at the end of the op. */
 
 static int gantl__thread(void) {
 #if defined(_OPENMP) && !defined(GANTL_NO_OPENMP)
@@ -2221,95 +2282,175 @@ static int gantl__thread(void) {
 #endif
 }
 
-/* y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w (O, C/g, kh, kw)): per image and group,
-   y_g (O/g, Ho*Wo) = w_g (O/g, C/g*kh*kw) @ im2col(x_g). */
-static void gantl__cpu_conv2d(gantl_ctx *ctx, gantl_tensor *out) {
-    const gantl_tensor *x = out->src[0], *w = out->src[1];
-    int stride = out->ip[0], pad = out->ip[1], groups = out->ip[2];
-    int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
-    int64_t O = w->shape[0], kh = w->shape[2], kw = w->shape[3], Ho = out->shape[2], Wo = out->shape[3];
+#define GANTL__CONV_COLS 64 /* column slices of a convolution's GEMMs: whole register tiles */
+
+/* Slices per image so that N images give every thread work (1 if N >= threads). */
+static int64_t gantl__conv_slices(int64_t N, int threads) { return N >= threads ? 1 : (threads + N - 1) / N; }
+
+/* y (N, O, Ho, Wo) = conv of x (N, C, H, W) with wp, the weights (O/g, C/g*kh*kw) of each
+   group packed by gantl__pack_a_all (wfloats apart): per image and group,
+   y_g (O/g, Ho*Wo) = w_g @ im2col(x_g). */
+static void gantl__conv_forward(float *y, const float *x, const float *wp, int64_t wfloats, int64_t N, int64_t C,
+                                int64_t H, int64_t W, int64_t O, int kh, int kw, int stride, int pad, int groups,
+                                int64_t Ho, int64_t Wo) {
     int64_t Cg = C / groups, Og = O / groups, K = Cg * kh * kw, P = Ho * Wo;
-    int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0, split = gantl__conv_per_image(N, 2 * Og * P * K);
-    int threads = split ? gantl_num_threads() : 1;
-    float *cols = direct ? NULL : (float *)gantl__scratch(ctx, (size_t)threads * (size_t)(K * P) * sizeof(float));
-    if (!direct && !cols) return;
-    GANTL__OMP(parallel for schedule(static) if (split))
-    for (int64_t n = 0; n < N; n++) {
-        float *col = cols ? cols + (size_t)gantl__thread() * (size_t)(K * P) : NULL;
-        for (int g = 0; g < groups; g++) {
-            const float *xg = x->data + (n * C + g * Cg) * H * W;
-            if (!direct) gantl__im2col(col, xg, Cg, H, W, (int)kh, (int)kw, stride, pad, Ho, Wo);
-            gantl_sgemm(out->data + (n * O + g * Og) * P, w->data + g * Og * K, direct ? xg : col, 0, 0, 1.0f, 0.0f,
-                        Og, P, K);
-        }
+    int threads = gantl__threads_for(2.0 * (double)(N * O * P * K), (double)(1 << 21));
+    int64_t slices = gantl__conv_slices(N, threads), tasks = N * groups * slices;
+    int64_t per = ((P + slices - 1) / slices + GANTL__CONV_COLS - 1) / GANTL__CONV_COLS * GANTL__CONV_COLS;
+    GANTL__OMP(parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1))
+    for (int64_t task = 0; task < tasks; task++) {
+        int64_t n = task / (groups * slices), g = task / slices % groups, q0 = task % slices * per;
+        if (q0 >= P) continue;
+        gantl__im2col v = {x + (n * C + g * Cg) * H * W, Cg, H, W, Ho, Wo, kh, kw, stride, pad};
+        gantl__operand A = gantl__matrix(NULL, 0, 0), B = gantl__matrix(NULL, 0, 0);
+        A.packed = wp + g * wfloats;
+        B.view = &v, B.col0 = q0;
+        gantl__gemm(y + (n * O + g * Og) * P + q0, P, &A, &B, 1.0f, 1, Og, P - q0 < per ? P - q0 : per, K);
     }
 }
 
+/* y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w (O, C/g, kh, kw)). */
+static void gantl__cpu_conv2d(gantl_ctx *ctx, gantl_tensor *out) {
+    const gantl_tensor *x = out->src[0], *w = out->src[1];
+    int stride = out->ip[0], pad = out->ip[1], groups = out->ip[2];
+    int64_t O = w->shape[0], Og = O / groups, K = w->shape[1] * w->shape[2] * w->shape[3];
+    int64_t wfloats = gantl__packed_a_floats(Og, K);
+    float *wp = (float *)gantl__scratch(ctx, (size_t)(groups * wfloats) * sizeof(float));
+    if (!wp) return;
+    for (int g = 0; g < groups; g++) {
+        gantl__operand A = gantl__matrix(w->data + g * Og * K, K, 0);
+        gantl__pack_a_all(wp + g * wfloats, &A, Og, K);
+    }
+    gantl__conv_forward(out->data, x->data, wp, wfloats, x->shape[0], x->shape[1], x->shape[2], x->shape[3], O,
+                        (int)w->shape[2], (int)w->shape[3], stride, pad, groups, out->shape[2], out->shape[3]);
+}
+
 /* y (N, O, Ho, Wo) = conv_transpose2d(x (N, C, H, W), w (C, O/g, kh, kw)), the adjoint of
-   conv2d: per image and group, col (O/g*kh*kw, H*W) = w_g^T @ x_g, then col2im. */
+   conv2d. With stride 1 it is conv2d(x, w') with padding kh - 1 - pad, where
+   w'[o, c, ky, kx] = w[c, o, kh-1-ky, kw-1-kx] (per group): the forward path. Otherwise,
+   per image and group, col (O/g*kh*kw, H*W) = w_g^T @ x_g, then col2im. */
 static void gantl__cpu_conv_transpose2d(gantl_ctx *ctx, gantl_tensor *out) {
     const gantl_tensor *x = out->src[0], *w = out->src[1];
     int stride = out->ip[0], pad = out->ip[1], groups = out->ip[2];
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[1], kh = w->shape[2], kw = w->shape[3], Ho = out->shape[2], Wo = out->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Og * kh * kw, P = H * W;
-    int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0, split = gantl__conv_per_image(N, 2 * K * P * Cg);
-    int threads = split ? gantl_num_threads() : 1;
-    float *cols = direct ? NULL : (float *)gantl__scratch(ctx, (size_t)threads * (size_t)(K * P) * sizeof(float));
-    if (!direct && !cols) return;
-    GANTL__OMP(parallel for schedule(static) if (split))
-    for (int64_t n = 0; n < N; n++) {
-        float *col = cols ? cols + (size_t)gantl__thread() * (size_t)(K * P) : NULL;
+    if (stride == 1 && pad <= kh - 1 && pad <= kw - 1 && kh - 1 - pad == kw - 1 - pad) {
+        int64_t Kf = Cg * kh * kw, wfloats = gantl__packed_a_floats(Og, Kf);
+        float *mem = (float *)gantl__scratch(ctx, (size_t)(groups * wfloats + Og * Kf) * sizeof(float));
+        if (!mem) return;
+        float *wf = mem + groups * wfloats; /* w' of one group, (O/g, C/g, kh, kw) */
         for (int g = 0; g < groups; g++) {
-            const float *xg = x->data + (n * C + g * Cg) * P;
-            float *yg = out->data + (n * O + g * Og) * Ho * Wo;
-            gantl_sgemm(direct ? yg : col, w->data + g * Cg * K, xg, 1, 0, 1.0f, 0.0f, K, P, Cg);
-            if (!direct) gantl__col2im(yg, col, Og, Ho, Wo, (int)kh, (int)kw, stride, pad, H, W);
+            for (int64_t o = 0; o < Og; o++)
+                for (int64_t c = 0; c < Cg; c++)
+                    for (int64_t t = 0; t < kh * kw; t++)
+                        wf[(o * Cg + c) * kh * kw + t] = w->data[((g * Cg + c) * Og + o) * kh * kw + kh * kw - 1 - t];
+            gantl__operand A = gantl__matrix(wf, Kf, 0);
+            gantl__pack_a_all(mem + g * wfloats, &A, Og, Kf);
         }
+        gantl__conv_forward(out->data, x->data, mem, wfloats, N, C, H, W, O, (int)kh, (int)kw, 1,
+                            (int)(kh - 1 - pad), groups, Ho, Wo);
+        return;
+    }
+    int threads = gantl__threads_for(2.0 * (double)(N * K * P * C), (double)(1 << 21));
+    int64_t wfloats = gantl__packed_a_floats(K, Cg);
+    float *mem = (float *)gantl__scratch(ctx, (size_t)(groups * wfloats + threads * K * P) * sizeof(float));
+    if (!mem) return;
+    for (int g = 0; g < groups; g++) { /* w_g^T (O/g*kh*kw, C/g), packed */
+        gantl__operand A = gantl__matrix(w->data + g * Cg * K, K, 1);
+        gantl__pack_a_all(mem + g * wfloats, &A, K, Cg);
+    }
+    GANTL__OMP(parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1))
+    for (int64_t task = 0; task < N * groups; task++) {
+        int64_t n = task / groups, g = task % groups;
+        float *col = mem + groups * wfloats + (int64_t)gantl__thread() * K * P;
+        gantl__operand A = gantl__matrix(NULL, 0, 0), B = gantl__matrix(x->data + (n * C + g * Cg) * P, P, 0);
+        A.packed = mem + g * wfloats;
+        gantl__gemm(col, P, &A, &B, 1.0f, 1, K, P, Cg);
+        gantl__col2im(out->data + (n * O + g * Og) * Ho * Wo, col, Og, Ho, Wo, (int)kh, (int)kw, stride, pad, H, W);
     }
 }
 
-/* gw (O, C/g, kh, kw) = sum_n gy_g (O/g, Ho*Wo) @ im2col(x_g)^T. Spread over images, each
-   thread sums its images into a partial gradient; the partials are added in thread order
-   (the same order for the same thread count). */
+/* gw (O, C/g, kh, kw) = sum_n gy_g (O/g, Ho*Wo) @ im2col(x_g)^T. The images are cut into
+   at most GANTL__WGRAD_CHUNKS runs, each summed in order into its own partial gradient
+   (a task per run and column slice of gw), and the partials are added in run order: the
+   same sums for any thread count. */
+#define GANTL__WGRAD_CHUNKS 8
+
 static void gantl__cpu_conv2d_wgrad(gantl_ctx *ctx, gantl_tensor *out) {
     const gantl_tensor *x = out->src[0], *gy = out->src[1];
     int stride = out->ip[0], pad = out->ip[1], groups = out->ip[2];
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[0], kh = out->shape[2], kw = out->shape[3], Ho = gy->shape[2], Wo = gy->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Cg * kh * kw, P = Ho * Wo;
-    int direct = kh == 1 && kw == 1 && stride == 1 && pad == 0, split = gantl__conv_per_image(N, 2 * Og * K * P);
-    int threads = split ? gantl_num_threads() : 1;
-    size_t col_floats = direct ? 0 : (size_t)(K * P), part_floats = split ? (size_t)out->numel : 0;
-    float *mem = (float *)gantl__scratch(ctx, (size_t)threads * (col_floats + part_floats) * sizeof(float) + 1);
-    if (!mem) return;
-    gantl__fill(out->data, 0.0f, out->numel);
-    GANTL__OMP(parallel num_threads(threads) if (split))
-    {
-        int t = gantl__thread();
-        float *col = direct ? NULL : mem + (size_t)t * col_floats;
-        float *acc = split ? mem + (size_t)threads * col_floats + (size_t)t * part_floats : out->data;
-        if (split) gantl__fill(acc, 0.0f, out->numel);
-        GANTL__OMP(for schedule(static))
-        for (int64_t n = 0; n < N; n++)
-            for (int g = 0; g < groups; g++) {
-                const float *xg = x->data + (n * C + g * Cg) * H * W;
-                if (!direct) gantl__im2col(col, xg, Cg, H, W, (int)kh, (int)kw, stride, pad, Ho, Wo);
-                gantl_sgemm(acc + g * Og * K, gy->data + (n * O + g * Og) * P, direct ? xg : col, 0, 1, 1.0f, 1.0f, Og, K, P);
-            }
-    }
-    if (split)
-        for (int t = 0; t < threads; t++) {
-            const float *part = mem + (size_t)threads * col_floats + (size_t)t * part_floats;
-            for (int64_t i = 0; i < out->numel; i++) out->data[i] += part[i];
+    int threads = gantl__threads_for(2.0 * (double)(N * O * K * P), (double)(1 << 21));
+    int64_t chunks = N < GANTL__WGRAD_CHUNKS ? N : GANTL__WGRAD_CHUNKS, units = (K + GANTL__CONV_COLS - 1) / GANTL__CONV_COLS;
+    int64_t slices = (2 * threads + chunks - 1) / chunks;
+    if (slices > units) slices = units;
+    float *parts = chunks > 1 ? (float *)gantl__scratch(ctx, (size_t)((chunks - 1) * out->numel) * sizeof(float)) : NULL;
+    if (chunks > 1 && !parts) return;
+    GANTL__OMP(parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1))
+    for (int64_t task = 0; task < groups * chunks * slices; task++) {
+        int64_t g = task / (chunks * slices), chunk = task / slices % chunks, t = task % slices;
+        int64_t j0 = units * t / slices * GANTL__CONV_COLS, j1 = units * (t + 1) / slices * GANTL__CONV_COLS;
+        float *gw = (chunk == 0 ? out->data : parts + (chunk - 1) * out->numel) + g * Og * K;
+        if (j1 > K) j1 = K;
+        for (int64_t n = N * chunk / chunks; n < N * (chunk + 1) / chunks; n++) {
+            gantl__im2col v = {x->data + (n * C + g * Cg) * H * W, Cg, H, W, Ho, Wo, (int)kh, (int)kw, stride, pad};
+            gantl__operand A = gantl__matrix(gy->data + (n * O + g * Og) * P, P, 0), B = gantl__matrix(NULL, 0, 1);
+            B.view = &v, B.col0 = j0;
+            gantl__gemm(gw + j0, K, &A, &B, 1.0f, n == N * chunk / chunks, Og, j1 - j0, P);
         }
+    }
+    if (chunks > 1) {
+        int64_t n = out->numel;
+        float *y = out->data;
+        GANTL__OMP(parallel for schedule(static) num_threads(threads) if (threads > 1 && n > 32768))
+        for (int64_t i = 0; i < n; i++) {
+            float acc = y[i];
+            for (int64_t c = 0; c < chunks - 1; c++) acc += parts[c * n + i];
+            y[i] = acc;
+        }
+    }
+}
+
+/* One row of a polyphase FIR: yrow (Wo) += the taps of frow (fw, reversed unless flip)
+   applied along xrow (W) with upsampling upx or downsampling downx (one of them 1). Output
+   columns ox = ph + m * upx share their first tap (xtab[2 ph]) and its input column
+   (xtab[2 ph + 1]); each tap then runs over a whole row, which vectorises. */
+static void gantl__fir_row(float *yrow, const float *xrow, const float *frow, int64_t fw, int flip, int64_t W,
+                           int64_t Wo, int upx, int downx, const int64_t *xtab) {
+    int64_t step = upx, phases = upx < Wo ? upx : Wo, dix = upx > 1 ? 1 : downx; /* input step per m */
+    for (int64_t ph = 0; ph < phases; ph++) {
+        int64_t tx0 = xtab[2 * ph], ix0 = xtab[2 * ph + 1];
+        for (int64_t tx = tx0, j = 0; tx < fw; tx += upx, j++) {
+            float fv = frow[flip ? tx : fw - 1 - tx];
+            /* ix = ix0 + j + m * dix must lie in [0, W) */
+            int64_t base = ix0 + j, mlo = 0, mhi = (Wo - ph + step - 1) / step;
+            if (base < 0) mlo = (-base + dix - 1) / dix;
+            if (base + (mhi - 1) * dix >= W) mhi = base >= W ? 0 : (W - 1 - base) / dix + 1;
+            if (step == 1 && dix == 1) {
+                float *y = yrow + ph;
+                const float *x = xrow + base;
+                GANTL__OMP(simd)
+                for (int64_t m = mlo; m < mhi; m++) y[m] += fv * x[m];
+            } else
+                for (int64_t m = mlo; m < mhi; m++) yrow[ph + m * step] += fv * xrow[base + m * dix];
+        }
+    }
 }
 
 /* upfirdn2d: y[oy, ox] = gain * sum_t f'[t] * u[oy*down + ty - pad_y0, ...] where u is x
    upsampled by zero insertion (u[q] = x[q/up] when up divides q) and f' is f flipped
    (a true convolution) unless flip_filter. Params: up x/y, down x/y, pad x0 x1 y0 y1, flip.
-   Polyphase: only the taps that land on input samples are visited, and the separable
-   passes of a 1-D filter run a tap at a time over whole rows. */
+   Polyphase: only the taps that land on input samples are visited. Unless up and down are
+   both above 1 along x, an output row is built a filter row and a tap at a time over whole
+   rows (gantl__fir_row); every output gets the same sums in the same order either way.
+   With up and down at most 2 and a small filter (all of StyleGAN's), a plane is instead
+   upsampled with zeros and padded into a buffer (Hp, Wp) and filtered at full rate as one
+   long 1-D signal, a tap at a time over all rows at once; the outputs are every down-th
+   sample of that. The taps falling on inserted zeros or padding add zeros, so the sums
+   are the same; the extra work (up to 4x) costs less than short loops would. */
 static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
     const gantl_tensor *x = out->src[0], *f = out->src[1];
     int upx = out->ip[0], upy = out->ip[1], downx = out->ip[2], downy = out->ip[3];
@@ -2326,46 +2467,69 @@ static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
         int64_t bx = ox * downx - px0, tx0 = ((-bx) % upx + upx) % upx;
         xtab[2 * ox] = tx0, xtab[2 * ox + 1] = (bx + tx0) / upx;
     }
-    GANTL__OMP(parallel for schedule(static) if (out->numel * fh * fw > 32768))
+    int by_rows = upx == 1 || downx == 1, plain = upx <= 2 && upy <= 2 && downx <= 2 && downy <= 2;
+    int64_t Hp = (Ho - 1) * downy + fh, Wp = (Wo - 1) * downx + fw, nz = (Ho - 1) * downy * Wp + (Wo - 1) * downx + 1;
+    int64_t plane = plain ? Hp * Wp + nz : 0; /* the padded upsampled input, the full-rate output */
+    int threads = gantl__threads_for((double)(out->numel * fh * fw), 65536.0);
+    float *buf = plain ? (float *)gantl__scratch(ctx, (size_t)(threads * plane) * sizeof(float)) : NULL;
+    if (plain && !buf) return;
+    float fe[64]; /* the flipped 2-D filter, when it is small: fe[ty * fw + tx] */
+    if (plain && fh * fw <= 64)
+        for (int64_t ty = 0; ty < fh; ty++)
+            for (int64_t tx = 0; tx < fw; tx++)
+                fe[ty * fw + tx] = f->data[(flip ? ty : fh - 1 - ty) * fw + (flip ? tx : fw - 1 - tx)];
+    else
+        plain = 0;
+    GANTL__OMP(parallel for schedule(static) num_threads(threads) if (threads > 1))
     for (int64_t nc = 0; nc < NC; nc++) {
         const float *xp = x->data + nc * H * W;
         float *yp = out->data + nc * Ho * Wo;
+        if (plain) {
+            /* xpad[r, c] = u[r - py0, c - px0], u the input upsampled with zeros;
+               z[q] = sum_t fe[t] xpad[q + off(t)], q = row * Wp + column of the full-rate output */
+            float *xpad = buf + (int64_t)gantl__thread() * plane, *z = xpad + Hp * Wp;
+            memset(xpad, 0, (size_t)(Hp * Wp) * sizeof(float));
+            for (int64_t r = 0; r < Hp; r++) {
+                int64_t uy = r - py0;
+                if (uy < 0 || uy % upy || uy / upy >= H) continue;
+                const float *xrow = xp + uy / upy * W;
+                float *d = xpad + r * Wp;
+                if (upx == 1) {
+                    int64_t lo = px0 > 0 ? px0 : 0, hi = W + px0 < Wp ? W + px0 : Wp; /* c in [lo, hi) */
+                    if (lo < hi) memcpy(d + lo, xrow + lo - px0, (size_t)(hi - lo) * sizeof(float));
+                } else
+                    for (int64_t ix = 0; ix < W; ix++) {
+                        int64_t c = ix * upx + px0;
+                        if (c >= 0 && c < Wp) d[c] = xrow[ix];
+                    }
+            }
+            memset(z, 0, (size_t)nz * sizeof(float));
+            for (int64_t t = 0; t < fh * fw; t++) {
+                const float *xs = xpad + t / fw * Wp + t % fw;
+                float fv = fe[t];
+                GANTL__OMP(simd)
+                for (int64_t q = 0; q < nz; q++) z[q] += fv * xs[q];
+            }
+            for (int64_t oy = 0; oy < Ho; oy++) {
+                const float *zr = z + oy * downy * Wp;
+                float *yr = yp + oy * Wo;
+                if (downx == 1) {
+                    GANTL__OMP(simd)
+                    for (int64_t ox = 0; ox < Wo; ox++) yr[ox] = zr[ox] * gain;
+                } else
+                    for (int64_t ox = 0; ox < Wo; ox++) yr[ox] = zr[ox * downx] * gain;
+            }
+            continue;
+        }
         for (int64_t oy = 0; oy < Ho; oy++) {
             int64_t by = oy * downy - py0, ty0 = ((-by) % upy + upy) % upy, iy0 = (by + ty0) / upy;
-            /* Separable passes, a tap at a time over a whole row (the same sums in the same
-               order per output, but loops the compiler can vectorise). */
-            if (fw == 1 && upx == 1 && downx == 1) { /* a column filter */
-                float *yrow = yp + oy * Wo;
-                int64_t lo = px0 > 0 ? px0 : 0, hi = W + px0 < Wo ? W + px0 : Wo; /* ix = ox - px0 */
+            float *yrow = yp + oy * Wo;
+            if (by_rows) {
                 memset(yrow, 0, (size_t)Wo * sizeof(float));
-                for (int64_t ty = ty0, iy = iy0; ty < fh && iy < H; ty += upy, iy++) {
-                    if (iy < 0) continue;
-                    const float *xrow = xp + iy * W - px0;
-                    float fv = f->data[flip ? ty : fh - 1 - ty];
-                    for (int64_t ox = lo; ox < hi; ox++) yrow[ox] += fv * xrow[ox];
-                }
-                for (int64_t ox = 0; ox < Wo; ox++) yrow[ox] *= gain;
-                continue;
-            }
-            if (fh == 1 && upy == 1 && downy == 1 && (upx == 1 || downx == 1)) { /* a row filter */
-                float *yrow = yp + oy * Wo;
-                memset(yrow, 0, (size_t)Wo * sizeof(float));
-                if (iy0 >= 0 && iy0 < H && ty0 == 0) {
-                    const float *xrow = xp + iy0 * W;
-                    /* outputs ox = ph + step * m share their first tap and its column */
-                    int64_t step = upx, phases = upx < Wo ? upx : Wo;
-                    for (int64_t ph = 0; ph < phases; ph++) {
-                        int64_t tx0 = xtab[2 * ph], ix0 = xtab[2 * ph + 1], dix = upx > 1 ? 1 : downx; /* per m */
-                        for (int64_t tx = tx0, j = 0; tx < fw; tx += upx, j++) {
-                            float fv = f->data[flip ? tx : fw - 1 - tx];
-                            /* ix = ix0 + j + m * dix must lie in [0, W) */
-                            int64_t base = ix0 + j, mlo = 0, mhi = (Wo - ph + step - 1) / step;
-                            if (base < 0) mlo = (-base + dix - 1) / dix;
-                            if (base + (mhi - 1) * dix >= W) mhi = base >= W ? 0 : (W - 1 - base) / dix + 1;
-                            for (int64_t m = mlo; m < mhi; m++) yrow[ph + m * step] += fv * xrow[base + m * dix];
-                        }
-                    }
-                }
+                for (int64_t ty = ty0, iy = iy0; ty < fh && iy < H; ty += upy, iy++)
+                    if (iy >= 0)
+                        gantl__fir_row(yrow, xp + iy * W, f->data + (flip ? ty : fh - 1 - ty) * fw, fw, flip, W, Wo,
+                                       upx, downx, xtab);
                 for (int64_t ox = 0; ox < Wo; ox++) yrow[ox] *= gain;
                 continue;
             }
@@ -2380,7 +2544,7 @@ static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
                     for (int64_t tx = tx0; tx < fw && ix < W; tx += upx, ix++)
                         if (ix >= 0) acc += frow[flip ? tx : fw - 1 - tx] * xrow[ix];
                 }
-                yp[oy * Wo + ox] = acc * gain;
+                yrow[ox] = acc * gain;
             }
         }
     }
@@ -4978,10 +5142,14 @@ GANTLDEF gantl_status gantl_st_writer_save(gantl_st_writer *w, const char *path)
 /* ---------------------------------------------------------------------------------------
    8. Linear algebra kernels
    SGEMM in the BLIS way: B is packed in (KC x NC) panels of NR-wide slivers, A in
-   (MC x KC) blocks of MR-high slivers, and an MR x NR register tile accumulates over KC.
-   With GCC or Clang the tile is written with vector extensions (AVX-512, AVX or SSE/NEON
-   width, picked by the compiler flags); otherwise plain loops. Threads share the B panel
-   and split the rows and columns of C between them.
+   (MC x KC) blocks of MR-high slivers, and an MR x NR register tile accumulates over KC
+   while its B sliver stays in L1. The tile is the one place with intrinsics: AVX-512 or
+   AVX2 with FMA when the compiler targets them, else GCC/Clang vector extensions (SSE,
+   NEON) or plain loops. Threads take disjoint slices of C, each running the whole
+   blocked loop nest with its own packing buffers: one fork per call and no barriers.
+   Arithmetic (what gantl__sq_dist_block relies on): each element's k-panel of KC terms
+   is summed in order into a float, with fused multiply-adds where GANTL__SGEMM_FMA, and
+   c gets c + alpha * panel_sum (c starting from 0 when beta == 0), panel after panel.
    ------------------------------------------------------------------------------------- */
 
 #if defined(__GNUC__) && !defined(GANTL_NO_VECTOR_EXT)
@@ -4994,9 +5162,26 @@ GANTLDEF gantl_status gantl_st_writer_save(gantl_st_writer *w, const char *path)
 #endif
 typedef float gantl__vf __attribute__((vector_size(GANTL__VL * 4)));
 typedef float gantl__vf_unaligned __attribute__((vector_size(GANTL__VL * 4), aligned(4)));
+#endif
+
+#if defined(__AVX512F__) && !defined(GANTL_NO_INTRINSICS)
+#include <immintrin.h>
+#define GANTL__SGEMM_AVX512 1
+#define GANTL__SGEMM_FMA 1
+#define GANTL__MR 12 /* 24 accumulators of 16 floats, of 32 registers */
+#define GANTL__NR 32
+#elif defined(__AVX2__) && defined(__FMA__) && !defined(GANTL_NO_INTRINSICS)
+#include <immintrin.h>
+#define GANTL__SGEMM_AVX2 1
+#define GANTL__SGEMM_FMA 1
+#define GANTL__MR 6 /* 12 accumulators of 8 floats, of 16 registers */
+#define GANTL__NR 16
+#elif defined(GANTL__VL)
+#define GANTL__SGEMM_FMA 0
 #define GANTL__MR 6
 #define GANTL__NR (2 * GANTL__VL)
 #else
+#define GANTL__SGEMM_FMA 0
 #define GANTL__MR 4
 #define GANTL__NR 16
 #endif
@@ -5004,9 +5189,63 @@ typedef float gantl__vf_unaligned __attribute__((vector_size(GANTL__VL * 4), ali
 #define GANTL__MC (16 * GANTL__MR)
 #define GANTL__NC 2048
 
-/* acc (MR x NR) = ap (kc x MR, k-major) @ bp (kc x NR, k-major) */
-static void gantl__sgemm_tile(float *acc, const float *ap, const float *bp, int64_t kc) {
-#ifdef GANTL__VL
+/* The register tile: t (MR x NR) = ap (kc x MR, k-major) @ bp (kc x NR, k-major), then
+   c (h x w, rows of ldc) = alpha * t, or c + alpha * t unless first. */
+static void gantl__sgemm_tile(const float *ap, const float *bp, int64_t kc, float *c, int64_t ldc, int64_t h,
+                              int64_t w, float alpha, int first) {
+    float acc[GANTL__MR * GANTL__NR]; /* partial tiles go through here */
+#if defined(GANTL__SGEMM_AVX512)
+#define GANTL__T_DECL(r) __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps();
+#define GANTL__T_FMA(r)                                                                        \
+    {                                                                                          \
+        __m512 a = _mm512_set1_ps(ap[r]);                                                      \
+        c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0), c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1); \
+    }
+#define GANTL__T_STORE(r)                                                                      \
+    if (full) {                                                                                \
+        __m512 v0 = _mm512_mul_ps(va, c##r##0), v1 = _mm512_mul_ps(va, c##r##1);               \
+        if (!first) v0 = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc), v0);                      \
+        if (!first) v1 = _mm512_add_ps(_mm512_loadu_ps(c + r * ldc + 16), v1);                 \
+        _mm512_storeu_ps(c + r * ldc, v0), _mm512_storeu_ps(c + r * ldc + 16, v1);             \
+    } else                                                                                     \
+        _mm512_storeu_ps(acc + r * 32, c##r##0), _mm512_storeu_ps(acc + r * 32 + 16, c##r##1);
+    GANTL__T_DECL(0) GANTL__T_DECL(1) GANTL__T_DECL(2) GANTL__T_DECL(3) GANTL__T_DECL(4) GANTL__T_DECL(5)
+    GANTL__T_DECL(6) GANTL__T_DECL(7) GANTL__T_DECL(8) GANTL__T_DECL(9) GANTL__T_DECL(10) GANTL__T_DECL(11)
+    for (int64_t p = 0; p < kc; p++, ap += GANTL__MR, bp += GANTL__NR) {
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+        GANTL__T_FMA(0) GANTL__T_FMA(1) GANTL__T_FMA(2) GANTL__T_FMA(3) GANTL__T_FMA(4) GANTL__T_FMA(5)
+        GANTL__T_FMA(6) GANTL__T_FMA(7) GANTL__T_FMA(8) GANTL__T_FMA(9) GANTL__T_FMA(10) GANTL__T_FMA(11)
+    }
+    int full = h == GANTL__MR && w == GANTL__NR;
+    __m512 va = _mm512_set1_ps(alpha);
+    GANTL__T_STORE(0) GANTL__T_STORE(1) GANTL__T_STORE(2) GANTL__T_STORE(3) GANTL__T_STORE(4) GANTL__T_STORE(5)
+    GANTL__T_STORE(6) GANTL__T_STORE(7) GANTL__T_STORE(8) GANTL__T_STORE(9) GANTL__T_STORE(10) GANTL__T_STORE(11)
+    if (full) return;
+#elif defined(GANTL__SGEMM_AVX2)
+#define GANTL__T_DECL(r) __m256 c##r##0 = _mm256_setzero_ps(), c##r##1 = _mm256_setzero_ps();
+#define GANTL__T_FMA(r)                                                                        \
+    {                                                                                          \
+        __m256 a = _mm256_broadcast_ss(ap + r);                                                \
+        c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0), c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1); \
+    }
+#define GANTL__T_STORE(r)                                                                      \
+    if (full) {                                                                                \
+        __m256 v0 = _mm256_mul_ps(va, c##r##0), v1 = _mm256_mul_ps(va, c##r##1);               \
+        if (!first) v0 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), v0);                      \
+        if (!first) v1 = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), v1);                  \
+        _mm256_storeu_ps(c + r * ldc, v0), _mm256_storeu_ps(c + r * ldc + 8, v1);              \
+    } else                                                                                     \
+        _mm256_storeu_ps(acc + r * 16, c##r##0), _mm256_storeu_ps(acc + r * 16 + 8, c##r##1);
+    GANTL__T_DECL(0) GANTL__T_DECL(1) GANTL__T_DECL(2) GANTL__T_DECL(3) GANTL__T_DECL(4) GANTL__T_DECL(5)
+    for (int64_t p = 0; p < kc; p++, ap += GANTL__MR, bp += GANTL__NR) {
+        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+        GANTL__T_FMA(0) GANTL__T_FMA(1) GANTL__T_FMA(2) GANTL__T_FMA(3) GANTL__T_FMA(4) GANTL__T_FMA(5)
+    }
+    int full = h == GANTL__MR && w == GANTL__NR;
+    __m256 va = _mm256_set1_ps(alpha);
+    GANTL__T_STORE(0) GANTL__T_STORE(1) GANTL__T_STORE(2) GANTL__T_STORE(3) GANTL__T_STORE(4) GANTL__T_STORE(5)
+    if (full) return;
+#elif defined(GANTL__VL)
     gantl__vf c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
     gantl__vf c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
     for (int64_t p = 0; p < kc; p++, ap += GANTL__MR, bp += GANTL__NR) {
@@ -5027,44 +5266,101 @@ static void gantl__sgemm_tile(float *acc, const float *ap, const float *bp, int6
         for (int r = 0; r < GANTL__MR; r++)
             for (int j = 0; j < GANTL__NR; j++) acc[r * GANTL__NR + j] += ap[r] * bp[j];
 #endif
+#undef GANTL__T_DECL
+#undef GANTL__T_FMA
+#undef GANTL__T_STORE
+    for (int64_t r = 0; r < h; r++) {
+        float *crow = c + r * ldc;
+        const float *trow = acc + r * GANTL__NR;
+        if (first)
+            for (int64_t j = 0; j < w; j++) crow[j] = alpha * trow[j];
+        else
+            for (int64_t j = 0; j < w; j++) crow[j] += alpha * trow[j];
+    }
 }
 
-/* Packs op(B)[pc:pc+kc, jc:jc+nc] into NR-wide slivers (zero-padded): bp[(s*kc + p)*NR + j]. */
-static void gantl__pack_b(float *bp, const float *b, int transpose_b, int64_t n, int64_t k, int64_t pc, int64_t jc,
-                          int64_t kc, int64_t nc) {
-    int64_t slivers = (nc + GANTL__NR - 1) / GANTL__NR;
-    GANTL__OMP(parallel for schedule(static) if (kc * nc > 32768))
-    for (int64_t s = 0; s < slivers; s++) {
+/* Packs B[pc:pc+kc, jc:jc+nc] into NR-wide slivers (zero-padded): bp[(s*kc + p)*NR + j].
+   A transposed operand is read along its stored rows (contiguous) and written down the
+   sliver, which stays in L1; an im2col view is read in runs along its rows. */
+static void gantl__pack_b(float *bp, const gantl__operand *B, int64_t pc, int64_t jc, int64_t kc, int64_t nc) {
+    if (B->view && !B->transposed) { /* each im2col row once, through a row buffer */
+        float row[GANTL__NC];
+        for (int64_t p = 0; p < kc; p++) {
+            gantl__im2col_run(B->view, pc + p, B->col0 + jc, nc, row, 1);
+            for (int64_t s = 0; s * GANTL__NR < nc; s++) {
+                float *dst = bp + (s * kc + p) * GANTL__NR;
+                int64_t w = nc - s * GANTL__NR < GANTL__NR ? nc - s * GANTL__NR : GANTL__NR;
+                GANTL__OMP(simd)
+                for (int64_t j = 0; j < GANTL__NR; j++) dst[j] = j < w ? row[s * GANTL__NR + j] : 0.0f;
+            }
+        }
+        return;
+    }
+    for (int64_t s = 0; s * GANTL__NR < nc; s++) {
         float *dst = bp + s * kc * GANTL__NR;
         int64_t j0 = jc + s * GANTL__NR, w = nc - s * GANTL__NR < GANTL__NR ? nc - s * GANTL__NR : GANTL__NR;
-        for (int64_t p = 0; p < kc; p++) {
-            float *row = dst + p * GANTL__NR;
-            if (!transpose_b) {
-                memcpy(row, b + (pc + p) * n + j0, (size_t)w * sizeof(float));
-            } else
-                for (int64_t j = 0; j < w; j++) row[j] = b[(j0 + j) * k + pc + p];
-            for (int64_t j = w; j < GANTL__NR; j++) row[j] = 0.0f;
+        if (B->view) { /* transposed im2col: sliver column j is the view's row col0 + j0 + j */
+            for (int64_t j = 0; j < GANTL__NR; j++) {
+                if (j < w)
+                    gantl__im2col_run(B->view, B->col0 + j0 + j, pc, kc, dst + j, GANTL__NR);
+                else
+                    for (int64_t p = 0; p < kc; p++) dst[p * GANTL__NR + j] = 0.0f;
+            }
+        } else if (!B->transposed) {
+            for (int64_t p = 0; p < kc; p++) {
+                float *row = dst + p * GANTL__NR;
+                const float *src = B->data + (pc + p) * B->ld + j0;
+                if (w == GANTL__NR) {
+                    GANTL__OMP(simd)
+                    for (int64_t j = 0; j < GANTL__NR; j++) row[j] = src[j];
+                } else
+                    for (int64_t j = 0; j < GANTL__NR; j++) row[j] = j < w ? src[j] : 0.0f;
+            }
+        } else {
+            for (int64_t j = 0; j < GANTL__NR; j++) {
+                const float *src = B->data + (j0 + j) * B->ld + pc;
+                if (j < w)
+                    for (int64_t p = 0; p < kc; p++) dst[p * GANTL__NR + j] = src[p];
+                else
+                    for (int64_t p = 0; p < kc; p++) dst[p * GANTL__NR + j] = 0.0f;
+            }
         }
     }
 }
 
-/* Packs op(A)[ic:ic+mc, pc:pc+kc] into MR-high slivers (zero-padded): ap[(s*kc + p)*MR + r]. */
-static void gantl__pack_a(float *ap, const float *a, int transpose_a, int64_t m, int64_t k, int64_t ic, int64_t pc,
-                          int64_t mc, int64_t kc) {
+/* Packs A[ic:ic+mc, pc:pc+kc] (a stored matrix) into MR-high slivers (zero-padded):
+   ap[(s*kc + p)*MR + r]. */
+static void gantl__pack_a(float *ap, const gantl__operand *A, int64_t ic, int64_t pc, int64_t mc, int64_t kc) {
     for (int64_t s = 0; s * GANTL__MR < mc; s++) {
         float *dst = ap + s * kc * GANTL__MR;
         int64_t i0 = ic + s * GANTL__MR, h = mc - s * GANTL__MR < GANTL__MR ? mc - s * GANTL__MR : GANTL__MR;
-        if (!transpose_a)
+        if (!A->transposed)
             for (int64_t r = 0; r < GANTL__MR; r++) {
-                const float *src = a + (i0 + r) * k + pc;
-                for (int64_t p = 0; p < kc; p++) dst[p * GANTL__MR + r] = r < h ? src[p] : 0.0f;
+                const float *src = A->data + (i0 + r) * A->ld + pc;
+                if (r < h)
+                    for (int64_t p = 0; p < kc; p++) dst[p * GANTL__MR + r] = src[p];
+                else
+                    for (int64_t p = 0; p < kc; p++) dst[p * GANTL__MR + r] = 0.0f;
             }
         else
             for (int64_t p = 0; p < kc; p++) {
-                const float *src = a + (pc + p) * m + i0;
+                const float *src = A->data + (pc + p) * A->ld + i0;
                 for (int64_t r = 0; r < GANTL__MR; r++) dst[p * GANTL__MR + r] = r < h ? src[r] : 0.0f;
             }
     }
+}
+
+/* A packed whole, for operands shared by many GEMMs (a convolution's weights): the
+   k-panel starting at pc holds all of A's slivers at dst + pc * m_padded, so its row
+   block ic is at dst + pc * m_padded + ic * kc, as gantl__pack_a would lay it out. */
+static int64_t gantl__packed_a_floats(int64_t m, int64_t k) {
+    return (m + GANTL__MR - 1) / GANTL__MR * GANTL__MR * k;
+}
+
+static void gantl__pack_a_all(float *dst, const gantl__operand *A, int64_t m, int64_t k) {
+    int64_t m_padded = (m + GANTL__MR - 1) / GANTL__MR * GANTL__MR;
+    for (int64_t pc = 0; pc < k; pc += GANTL__KC)
+        gantl__pack_a(dst + pc * m_padded, A, 0, pc, m, k - pc < GANTL__KC ? k - pc : GANTL__KC);
 }
 
 /* The packing buffers, kept per calling thread: large allocations would otherwise be
@@ -5080,74 +5376,105 @@ static float *gantl__sgemm_buffer(size_t floats) {
     return buffer;
 }
 
-GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpose_a, int transpose_b, float alpha,
-                          float beta, int64_t m, int64_t n, int64_t k) {
-    if (m <= 0 || n <= 0) return;
-    /* C = beta * C first, so every panel can simply add its part. */
-    if (beta == 0.0f)
-        gantl__fill(c, 0.0f, m * n);
-    else if (beta != 1.0f) {
-        GANTL__OMP(parallel for schedule(static) if (m * n > 65536))
-        for (int64_t i = 0; i < m * n; i++) c[i] *= beta;
+/* Plain loops for small products of stored matrices (and when packing memory is
+   missing), vectorised over j. */
+static void gantl__sgemm_plain(float *c, int64_t ldc, const float *a, int64_t lda, const float *b, int64_t ldb,
+                               int transpose_a, int transpose_b, float alpha, int overwrite, int64_t m, int64_t n,
+                               int64_t k) {
+    for (int64_t i = 0; i < m; i++) {
+        float *crow = c + i * ldc;
+        if (overwrite)
+            for (int64_t j = 0; j < n; j++) crow[j] = 0.0f;
+        for (int64_t p = 0; p < k; p++) {
+            float av = alpha * (transpose_a ? a[p * lda + i] : a[i * lda + p]);
+            if (!transpose_b) {
+                GANTL__OMP(simd)
+                for (int64_t j = 0; j < n; j++) crow[j] += av * b[p * ldb + j];
+            } else
+                for (int64_t j = 0; j < n; j++) crow[j] += av * b[j * ldb + p];
+        }
     }
-    if (k <= 0 || alpha == 0.0f) return;
-    int threads = gantl_num_threads();
+}
+
+/* The blocked loops on the calling thread: c (m, n; rows of ldc) = alpha * A @ B, added
+   to c unless overwrite (then c's old contents are ignored). Needs the packing buffers;
+   without them (out of memory) only stored matrices can be multiplied, by plain loops. */
+static void gantl__gemm(float *c, int64_t ldc, const gantl__operand *A, const gantl__operand *B, float alpha,
+                        int overwrite, int64_t m, int64_t n, int64_t k) {
     int64_t kc_max = k < GANTL__KC ? k : GANTL__KC, nc_max = n < GANTL__NC ? n : GANTL__NC;
-    float *packed_b = NULL, *packed_a = NULL;
-    if (m * n * k > 32768) {
-        size_t b_floats = (size_t)(kc_max * ((nc_max + GANTL__NR - 1) / GANTL__NR) * GANTL__NR);
-        float *buffer = gantl__sgemm_buffer(b_floats + (size_t)threads * GANTL__MC * (size_t)kc_max);
-        if (buffer) packed_b = buffer, packed_a = buffer + b_floats;
-    }
-    if (!packed_a) { /* small (or no memory to pack): plain loops, vectorised over j */
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t p = 0; p < k; p++) {
-                float av = alpha * (transpose_a ? a[p * m + i] : a[i * k + p]);
-                float *crow = c + i * n;
-                if (!transpose_b)
-                    for (int64_t j = 0; j < n; j++) crow[j] += av * b[p * n + j];
-                else
-                    for (int64_t j = 0; j < n; j++) crow[j] += av * b[j * k + p];
-            }
+    int64_t m_padded = (m + GANTL__MR - 1) / GANTL__MR * GANTL__MR;
+    size_t b_floats = (size_t)(kc_max * ((nc_max + GANTL__NR - 1) / GANTL__NR) * GANTL__NR);
+    float *packed_b = gantl__sgemm_buffer(b_floats + (size_t)GANTL__MC * (size_t)kc_max);
+    if (!packed_b) {
+        GANTL__CHECK(!A->packed && !B->view, "gemm: out of memory for the packing buffers of a convolution");
+        gantl__sgemm_plain(c, ldc, A->data, A->ld, B->data, B->ld, A->transposed, B->transposed, alpha, overwrite, m,
+                           n, k);
         return;
     }
+    float *packed_a = packed_b + b_floats;
     for (int64_t jc = 0; jc < n; jc += GANTL__NC) {
         int64_t nc = n - jc < GANTL__NC ? n - jc : GANTL__NC;
-        int64_t slivers = (nc + GANTL__NR - 1) / GANTL__NR;
         for (int64_t pc = 0; pc < k; pc += GANTL__KC) {
             int64_t kc = k - pc < GANTL__KC ? k - pc : GANTL__KC;
-            gantl__pack_b(packed_b, b, transpose_b, n, k, pc, jc, kc, nc);
-            /* tasks: row blocks of MC times column groups, enough of them to feed every thread */
-            int64_t row_blocks = (m + GANTL__MC - 1) / GANTL__MC;
-            int64_t col_groups = row_blocks >= threads ? 1 : (threads + row_blocks - 1) / row_blocks;
-            if (col_groups > slivers) col_groups = slivers;
-            int64_t per_group = (slivers + col_groups - 1) / col_groups;
-            GANTL__OMP(parallel for schedule(static) if (m * nc * kc > (1 << 21))) /* ~4 MFLOP: worth a fork */
-            for (int64_t task = 0; task < row_blocks * col_groups; task++) {
-#if defined(_OPENMP) && !defined(GANTL_NO_OPENMP)
-                float *ap = packed_a + (size_t)omp_get_thread_num() * GANTL__MC * (size_t)kc_max;
-#else
-                float *ap = packed_a;
-#endif
-                int64_t ic = (task / col_groups) * GANTL__MC, group = task % col_groups;
+            int first = overwrite && pc == 0; /* store rather than add */
+            gantl__pack_b(packed_b, B, pc, jc, kc, nc);
+            for (int64_t ic = 0; ic < m; ic += GANTL__MC) {
                 int64_t mc = m - ic < GANTL__MC ? m - ic : GANTL__MC;
-                int64_t s0 = group * per_group, s1 = s0 + per_group < slivers ? s0 + per_group : slivers;
-                if (s0 >= s1) continue;
-                gantl__pack_a(ap, a, transpose_a, m, k, ic, pc, mc, kc);
-                float acc[GANTL__MR * GANTL__NR];
-                for (int64_t s = s0; s < s1; s++) {
+                const float *ap = A->packed ? A->packed + pc * m_padded + ic * kc : packed_a;
+                if (!A->packed) gantl__pack_a(packed_a, A, ic, pc, mc, kc);
+                for (int64_t s = 0; s * GANTL__NR < nc; s++) { /* the B sliver stays in L1 ... */
                     int64_t j0 = jc + s * GANTL__NR, w = n - j0 < GANTL__NR ? n - j0 : GANTL__NR;
-                    for (int64_t ir = 0; ir < mc; ir += GANTL__MR) {
+                    for (int64_t ir = 0; ir < mc; ir += GANTL__MR) { /* ... while A's slivers stream from L2 */
                         int64_t h = mc - ir < GANTL__MR ? mc - ir : GANTL__MR;
-                        gantl__sgemm_tile(acc, ap + ir * kc, packed_b + s * kc * GANTL__NR, kc);
-                        for (int64_t r = 0; r < h; r++) {
-                            float *crow = c + (ic + ir + r) * n + j0;
-                            const float *arow = acc + r * GANTL__NR;
-                            for (int64_t j = 0; j < w; j++) crow[j] += alpha * arow[j];
-                        }
+                        gantl__sgemm_tile(ap + ir * kc, packed_b + s * kc * GANTL__NR, kc, c + (ic + ir) * ldc + j0,
+                                          ldc, h, w, alpha, first);
                     }
                 }
             }
+        }
+    }
+}
+
+GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpose_a, int transpose_b, float alpha,
+                          float beta, int64_t m, int64_t n, int64_t k) {
+    if (m <= 0 || n <= 0) return;
+    int overwrite = beta == 0.0f;
+    if (beta != 0.0f && beta != 1.0f) { /* C = beta * C first; every panel then adds its part */
+        GANTL__OMP(parallel for schedule(static) if (m * n > 65536))
+        for (int64_t i = 0; i < m * n; i++) c[i] *= beta;
+    }
+    if (k <= 0 || alpha == 0.0f) {
+        if (overwrite) gantl__fill(c, 0.0f, m * n);
+        return;
+    }
+    int64_t lda = transpose_a ? m : k, ldb = transpose_b ? k : n; /* rows as stored */
+    if (m * n * k <= 32768) {
+        gantl__sgemm_plain(c, n, a, lda, b, ldb, transpose_a, transpose_b, alpha, overwrite, m, n, k);
+        return;
+    }
+    gantl__operand A = gantl__matrix(a, lda, transpose_a), B = gantl__matrix(b, ldb, transpose_b);
+    /* Slices of C per thread, in whole register tiles: columns when C is wide (each thread
+       packs its part of B and all of A), else rows. */
+    int threads = gantl__threads_for(2.0 * (double)m * (double)n * (double)k, (double)(1 << 21));
+    int by_cols = n >= m;
+    int64_t units = by_cols ? (n + GANTL__NR - 1) / GANTL__NR : (m + GANTL__MR - 1) / GANTL__MR;
+    if (threads > units) threads = (int)units;
+    if (threads <= 1) {
+        gantl__gemm(c, n, &A, &B, alpha, overwrite, m, n, k);
+        return;
+    }
+    GANTL__OMP(parallel for schedule(static, 1) num_threads(threads))
+    for (int t = 0; t < threads; t++) {
+        int64_t u0 = units * t / threads, u1 = units * (t + 1) / threads;
+        gantl__operand As = A, Bs = B;
+        if (by_cols) {
+            int64_t j0 = u0 * GANTL__NR, j1 = u1 * GANTL__NR < n ? u1 * GANTL__NR : n;
+            Bs.data = transpose_b ? b + j0 * k : b + j0;
+            gantl__gemm(c + j0, n, &As, &Bs, alpha, overwrite, m, j1 - j0, k);
+        } else {
+            int64_t i0 = u0 * GANTL__MR, i1 = u1 * GANTL__MR < m ? u1 * GANTL__MR : m;
+            As.data = transpose_a ? a + i0 : a + i0 * k;
+            gantl__gemm(c + i0 * n, n, &As, &Bs, alpha, overwrite, i1 - i0, n, k);
         }
     }
 }
@@ -5888,10 +6215,11 @@ static void gantl__dist_ws_free(gantl__dist_ws *w) {
 /* w->blk (rows, cols) = max(0, (-2 u_i.v_j + |u_i|^2) + |v_j|^2) for u (rows, d), v (cols, d).
    Every element must get the same arithmetic whatever block it falls in, or the block
    size could flip a comparison. gantl_sgemm's tiled path sums each k-panel of GANTL__KC
-   in order into a float and adds -2 times it to c (from 0); its path for tiny products
-   sums differently, so small blocks (which only occur at the edges) use the tiled
-   arithmetic written out here instead. (gantl_sgemm also falls back to its plain loops
-   if it cannot allocate a 1 MB panel: then last bits may differ.) */
+   in order into a float (fused multiply-adds where GANTL__SGEMM_FMA) and adds -2 times
+   it to c (from 0); its path for tiny products sums differently, so small blocks (which
+   only occur at the edges) use the tiled arithmetic written out here instead.
+   (gantl_sgemm also falls back to its plain loops if it cannot allocate a 1 MB panel:
+   then last bits may differ.) */
 static void gantl__sq_dist_block(gantl__dist_ws *w, const float *u, const float *un, int64_t rows, const float *v,
                                  const float *vn, int64_t cols) {
     int64_t d = w->d;
@@ -5906,7 +6234,11 @@ static void gantl__sq_dist_block(gantl__dist_ws *w, const float *u, const float 
                 for (int64_t p0 = 0; p0 < d; p0 += GANTL__KC) {
                     int64_t p1 = p0 + GANTL__KC < d ? p0 + GANTL__KC : d;
                     float acc = 0.0f;
+#if GANTL__SGEMM_FMA
+                    for (int64_t p = p0; p < p1; p++) acc = fmaf(a[p], b[p], acc);
+#else
                     for (int64_t p = p0; p < p1; p++) acc += a[p] * b[p];
+#endif
                     c += -2.0f * acc;
                 }
                 blk[i * cols + j] = c;

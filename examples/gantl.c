@@ -93,14 +93,29 @@ typedef struct options {
     int error;
 } options;
 
-/* The value of --name, or NULL. A flag given without a value is an error. */
+/* Switches: given alone they mean 1 (--json), or take 0 / 1 (--json 0). */
+static int is_switch(const char *name, size_t n) {
+    static const char *const switches[] = {"--json", "--strict", "--mirror", "--cond", "--variants", "--with-d", NULL};
+    for (int k = 0; switches[k]; k++)
+        if (strlen(switches[k]) == n && !strncmp(name, switches[k], n)) return 1;
+    return 0;
+}
+
+/* A switch's value follows it only when it is 0 or 1. */
+static int switch_value_follows(options *o, int i) {
+    return i + 1 < o->argc && (!strcmp(o->argv[i + 1], "0") || !strcmp(o->argv[i + 1], "1"));
+}
+
+/* The value of --name, or NULL. An option other than a switch given without a value is an
+   error. */
 static const char *opt_get(options *o, const char *name) {
     size_t n = strlen(name);
     for (int i = 1; i < o->argc; i++) {
         if (strncmp(o->argv[i], name, n) != 0) continue;
         if (o->argv[i][n] == '=') return o->argv[i] + n + 1;
         if (o->argv[i][n] == 0) {
-            if (i + 1 < o->argc) return o->argv[i + 1];
+            if (is_switch(name, n)) return switch_value_follows(o, i) ? o->argv[i + 1] : "1";
+            if (i + 1 < o->argc && strncmp(o->argv[i + 1], "--", 2)) return o->argv[i + 1];
             fprintf(stderr, "gantl: option %s needs a value\n", name);
             o->error = 1;
             return NULL;
@@ -118,7 +133,8 @@ static int opt_check(options *o, const char *const *known) {
             size_t n = strlen(known[k]);
             if (!strncmp(a, known[k], n) && (a[n] == 0 || a[n] == '=')) {
                 ok = 1;
-                if (a[n] == 0) i++; /* skip the value */
+                if (a[n] == 0 && (is_switch(a, n) ? switch_value_follows(o, i) : i + 1 < o->argc && strncmp(o->argv[i + 1], "--", 2)))
+                    i++; /* skip the value */
             }
         }
         if (!ok) {
@@ -533,6 +549,49 @@ done:
 
 /* ---- train ---- */
 
+/* A checkpoint for sharing: the networks and their configurations, without the training
+   state (Adam moments, sampler, augmentation statistics), so another run fine-tunes it. */
+static int cmd_export(int argc, char **argv) {
+    static const char *const known[] = {"--ckpt", "--out", "--with-d", NULL};
+    options o = {argc, argv, 0};
+    if (!opt_check(&o, known)) return 2;
+    const char *in = opt_get(&o, "--ckpt"), *out = opt_get(&o, "--out"), *with_d_s = opt_get(&o, "--with-d");
+    long with_d = 1;
+    if (o.error) return 2;
+    if (!in || !out) return fail("export", "--ckpt and --out are required"), 2;
+    if (with_d_s && !parse_long(with_d_s, 0, 1, &with_d)) return fail("export", "--with-d is 0 or 1"), 2;
+    gantl_st_file st;
+    if (gantl_st_load(&st, in) != GANTL_OK) return fail_status("export");
+    if (!gantl_st_meta(&st, "gantl.G") || (with_d && !gantl_st_meta(&st, "gantl.D"))) {
+        gantl_st_free(&st);
+        return fail("export", "the checkpoint has no gantl.G / gantl.D configuration (not a gantl checkpoint?)"), 1;
+    }
+    gantl_st_writer w;
+    gantl_st_writer_init(&w);
+    int64_t kept = 0, floats = 0;
+    for (int i = 0; i < st.count; i++) {
+        const gantl_st_tensor *t = &st.tensors[i];
+        int keep = !strncmp(t->name, "G.", 2) || !strncmp(t->name, "G_ema.", 6) || (with_d && !strncmp(t->name, "D.", 2));
+        if (!keep) continue;
+        gantl_st_writer_add(&w, t->name, t->dtype, t->ndim, t->shape, t->bytes);
+        kept++, floats += t->numel;
+    }
+    for (int i = 0; i < st.meta_count; i++) {
+        const char *k = st.meta_keys[i];
+        if (!strcmp(k, "gantl.train") || (!with_d && !strcmp(k, "gantl.D"))) continue;
+        /* the data description stays, renamed, so the export is never mistaken for a run to continue */
+        gantl_st_writer_meta(&w, !strcmp(k, "gantl.data") ? "gantl.source_data" : k, st.meta_values[i]);
+    }
+    gantl_st_writer_meta(&w, "gantl.exported_from", in);
+    gantl_status s = gantl_st_writer_save(&w, out);
+    gantl_st_writer_free(&w);
+    gantl_st_free(&st);
+    if (s != GANTL_OK) return fail_status("export");
+    printf("wrote %s: %lld tensors, %.2f MB of parameters (G, G_ema%s)\n", out, (long long)kept, floats * 4.0 / 1e6,
+           with_d ? ", D" : "");
+    return 0;
+}
+
 static volatile sig_atomic_t stop_requested;
 static void on_stop_signal(int sig) {
     (void)sig;
@@ -620,6 +679,8 @@ static int save_fakes(const char *path, gantl_trainer *t, const float *grid_z, c
     return ok;
 }
 
+#include "metrics.c"
+
 typedef struct tick_sums {
     double v[9];
     int n[9];
@@ -639,7 +700,8 @@ static double tick_mean(const tick_sums *t, int i) { return t->n[i] ? t->v[i] / 
 static int cmd_train(int argc, char **argv) {
     static const char *const known[] = {"--data", "--out", "--cfg", "--res", "--kimg", "--batch", "--batch-gpu",
                                         "--gamma", "--aug", "--resume", "--seed", "--snap", "--tick", "--max-images",
-                                        "--mirror", "--cond", "--channel-base", "--channel-max", "--comm-timeout", NULL};
+                                        "--mirror", "--cond", "--channel-base", "--channel-max", "--metrics", "--metrics-num",
+                                        "--metrics-real", "--metrics-features", "--comm-timeout", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *data = opt_get(&o, "--data"), *out = opt_get(&o, "--out"), *cfg_name = opt_get(&o, "--cfg");
@@ -649,9 +711,12 @@ static int cmd_train(int argc, char **argv) {
     const char *resume = opt_get(&o, "--resume"), *seed_s = opt_get(&o, "--seed"), *snap_s = opt_get(&o, "--snap");
     const char *tick_s = opt_get(&o, "--tick"), *max_s = opt_get(&o, "--max-images"), *mirror_s = opt_get(&o, "--mirror");
     const char *cond_s = opt_get(&o, "--cond"), *cbase_s = opt_get(&o, "--channel-base"), *cmax_s = opt_get(&o, "--channel-max");
+    const char *metrics_s = opt_get(&o, "--metrics"), *mnum_s = opt_get(&o, "--metrics-num");
+    const char *mreal_s = opt_get(&o, "--metrics-real"), *mfeat_s = opt_get(&o, "--metrics-features");
     if (o.error) return 2;
     if (!data || !out) return fail("train", "--data and --out are required"), 2;
     long res = 0, batch = 0, bgpu = 0, seed = 0, snap = 10, max_images = 0, mirror = 0, cond = 0, cbase = 0, cmax = 0;
+    long metrics_num = 5000;
     float kimg = -1, gamma = -1, tick_kimg = 1.0f, fixed_p = 0, comm_timeout = 600.0f;
     int aug_mode = 1; /* 0 none, 1 ada, 2 fixed p */
     int K = cli_comm.size, rank = cli_comm.rank, main_rank = rank == 0; /* main_rank writes the files */
@@ -660,6 +725,7 @@ static int cmd_train(int argc, char **argv) {
         (snap_s && !parse_long(snap_s, 1, 1 << 20, &snap)) || (max_s && !parse_long(max_s, 1, LONG_MAX, &max_images)) ||
         (mirror_s && !parse_long(mirror_s, 0, 1, &mirror)) || (cond_s && !parse_long(cond_s, 0, 1, &cond)) ||
         (cbase_s && !parse_long(cbase_s, 1, 1 << 20, &cbase)) || (cmax_s && !parse_long(cmax_s, 1, 1 << 16, &cmax)) ||
+        (mnum_s && !parse_long(mnum_s, 2, 1 << 24, &metrics_num)) ||
         (kimg_s && (!parse_float(kimg_s, &kimg) || kimg <= 0)) || (gamma_s && (!parse_float(gamma_s, &gamma) || gamma < 0)) ||
         (tick_s && (!parse_float(tick_s, &tick_kimg) || tick_kimg <= 0)) ||
         (timeout_s && (!parse_float(timeout_s, &comm_timeout) || comm_timeout <= 0)))
@@ -711,6 +777,8 @@ static int cmd_train(int argc, char **argv) {
            use_labels ? ", conditional" : "");
     gantl_trainer t;
     gantl_sampler sampler;
+    train_metrics tm;
+    int have_tm = 0;
     gantl_status st = GANTL_OK;
     int rc = 1;
     memset(&sampler, 0, sizeof sampler);
@@ -784,6 +852,12 @@ static int cmd_train(int argc, char **argv) {
         printf("data parallel: %d ranks of %lld images (batch_gpu %lld), gradients averaged by MPI every phase\n", K,
                (long long)gantl_trainer_local_batch(&t),
                (long long)(t.cfg.batch_gpu < gantl_trainer_local_batch(&t) ? t.cfg.batch_gpu : gantl_trainer_local_batch(&t)));
+    if (metrics_s) { /* the real side's features once, before training (with K ranks, shared out) */
+        printf("metrics %s of %ld samples at each snapshot; features of the real images...\n", metrics_s, metrics_num);
+        fflush(stdout);
+        if (!train_metrics_open(&tm, metrics_s, mfeat_s, mreal_s, &ds, metrics_num, (uint64_t)seed, out)) goto trained;
+        have_tm = 1;
+    }
     {
         /* B images per iteration, b = B / K of them on this rank: rows i * K + rank */
         int64_t B = t.cfg.batch_size, b = gantl_trainer_local_batch(&t), C = ds.channels, R = ds.resolution;
@@ -874,6 +948,25 @@ static int cmd_train(int argc, char **argv) {
                    (t.cur_nimg - tick_start_nimg) / sec, eta > 0 ? eta : 0, tick_mean(&sums, 0), tick_mean(&sums, 1),
                    (double)t.augment.p);
             fflush(stdout);
+            char metrics_json[2048] = "";
+            if (done || (tick + 1) % snap == 0) { /* a snapshot, its sample grid and (--metrics) its scores */
+                char snap_path[4096] = "";
+                if (gantl_trainer_check_replicas(&t) != GANTL_OK) { /* every rank, every snapshot: cheap */
+                    fail_status("train");
+                    goto train_done;
+                }
+                if (main_rank) {
+                    if (!save_snapshot(out, &t, &ds, &sampler, use_labels, snap_path, sizeof snap_path)) goto train_done;
+                    snprintf(path, sizeof path, "%s/fakes%06lld.png", out, (long long)(t.cur_nimg / 1000));
+                    save_fakes(path, &t, grid_z, grid_c, grid);
+                    printf("saved %s\n", snap_path);
+                    fflush(stdout);
+                }
+                /* every rank: each samples and extracts its share (the replicas agree, checked above) */
+                if (have_tm && !train_metrics_eval(&tm, &t.G_ema, t.cur_nimg / 1000.0, snap_path, metrics_json,
+                                                   sizeof metrics_json))
+                    goto train_done;
+            }
             if (log) fprintf(log, "{\"tick\": %lld, \"kimg\": %.3f, \"total_sec\": %.3f, \"sec_per_kimg\": %.3f, \"img_per_sec\": %.3f, "
                     "\"augment_p\": %.6f, \"pl_mean\": %.6f", (long long)tick, t.cur_nimg / 1000.0, now - start, per_kimg,
                     (t.cur_nimg - tick_start_nimg) / sec, (double)t.augment.p, (double)t.pl_mean);
@@ -881,21 +974,9 @@ static int cmd_train(int argc, char **argv) {
                 double m = tick_mean(&sums, i);
                 if (m == m) fprintf(log, ", \"%s\": %.6g", tick_names[i], m);
             }
+            if (log && metrics_json[0]) fprintf(log, ", \"metrics\": %s", metrics_json);
             if (log) fprintf(log, ", \"timestamp\": %.3f}\n", (double)time(NULL)), fflush(log);
             tick++;
-            if (done || tick % snap == 0) {
-                char snap_path[4096];
-                if (gantl_trainer_check_replicas(&t) != GANTL_OK) { /* every rank, every snapshot: cheap */
-                    fail_status("train");
-                    goto train_done;
-                }
-                if (!main_rank) goto snapshot_done;
-                if (!save_snapshot(out, &t, &ds, &sampler, use_labels, snap_path, sizeof snap_path)) goto train_done;
-                snprintf(path, sizeof path, "%s/fakes%06lld.png", out, (long long)(t.cur_nimg / 1000));
-                save_fakes(path, &t, grid_z, grid_c, grid);
-                printf("saved %s\n", snap_path);
-            snapshot_done:;
-            }
             memset(&sums, 0, sizeof sums);
             tick_start = wall_seconds(), tick_start_nimg = t.cur_nimg;
         }
@@ -905,6 +986,8 @@ static int cmd_train(int argc, char **argv) {
         if (log) fclose(log);
         free(reals), free(real_c), free(gen_c), free(grid_z), free(grid_c), free(u), free(idx), free(flip);
     }
+trained:
+    if (have_tm) train_metrics_close(&tm);
     gantl_trainer_free(&t);
     gantl_sampler_free(&sampler);
 done:
@@ -915,7 +998,6 @@ done:
 
 #include "plot.h"
 #include "toy2d.c"
-#include "metrics.c"
 
 static const command commands[] = {
     {"info", cmd_info, "version, threads, backends and ops of this build",
@@ -940,6 +1022,10 @@ static const command commands[] = {
      "  --images X.npy   float images in [-1, 1] of shape (N, C, H, W)\n"
      "  --out FILE       write the (N, 1) logits as float32 .npy (default: print them)\n"
      "  --class N        class index for a conditional discriminator\n"},
+    {"export", cmd_export, "a checkpoint's networks without the training state, to share or fine-tune",
+     "usage: gantl export --ckpt SNAPSHOT --out FILE [--with-d 0]\n"
+     "  Keeps G, G_ema and (unless --with-d 0) D with their configurations; drops the Adam\n"
+     "  moments, sampler and augmentation state. `gantl train --resume FILE` fine-tunes it.\n"},
     {"train", cmd_train, "train or fine-tune StyleGAN2-ADA",
      "usage: gantl train --data SPEC --out DIR [options]\n"
      "  --data SPEC         an image folder, an .npy of images, or fashion-mnist[:CLASSES][@train|@test]\n"
@@ -956,12 +1042,17 @@ static const command commands[] = {
      "  --seed S            random seed (default 0)\n"
      "  --snap N            a snapshot every N ticks (default 10);  --tick KIMG: kimg per tick (default 1)\n"
      "  --max-images N      a random subset of N images (limited-data targets)\n"
-     "  --mirror 1          add x-flips;  --cond 1: use the data's labels\n"
+     "  --mirror            add x-flips;  --cond: use the data's labels\n"
      "  --channel-base N, --channel-max N   network width (new runs)\n"
+     "  --metrics LIST      at each snapshot, score G_ema: fid, kid, pr, dc, modes (into metrics.jsonl)\n"
+     "  --metrics-num N     generated images per evaluation (default 5000)\n"
+     "  --metrics-real SPEC the real side (default: the training images)\n"
+     "  --metrics-features F  fmnist (default), fmnist:PATH or inception:PATH\n"
      "  --comm-timeout SEC  with mpirun (an MPI build): how long a rank waits for the others in a\n"
      "                      collective before it gives up with an error (default 600)\n"
      "  Data parallel (make MPI=1): mpirun -np K gantl train ... splits each batch over K processes\n"
-     "  (batch / K images each), averages the gradients every phase; rank 0 writes the files.\n"},
+     "  (batch / K images each), averages the gradients every phase; rank 0 writes the files; the\n"
+     "  ranks share the --metrics sampling and feature extraction.\n"},
     {"metrics", cmd_metrics, "FID, KID, precision / recall, density / coverage, covered modes",
      "usage: gantl metrics --real SPEC --fake SPEC [options]\n"
      "       gantl metrics --real-features A.npy --fake-features B.npy [options]\n"
@@ -972,13 +1063,29 @@ static const command commands[] = {
      "                       (weights converted by tools/convert_inception.py)\n"
      "  --num N              images per side: samples of a checkpoint, a seeded subset of data (default 10000)\n"
      "  --k K                neighbours for precision / recall / density / coverage (default 3)\n"
-     "  --strict 1           '<' instead of '<=' for the k-NN balls (prdc's convention)\n"
+     "  --strict             '<' instead of '<=' for the k-NN balls (prdc's convention)\n"
      "  --mode-min M         modes: classes with at least M of the fake images (default 10)\n"
      "  --seed S             latents and subsets (default 0)\n"
      "  --cache DIR          feature cache (default $GANTL_CACHE, else ~/.cache/gantl)\n"
-     "  --json 1             only the JSON line\n"
+     "  --json               only the JSON line\n"
      "  With mpirun (an MPI build), the ranks share the image generation and feature extraction;\n"
      "  --comm-timeout SEC bounds their waits (default 600).\n"},
+    {"select", cmd_select, "rank source checkpoints (or datasets) for a target by recall, precision, FID or KID",
+     "usage: gantl select --target SPEC --sources SPEC... [options]\n"
+     "  Scores each source against the target in one feature space: the source's samples (a\n"
+     "  checkpoint's G_ema) or images (a dataset) are the 'fake' side, the target the 'real' side, so\n"
+     "  recall is the share of the target the source covers, the paper's criterion for choosing a\n"
+     "  checkpoint to fine-tune. Prints a ranked table and a JSON line.\n"
+     "  --target SPEC       the target data (folder, .npy, dataset spec)\n"
+     "  --sources A B ...   checkpoints (.safetensors) and/or dataset specs\n"
+     "  --by METRIC         recall (default), precision, fid or kid\n"
+     "  --num N             samples per source and at most N target images (default 10000)\n"
+     "  --max-target N      the target's seeded subset of N images instead (the subset\n"
+     "                      `gantl train --max-images N --seed S` trains on, for the same --seed)\n"
+     "  --features F        fmnist (default), fmnist:PATH or inception:PATH\n"
+     "  --k K               neighbours for precision / recall (default 3);  --strict: '<' balls\n"
+     "  --seed S            latents and subsets (default 0);  --cache DIR: feature cache\n"
+     "  --json              only the JSON line\n"},
     {"toy2d", cmd_toy2d, "the paper's 2-D experiment: recall and grad-D similarity predict fine-tuning W1",
      "usage: gantl toy2d [--out DIR] [--seeds 0-2] [options]\n"
      "  Pretrains the MLP GAN on a source, fine-tunes every checkpoint on the 10-Gaussian target and\n"
@@ -991,7 +1098,10 @@ static const command commands[] = {
      "  --every N              a checkpoint every N G steps (default 50: 101 checkpoints)\n"
      "  --finetune-steps N     G steps of each fine-tuning (default 1001)\n"
      "  --test-every N         W1 every N G steps of fine-tuning (default 250)\n"
-     "  --variants 0|1         also the G-only / D-only / scratch / other-source fine-tunings (default 1)\n"},
+     "  --variants 0|1         also the G-only / D-only / scratch / other-source fine-tunings (default 1)\n"
+     "  --replay IN --replay-out OUT   run the loop on the weights and batches recorded in IN\n"
+     "                         (tools/toy2d_ref.py) and write the results to OUT (how the tests\n"
+     "                         check it against PyTorch)\n"},
 };
 static const int command_count = (int)(sizeof commands / sizeof commands[0]);
 
@@ -1011,6 +1121,7 @@ int main(int argc, char **argv) {
         printf("gantl %s\n", GANTL_VERSION);
         return 0;
     }
+    cli_comm = gantl_comm_single(); /* one process; train and metrics may make it K ranks */
     for (int i = 0; i < command_count; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         if (wants_help(argc - 1, argv + 1)) {

@@ -62,6 +62,24 @@ static int extractor_run(extractor *e, const float *images, int64_t n, int chann
     return s == GANTL_OK;
 }
 
+/* s as a JSON string (quoted, escaped). */
+static void json_string(FILE *out, const char *s) {
+    fputc('"', out);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
+        else if (ch < 0x20) fprintf(out, "\\u%04x", ch);
+        else fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
+/* , "key": value with value as JSON (null when not finite). */
+static void json_field(FILE *out, const char *key, double value) {
+    if (isfinite(value)) fprintf(out, ", \"%s\": %.9g", key, value);
+    else fprintf(out, ", \"%s\": null", key);
+}
+
 /* A set of images to score: its features and (classifier) predictions. */
 typedef struct feature_set {
     int64_t n;
@@ -134,38 +152,118 @@ static void rank_share(int64_t n, int64_t block, int64_t *lo, int64_t *hi) {
     if (*hi > n) *hi = n;
 }
 
-/* f's features (and predictions) of images (n, ...) whose rows [lo, hi) this rank holds:
-   it extracts those, then every rank gets every row (a sum of zero-filled arrays over the
-   ranks, exact). */
-static int extract_shared(feature_set *f, extractor *e, const float *images, int64_t lo, int64_t hi, int channels, int res) {
-    int64_t n = f->n, per = (int64_t)channels * res * res;
+/* Features (n, dim) and, for the classifier, predictions of images (n, C, R, R) in [-1, 1] of
+   which this rank holds rows [lo, hi) (all of them with one process): it extracts those, then
+   every rank gets every row (a sum of zero-filled arrays over the ranks, exact). */
+static int feature_set_from_images(feature_set *f, extractor *e, const float *images, int64_t n, int64_t lo, int64_t hi,
+                                   int channels, int res) {
+    int64_t per = (int64_t)channels * res * res;
+    f->n = n;
     f->features = (float *)calloc((size_t)(n * e->dim) + 1, sizeof(float));
     f->predictions = e->kind == 0 ? (int32_t *)calloc((size_t)n + 1, sizeof(int32_t)) : NULL;
-    if (!f->features || (e->kind == 0 && !f->predictions)) return fail("metrics", "out of memory"), 0;
-    if (hi > lo && !extractor_run(e, images + lo * per, hi - lo, channels, res, f->features + lo * e->dim,
-                                  f->predictions ? f->predictions + lo : NULL))
-        return 0;
-    if (cli_comm.size == 1) return 1;
-    float *pred = f->predictions ? (float *)calloc((size_t)n + 1, sizeof(float)) : NULL;
-    if (f->predictions && !pred) return fail("metrics", "out of memory"), 0;
-    for (int64_t i = lo; pred && i < hi; i++) pred[i] = (float)f->predictions[i]; /* class indices: exact as floats */
-    int ok = gantl_comm_allreduce_f32(&cli_comm, f->features, n * e->dim) == GANTL_OK &&
-             (!pred || gantl_comm_allreduce_f32(&cli_comm, pred, n) == GANTL_OK);
-    for (int64_t i = 0; ok && pred && i < n; i++) f->predictions[i] = (int32_t)pred[i];
-    free(pred);
-    if (!ok) fail("metrics", gantl_last_error());
+    int ok = f->features && (e->kind != 0 || f->predictions);
+    if (!ok) fail("metrics", "out of memory for the features");
+    if (ok && hi > lo)
+        ok = extractor_run(e, images + lo * per, hi - lo, channels, res, f->features + lo * e->dim,
+                           f->predictions ? f->predictions + lo : NULL);
+    if (ok && cli_comm.size > 1) {
+        float *pred = f->predictions ? (float *)calloc((size_t)n + 1, sizeof(float)) : NULL;
+        if (f->predictions && !pred) ok = 0, fail("metrics", "out of memory");
+        for (int64_t i = lo; ok && pred && i < hi; i++) pred[i] = (float)f->predictions[i]; /* class indices: exact as floats */
+        if (ok && (gantl_comm_allreduce_f32(&cli_comm, f->features, n * e->dim) != GANTL_OK ||
+                   (pred && gantl_comm_allreduce_f32(&cli_comm, pred, n) != GANTL_OK)))
+            ok = 0, fail("metrics", gantl_last_error());
+        for (int64_t i = 0; ok && pred && i < n; i++) f->predictions[i] = (int32_t)pred[i];
+        free(pred);
+    }
+    if (!ok) feature_set_free(f);
     return ok;
 }
 
-/* Features of a source: a checkpoint's G_ema (n images, seeded z, noise const, labels in
-   turn for a conditional G), or a dataset (a seeded subset of n images, all if fewer).
-   With K ranks each makes and extracts its share of the images. */
+/* n images (n, C, R, R) of a generator: z from (seed), constant noise, labels in turn for a
+   conditional G; only the blocks of 32 in rows [lo, hi) are generated (the z of the others are
+   drawn all the same, for the stream), the other rows are left unset. NULL when out of memory. */
+static float *generator_images(gantl_generator *G, int64_t n, int64_t lo, int64_t hi, uint64_t seed) {
+    int64_t res = G->cfg.img_resolution, channels = G->cfg.img_channels, per = channels * res * res;
+    float *images = (float *)malloc((size_t)(n * per + 1) * sizeof(float));
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    gantl_rng rng = gantl_rng_new(seed);
+    int ok = images && ctx;
+    for (int64_t start = 0; ok && start < n; start += 32) {
+        int64_t b = n - start < 32 ? n - start : 32, zs[2] = {b, G->cfg.z_dim}, cs[2] = {b, G->cfg.c_dim};
+        gantl_ctx_reset(ctx);
+        gantl_set_grad_enabled(ctx, 0);
+        if (start + b <= lo || start >= hi) { /* another rank's images: only their z, for the stream */
+            gantl_randn(ctx, &rng, 2, zs);
+            continue;
+        }
+        gantl_tensor *c = NULL;
+        if (G->cfg.c_dim) {
+            c = gantl_zeros(ctx, 2, cs);
+            for (int64_t i = 0; c && i < b; i++) c->data[i * G->cfg.c_dim + (start + i) % G->cfg.c_dim] = 1.0f;
+        }
+        gantl_tensor *w = gantl_generator_mapping(ctx, G, gantl_randn(ctx, &rng, 2, zs), c, 1.0f, -1, 0);
+        gantl_tensor *img = gantl_generator_synthesis(ctx, G, w, GANTL_NOISE_CONST, NULL, NULL);
+        if (!img) ok = 0;
+        else memcpy(images + start * per, img->data, (size_t)img->numel * sizeof(float));
+    }
+    gantl_ctx_free(ctx);
+    if (!ok) free(images);
+    return ok ? images : NULL;
+}
+
+/* With K ranks, each generates and extracts its share of the images (a collective). */
+static int feature_set_from_generator(feature_set *f, gantl_generator *G, extractor *e, int64_t n, uint64_t seed) {
+    int64_t lo, hi;
+    rank_share(n, 32, &lo, &hi);
+    float *images = generator_images(G, n, lo, hi, seed);
+    if (!images) return fail("metrics", "out of memory for the generated images"), 0;
+    int ok = feature_set_from_images(f, e, images, n, lo, hi, G->cfg.img_channels, G->cfg.img_resolution);
+    free(images);
+    return ok;
+}
+
+/* Features of all the images of a loaded dataset, through the cache when cache_dir is given.
+   With K ranks (a collective), the cache is used only when every rank has it, else each loads
+   and extracts its share of the images; rank 0 writes the cache. */
+static int feature_set_from_dataset(feature_set *f, const gantl_dataset *ds, extractor *e, const char *cache_dir) {
+    char path[4096], key[1500];
+    memset(f, 0, sizeof *f);
+    snprintf(key, sizeof key, "%s|%s", ds->name, e->name);
+    cache_path(path, sizeof path, cache_dir ? cache_dir : ".", ds->name, e->name, ds->count);
+    snprintf(f->name, sizeof f->name, "%s", ds->name);
+    int hit = cache_dir && cache_load(path, key, f, e->dim);
+    if (cli_comm.size > 1) {
+        double hits = hit;
+        if (gantl_comm_allreduce_f64(&cli_comm, &hits, 1) != GANTL_OK) {
+            feature_set_free(f);
+            return fail("metrics", gantl_last_error()), 0;
+        }
+        if (hit && hits < cli_comm.size) feature_set_free(f), hit = 0;
+    }
+    snprintf(f->name, sizeof f->name, "%s", ds->name);
+    if (hit) return 1;
+    int64_t per = (int64_t)ds->channels * ds->resolution * ds->resolution, lo, hi;
+    rank_share(ds->count, 256, &lo, &hi); /* the classifier's batches */
+    float *images = (float *)malloc((size_t)(ds->count * per + 1) * sizeof(float));
+    int64_t *idx = (int64_t *)malloc((size_t)ds->count * sizeof(int64_t) + 1);
+    int ok = images && idx;
+    for (int64_t i = 0; ok && i < ds->count; i++) idx[i] = i;
+    if (ok && hi > lo) gantl_dataset_batch(ds, idx + lo, NULL, hi - lo, images + lo * per, NULL);
+    if (!ok) fail("metrics", "out of memory for the dataset's images");
+    free(idx);
+    if (ok) ok = feature_set_from_images(f, e, images, ds->count, lo, hi, ds->channels, ds->resolution);
+    free(images);
+    if (ok) snprintf(f->name, sizeof f->name, "%s", ds->name);
+    if (ok && cache_dir && cli_comm.rank == 0) cache_save(cache_dir, path, key, f, e->dim);
+    return ok;
+}
+
+/* Features of a source: a checkpoint's G_ema (n samples, seeded), or a dataset (a seeded
+   subset of n images, all if fewer), at the extractor's channels. With K ranks, a collective:
+   every rank ends with all the features. */
 static int feature_set_make(feature_set *f, const char *spec, extractor *e, int64_t n, uint64_t seed, const char *cache_dir) {
     memset(f, 0, sizeof *f);
-    int res = 0, channels = 0;
-    float *images = NULL;
-    int ok = 0;
-    int64_t lo = 0, hi = 0;
     if (is_checkpoint(spec)) {
         gantl_st_file st;
         gantl_generator G;
@@ -173,78 +271,19 @@ static int feature_set_make(feature_set *f, const char *spec, extractor *e, int6
         gantl_status s = gantl_generator_from_file(&G, &st, gantl_st_find(&st, "G_ema.mapping.fc0.weight") ? "G_ema." : "G.");
         gantl_st_free(&st);
         if (s != GANTL_OK) return fail("metrics", gantl_last_error()), 0;
-        res = G.cfg.img_resolution, channels = G.cfg.img_channels;
-        f->n = n;
-        images = (float *)malloc((size_t)(n * channels * res * res) * sizeof(float));
-        gantl_ctx *ctx = gantl_ctx_new(0);
-        gantl_rng rng = gantl_rng_new(seed);
-        ok = images && ctx;
-        rank_share(n, 32, &lo, &hi);
-        for (int64_t start = 0; ok && start < n; start += 32) {
-            int64_t b = n - start < 32 ? n - start : 32, zs[2] = {b, G.cfg.z_dim}, cs[2] = {b, G.cfg.c_dim};
-            gantl_ctx_reset(ctx);
-            gantl_set_grad_enabled(ctx, 0);
-            if (start < lo || start >= hi) { /* another rank's images: only their z, for the stream */
-                gantl_randn(ctx, &rng, 2, zs);
-                continue;
-            }
-            gantl_tensor *c = NULL;
-            if (G.cfg.c_dim) {
-                c = gantl_zeros(ctx, 2, cs);
-                for (int64_t i = 0; c && i < b; i++) c->data[i * G.cfg.c_dim + (start + i) % G.cfg.c_dim] = 1.0f;
-            }
-            gantl_tensor *img = gantl_generator_synthesis(ctx, &G, gantl_generator_mapping(ctx, &G, gantl_randn(ctx, &rng, 2, zs), c, 1.0f, -1, 0),
-                                                          GANTL_NOISE_CONST, NULL, NULL);
-            if (!img) ok = 0;
-            else memcpy(images + start * channels * res * res, img->data, (size_t)img->numel * sizeof(float));
-        }
-        gantl_ctx_free(ctx);
+        int ok = feature_set_from_generator(f, &G, e, n, seed);
         gantl_generator_free(&G);
-        snprintf(f->name, sizeof f->name, "%s (G, %lld samples)", spec, (long long)n);
-    } else {
-        gantl_dataset ds;
-        gantl_dataset_options o;
-        gantl_dataset_options_default(&o);
-        o.max_images = n, o.seed = seed;
-        if (e->kind == 0) o.channels = e->cls.channels;
-        if (gantl_dataset_load(&ds, spec, &o) != GANTL_OK) return fail("metrics", gantl_last_error()), 0;
-        char path[4096], key[1500];
-        snprintf(key, sizeof key, "%s|%s", ds.name, e->name);
-        cache_path(path, sizeof path, cache_dir ? cache_dir : ".", ds.name, e->name, ds.count);
-        snprintf(f->name, sizeof f->name, "%s", ds.name);
-        int hit = cache_dir && cache_load(path, key, f, e->dim);
-        if (cli_comm.size > 1) { /* the cache only if every rank has it, else all compute */
-            double hits = hit;
-            if (gantl_comm_allreduce_f64(&cli_comm, &hits, 1) != GANTL_OK) {
-                gantl_dataset_free(&ds);
-                return fail("metrics", gantl_last_error()), 0;
-            }
-            if (hit && hits < cli_comm.size) feature_set_free(f), snprintf(f->name, sizeof f->name, "%s", ds.name), hit = 0;
-        }
-        if (hit) {
-            gantl_dataset_free(&ds);
-            return 1;
-        }
-        res = ds.resolution, channels = ds.channels, f->n = ds.count;
-        images = (float *)malloc((size_t)(ds.count * channels * res * res) * sizeof(float));
-        int64_t *idx = (int64_t *)malloc((size_t)ds.count * sizeof(int64_t));
-        ok = images && idx;
-        rank_share(ds.count, 256, &lo, &hi); /* the classifier's batches */
-        for (int64_t i = 0; ok && i < ds.count; i++) idx[i] = i;
-        if (ok && hi > lo) gantl_dataset_batch(&ds, idx + lo, NULL, hi - lo, images + lo * channels * res * res, NULL);
-        free(idx);
-        gantl_dataset_free(&ds);
-        if (ok) {
-            ok = extract_shared(f, e, images, lo, hi, channels, res);
-            if (ok && cache_dir && cli_comm.rank == 0) cache_save(cache_dir, path, key, f, e->dim);
-        }
-        free(images);
-        if (!ok) feature_set_free(f);
+        if (ok) snprintf(f->name, sizeof f->name, "%s (G, %lld samples)", spec, (long long)n);
         return ok;
     }
-    if (ok) ok = extract_shared(f, e, images, lo, hi, channels, res);
-    free(images);
-    if (!ok) feature_set_free(f);
+    gantl_dataset ds;
+    gantl_dataset_options o;
+    gantl_dataset_options_default(&o);
+    o.max_images = n, o.seed = seed;
+    if (e->kind == 0) o.channels = e->cls.channels;
+    if (gantl_dataset_load(&ds, spec, &o) != GANTL_OK) return fail("metrics", gantl_last_error()), 0;
+    int ok = feature_set_from_dataset(f, &ds, e, cache_dir);
+    gantl_dataset_free(&ds);
     return ok;
 }
 
@@ -414,4 +453,214 @@ static int cmd_metrics(int argc, char **argv) {
     feature_set_free(&fake);
     if (have_e) extractor_close(&e);
     return ok ? 0 : 1;
+}
+
+/* ---- gantl select: rank source checkpoints (or datasets) for a target ---- */
+
+typedef struct source_score {
+    const char *spec;
+    double fid, kid, precision, recall;
+    int ok;
+} source_score;
+
+static const char *select_by = "recall";
+
+/* recall and precision rank high-first, FID and KID low-first; failed sources last */
+static int source_score_compare(const void *pa, const void *pb) {
+    const source_score *a = (const source_score *)pa, *b = (const source_score *)pb;
+    if (a->ok != b->ok) return b->ok - a->ok;
+    double va, vb;
+    int high = 1;
+    if (!strcmp(select_by, "fid")) va = a->fid, vb = b->fid, high = 0;
+    else if (!strcmp(select_by, "kid")) va = a->kid, vb = b->kid, high = 0;
+    else if (!strcmp(select_by, "precision")) va = a->precision, vb = b->precision;
+    else va = a->recall, vb = b->recall;
+    if (va == vb) return 0;
+    return (high ? va < vb : va > vb) ? 1 : -1;
+}
+
+static int cmd_select(int argc, char **argv) {
+    static const char *const known[] = {"--target", "--by", "--num", "--features", "--k", "--strict", "--json", "--seed",
+                                        "--cache", "--max-target", NULL};
+    /* --sources takes every following argument up to the next option */
+    char **rest = (char **)malloc((size_t)(argc + 1) * sizeof(char *));
+    const char **sources = (const char **)malloc((size_t)(argc + 1) * sizeof(char *));
+    int nrest = 0, nsources = 0;
+    if (!rest || !sources) {
+        free(rest), free(sources);
+        return fail("select", "out of memory"), 1;
+    }
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--sources")) {
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) sources[nsources++] = argv[++i];
+        } else
+            rest[nrest++] = argv[i];
+    }
+    options o = {nrest, rest, 0};
+    int rc = 2;
+    source_score *scores = NULL;
+    if (!opt_check(&o, known)) goto out;
+    const char *target_s = opt_get(&o, "--target"), *by = opt_get(&o, "--by"), *num_s = opt_get(&o, "--num");
+    const char *feat_s = opt_get(&o, "--features"), *k_s = opt_get(&o, "--k"), *strict_s = opt_get(&o, "--strict");
+    const char *json_s = opt_get(&o, "--json"), *seed_s = opt_get(&o, "--seed"), *cache_s = opt_get(&o, "--cache");
+    const char *max_target_s = opt_get(&o, "--max-target");
+    if (o.error) goto out;
+    long num = 10000, k = 3, strict = 0, json = 0, seed = 0, max_target = 0;
+    if ((num_s && !parse_long(num_s, 2, 1 << 24, &num)) || (k_s && !parse_long(k_s, 1, 1000, &k)) ||
+        (strict_s && !parse_long(strict_s, 0, 1, &strict)) || (json_s && !parse_long(json_s, 0, 1, &json)) ||
+        (seed_s && !parse_long(seed_s, 0, LONG_MAX, &seed)) || (max_target_s && !parse_long(max_target_s, 2, 1 << 24, &max_target))) {
+        fail("select", "a numeric option is out of range (see gantl select --help)");
+        goto out;
+    }
+    if (!target_s || !nsources) {
+        fail("select", "--target SPEC and --sources A B ... are required");
+        goto out;
+    }
+    if (by && strcmp(by, "recall") && strcmp(by, "precision") && strcmp(by, "fid") && strcmp(by, "kid")) {
+        fail("select", "--by must be recall, precision, fid or kid");
+        goto out;
+    }
+    select_by = by ? by : "recall";
+    rc = 1;
+    extractor e;
+    if (!extractor_open(&e, feat_s ? feat_s : "fmnist")) goto out;
+    char buf[4096];
+    const char *cache_dir = cache_s ? cache_s : default_cache_dir(buf, sizeof buf);
+    feature_set target;
+    if (!feature_set_make(&target, target_s, &e, max_target ? max_target : num, (uint64_t)seed, cache_dir)) {
+        extractor_close(&e);
+        goto out;
+    }
+    scores = (source_score *)calloc((size_t)nsources, sizeof *scores);
+    if (!scores) fail("select", "out of memory");
+    for (int i = 0; scores && i < nsources; i++) {
+        feature_set src;
+        source_score *sc = &scores[i];
+        sc->spec = sources[i];
+        if (!json) {
+            printf("scoring %s...\n", sources[i]);
+            fflush(stdout);
+        }
+        if (!feature_set_make(&src, sources[i], &e, num, (uint64_t)seed + 1, cache_dir)) continue;
+        gantl_prdc pr;
+        double kid_std;
+        /* the target is "real", the source "fake": recall = how much of the target the source covers */
+        sc->ok = gantl_fid(target.features, target.n, src.features, src.n, e.dim, 1, &sc->fid) == GANTL_OK &&
+                 gantl_kid(target.features, target.n, src.features, src.n, e.dim, 100, 0, (uint64_t)seed, &sc->kid,
+                           &kid_std) == GANTL_OK &&
+                 gantl_prdc_compute(target.features, target.n, src.features, src.n, e.dim, (int)k, (int)strict, &pr) == GANTL_OK;
+        if (sc->ok) sc->precision = pr.precision, sc->recall = pr.recall;
+        else fprintf(stderr, "gantl select: %s: %s\n", sources[i], gantl_last_error());
+        feature_set_free(&src);
+    }
+    if (scores) {
+        qsort(scores, (size_t)nsources, sizeof *scores, source_score_compare);
+        if (!json) {
+            printf("target: %s (%lld images), features %s, ranked by %s\n", target.name, (long long)target.n, e.name, select_by);
+            printf("rank  %-10s %-10s %-10s %-10s source\n", "recall", "precision", "fid", "kid");
+            for (int i = 0; i < nsources; i++) {
+                if (scores[i].ok)
+                    printf("%-5d %-10.4f %-10.4f %-10.3f %-10.5f %s\n", i + 1, scores[i].recall, scores[i].precision,
+                           scores[i].fid, scores[i].kid, scores[i].spec);
+                else
+                    printf("-     (failed)                                       %s\n", scores[i].spec);
+            }
+        }
+        printf("{\"target\": ");
+        json_string(stdout, target.name);
+        printf(", \"by\": \"%s\", \"num\": %ld, \"k\": %ld, \"features\": ", select_by, num, k);
+        json_string(stdout, e.name);
+        printf(", \"ranking\": [");
+        for (int i = 0, first = 1; i < nsources; i++) {
+            if (!scores[i].ok) continue;
+            printf("%s{\"source\": ", first ? "" : ", ");
+            json_string(stdout, scores[i].spec);
+            printf(", \"recall\": %.6f, \"precision\": %.6f, \"fid\": %.6f, \"kid\": %.8f}", scores[i].recall,
+                   scores[i].precision, scores[i].fid, scores[i].kid);
+            first = 0;
+        }
+        printf("]}\n");
+        rc = scores[0].ok && scores[nsources - 1].ok ? 0 : 1;
+    }
+    feature_set_free(&target);
+    extractor_close(&e);
+out:
+    free(scores);
+    free(rest);
+    free(sources);
+    return rc;
+}
+
+/* ---- metrics during training (gantl train --metrics) ---- */
+
+typedef struct train_metrics {
+    metric_set m;
+    extractor e;
+    feature_set real;
+    int64_t num;
+    FILE *log; /* metrics.jsonl */
+} train_metrics;
+
+/* The real side: real_spec, or else the training set itself (as the official loop: the
+   dataset with its --max-images subset, no flips). With K ranks (mpirun), every rank calls it
+   (the features are shared out) and rank 0 alone writes metrics.jsonl. */
+static int train_metrics_open(train_metrics *tm, const char *list, const char *features, const char *real_spec,
+                              const gantl_dataset *train_set, int64_t num, uint64_t seed, const char *out_dir) {
+    char path[4096], buf[4096];
+    memset(tm, 0, sizeof *tm);
+    tm->num = num;
+    if (!parse_metrics(list, &tm->m)) return fail("train", "--metrics is a list of fid, kid, pr, dc, modes"), 0;
+    if (!extractor_open(&tm->e, features ? features : "fmnist")) return 0;
+    const char *cache_dir = default_cache_dir(buf, sizeof buf);
+    int ok = real_spec ? feature_set_make(&tm->real, real_spec, &tm->e, num, seed, cache_dir)
+                       : feature_set_from_dataset(&tm->real, train_set, &tm->e, cache_dir);
+    if (ok && cli_comm.rank == 0) {
+        snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
+        tm->log = fopen(path, "a");
+        if (!tm->log) fprintf(stderr, "gantl train: cannot open '%s'\n", path), ok = 0;
+    }
+    if (!ok) feature_set_free(&tm->real), extractor_close(&tm->e);
+    return ok;
+}
+
+/* Scores num samples of G (the EMA generator) against the real features: one line of
+   metrics.jsonl and of the console; the metrics' JSON object also into json (for stats.jsonl).
+   With K ranks every rank calls it: each generates and extracts its share of the samples, then
+   every rank computes the scores (deterministic, small beside the sampling), so that none waits
+   in a collective while rank 0 alone computes them; rank 0 writes. */
+static int train_metrics_eval(train_metrics *tm, gantl_generator *G, double kimg, const char *snapshot, char *json,
+                              size_t json_size) {
+    feature_set fake;
+    memset(&fake, 0, sizeof fake);
+    double t0 = wall_seconds();
+    if (!feature_set_from_generator(&fake, G, &tm->e, tm->num, 123456789u)) return 0;
+    char line[2048];
+    FILE *mem = tmpfile();
+    int ok = mem && compute_metrics(mem, &tm->m, &tm->real, &fake, tm->e.dim, 3, 0, 10, tm->e.num_classes, 0);
+    size_t len = 0;
+    if (ok) {
+        rewind(mem);
+        len = fread(line, 1, sizeof line - 1, mem);
+    }
+    line[len] = 0;
+    if (mem) fclose(mem);
+    feature_set_free(&fake);
+    if (!ok) return 0;
+    snprintf(json, json_size, "%s", line);
+    if (!tm->log) return 1; /* not rank 0 */
+    fprintf(tm->log, "{\"kimg\": %.3f, \"snapshot\": ", kimg);
+    json_string(tm->log, snapshot);
+    fprintf(tm->log, ", \"num_fake\": %lld, \"num_real\": %lld, \"features\": ", (long long)tm->num, (long long)tm->real.n);
+    json_string(tm->log, tm->e.name);
+    fprintf(tm->log, ", \"metrics\": %s}\n", line);
+    fflush(tm->log);
+    printf("metrics at %.3f kimg (%.0f s): %s\n", kimg, wall_seconds() - t0, line);
+    return 1;
+}
+
+static void train_metrics_close(train_metrics *tm) {
+    if (tm->log) fclose(tm->log);
+    feature_set_free(&tm->real);
+    extractor_close(&tm->e);
+    memset(tm, 0, sizeof *tm);
 }

@@ -144,34 +144,49 @@ static void toy_run_free(toy_run *r) {
 /* Called after each G update with its index (the checkpoint and test hook). */
 typedef void (*toy_hook)(void *user, toy_run *r, int64_t g_step);
 
+/* One iteration of the authors' loop: a D step on real (B, 2) against G(z_d) (G in training
+   mode: its BatchNorm statistics move, its weights do not), then, when z_g is given, a G step
+   on G(z_g). The losses go to d_loss / g_loss (g_loss may be NULL). */
+static int toy_step(toy_run *r, const float *real, const float *z_d, const float *z_g, double *d_loss, double *g_loss) {
+    gantl_ctx *ctx = r->ctx;
+    int64_t shape_x[2] = {TOY_BATCH, 2}, shape_z[2] = {TOY_BATCH, TOY_Z};
+    gantl_ctx_reset(ctx);
+    gantl_set_grad_enabled(ctx, 0);
+    gantl_tensor *fake = toy_forward(ctx, &r->G, gantl_from_data(ctx, 2, shape_z, (float *)z_d), 1);
+    gantl_set_grad_enabled(ctx, 1);
+    gantl_tensor *real_logits = toy_forward(ctx, &r->D, gantl_from_data(ctx, 2, shape_x, (float *)real), 1);
+    gantl_tensor *loss = gantl_add(ctx, gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, real_logits))),
+                                   gantl_mean_all(ctx, gantl_softplus(ctx, toy_forward(ctx, &r->D, fake, 1))));
+    if (!loss) return 0;
+    *d_loss = loss->data[0];
+    gantl_params_zero_grad(&r->D.params);
+    gantl_backward(ctx, loss);
+    gantl_adam_step(&r->opt_d, &r->D.params);
+    if (!z_g) return 1;
+    gantl_ctx_reset(ctx);
+    gantl_params_requires_grad(&r->D.params, 0);
+    gantl_tensor *gen = toy_forward(ctx, &r->G, gantl_from_data(ctx, 2, shape_z, (float *)z_g), 1);
+    loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, toy_forward(ctx, &r->D, gen, 1))));
+    if (!loss) return 0;
+    if (g_loss) *g_loss = loss->data[0];
+    gantl_params_zero_grad(&r->G.params);
+    gantl_backward(ctx, loss);
+    gantl_params_requires_grad(&r->D.params, 1);
+    gantl_adam_step(&r->opt_g, &r->G.params);
+    return 1;
+}
+
 /* The authors' loop: a D step every iteration, a G step every fourth, until g_steps. */
 static int toy_train(toy_run *r, toy_data data, int64_t g_steps, toy_hook hook, void *user) {
-    gantl_ctx *ctx = r->ctx;
-    float real[TOY_BATCH * 2], z[TOY_BATCH * TOY_Z];
-    int64_t shape_x[2] = {TOY_BATCH, 2}, shape_z[2] = {TOY_BATCH, TOY_Z};
+    float real[TOY_BATCH * 2], z_d[TOY_BATCH * TOY_Z], z_g[TOY_BATCH * TOY_Z]; /* 33 KB of stack */
     for (int64_t step = 0, g_step = 0; g_step < g_steps; step++) {
+        double d_loss;
+        int g_now = step % 4 == 0;
         toy_sample(data, &r->rng, real, TOY_BATCH);
-        gantl_rng_normal(&r->rng, z, TOY_BATCH * TOY_Z, 0.0f, 1.0f);
-        gantl_ctx_reset(ctx);
-        gantl_set_grad_enabled(ctx, 0); /* G is not trained in the D step (its BatchNorm statistics move) */
-        gantl_tensor *fake = toy_forward(ctx, &r->G, gantl_from_data(ctx, 2, shape_z, z), 1);
-        gantl_set_grad_enabled(ctx, 1);
-        gantl_tensor *d_loss = gantl_add(ctx, gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, toy_forward(ctx, &r->D, gantl_from_data(ctx, 2, shape_x, real), 1)))),
-                                         gantl_mean_all(ctx, gantl_softplus(ctx, toy_forward(ctx, &r->D, fake, 1))));
-        if (!d_loss) return 0;
-        gantl_params_zero_grad(&r->D.params);
-        gantl_backward(ctx, d_loss);
-        gantl_adam_step(&r->opt_d, &r->D.params);
-        if (step % 4 != 0) continue;
-        gantl_rng_normal(&r->rng, z, TOY_BATCH * TOY_Z, 0.0f, 1.0f);
-        gantl_ctx_reset(ctx);
-        gantl_params_requires_grad(&r->D.params, 0);
-        gantl_tensor *g_loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, toy_forward(ctx, &r->D, toy_forward(ctx, &r->G, gantl_from_data(ctx, 2, shape_z, z), 1), 1))));
-        if (!g_loss) return 0;
-        gantl_params_zero_grad(&r->G.params);
-        gantl_backward(ctx, g_loss);
-        gantl_params_requires_grad(&r->D.params, 1);
-        gantl_adam_step(&r->opt_g, &r->G.params);
+        gantl_rng_normal(&r->rng, z_d, TOY_BATCH * TOY_Z, 0.0f, 1.0f);
+        if (g_now) gantl_rng_normal(&r->rng, z_g, TOY_BATCH * TOY_Z, 0.0f, 1.0f);
+        if (!toy_step(r, real, z_d, g_now ? z_g : NULL, &d_loss, NULL)) return 0;
+        if (!g_now) continue;
         if (hook) hook(user, r, g_step);
         g_step++;
     }
@@ -198,6 +213,33 @@ static double toy_w1(toy_run *r, gantl_rng *rng) {
     return w1;
 }
 
+/* The grad-D similarity at points x (n, 2): the mean, over finite values, of the cosine
+   between c(x) - x (c: the nearest target centre) and the gradient wrt x of the G loss
+   -log D(x) (the authors' sign: the loss's gradient, not D's). */
+static double toy_grad_similarity(toy_net *D, const float *x_data, int64_t n) {
+    gantl_ctx *ctx = gantl_ctx_new(1 << 20);
+    int64_t shape[2] = {n, 2};
+    gantl_tensor *x = gantl_requires_grad(gantl_from_data(ctx, 2, shape, (float *)x_data)), *g;
+    gantl_tensor *loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, toy_forward(ctx, D, x, 0))));
+    gantl_grad(ctx, 1, &loss, NULL, 1, &x, &g, 0);
+    double sum = 0;
+    int64_t count = 0;
+    for (int64_t i = 0; g && i < n; i++) {
+        float best[2] = {0, 0}, c[2];
+        double best_d = INFINITY;
+        for (int k = 0; k < 10; k++) {
+            toy_center(k, c);
+            double d = hypot(c[0] - x_data[2 * i], c[1] - x_data[2 * i + 1]);
+            if (d < best_d) best_d = d, best[0] = c[0], best[1] = c[1];
+        }
+        double dx = best[0] - x_data[2 * i], dy = best[1] - x_data[2 * i + 1], gx = g->data[2 * i], gy = g->data[2 * i + 1];
+        double cosine = (dx * gx + dy * gy) / (hypot(dx, dy) * hypot(gx, gy));
+        if (cosine == cosine) sum += cosine, count++; /* the authors average the finite values */
+    }
+    gantl_ctx_free(ctx);
+    return count ? sum / (double)count : NAN;
+}
+
 /* Recall of G against the target, and the grad-D similarity, at a checkpoint. */
 static void toy_checkpoint_metrics(toy_run *r, gantl_rng *rng, double *recall, double *similarity) {
     float real[1000 * 2], fake[1000 * 2];
@@ -205,27 +247,95 @@ static void toy_checkpoint_metrics(toy_run *r, gantl_rng *rng, double *recall, d
     toy_sample(TOY_TARGET, rng, real, 1000);
     gantl_prdc pr;
     *recall = gantl_prdc_compute(real, 1000, fake, 1000, 2, 5, 1, &pr) == GANTL_OK ? pr.recall : NAN;
-    gantl_ctx *ctx = gantl_ctx_new(1 << 20);
-    int64_t shape[2] = {1000, 2};
-    gantl_tensor *x = gantl_requires_grad(gantl_from_data(ctx, 2, shape, fake)), *g;
-    gantl_tensor *loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, toy_forward(ctx, &r->D, x, 0))));
-    gantl_grad(ctx, 1, &loss, NULL, 1, &x, &g, 0);
-    double sum = 0;
-    int64_t count = 0;
-    for (int64_t i = 0; g && i < 1000; i++) {
-        float best[2] = {0, 0}, c[2];
-        double best_d = INFINITY;
-        for (int k = 0; k < 10; k++) {
-            toy_center(k, c);
-            double d = hypot(c[0] - fake[2 * i], c[1] - fake[2 * i + 1]);
-            if (d < best_d) best_d = d, best[0] = c[0], best[1] = c[1];
+    *similarity = toy_grad_similarity(&r->D, fake, 1000);
+}
+
+/* ---- replay: the loop on recorded weights and batches (tools/toy2d_ref.py), for tests ---- */
+
+static int toy_net_read(toy_net *n, const gantl_st_file *st, const char *prefix) {
+    gantl_params *sets[2] = {&n->params, &n->buffers};
+    char name[64];
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < sets[s]->count; i++) {
+            gantl_tensor *t = sets[s]->tensors[i];
+            snprintf(name, sizeof name, "%s%s", prefix, t->name);
+            if (gantl_st_read_f32(st, name, t->data, t->numel, t->ndim, t->shape) != GANTL_OK) return 0;
         }
-        double dx = best[0] - fake[2 * i], dy = best[1] - fake[2 * i + 1], gx = g->data[2 * i], gy = g->data[2 * i + 1];
-        double cosine = (dx * gx + dy * gy) / (hypot(dx, dy) * hypot(gx, gy));
-        if (cosine == cosine) sum += cosine, count++; /* the authors average the finite values */
+    return 1;
+}
+
+static void toy_net_write(gantl_st_writer *w, const toy_net *n, const char *prefix) {
+    const gantl_params *sets[2] = {&n->params, &n->buffers};
+    char name[64];
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < sets[s]->count; i++) {
+            const gantl_tensor *t = sets[s]->tensors[i];
+            snprintf(name, sizeof name, "%s%s", prefix, t->name);
+            gantl_st_writer_add(w, name, GANTL_F32, t->ndim, t->shape, t->data);
+        }
+}
+
+/* Reads G.*, D.*, real (T, B, 2), z_d (T, B, 64), z_g (ceil(T / 4), B, 64) and sim_x (n, 2)
+   from in; runs T iterations; writes the weights (G.*, D.*), the losses, G's eval-mode
+   output for z_d[0][:16] and the similarity at sim_x to out. */
+static int toy_replay(const char *in, const char *out) {
+    gantl_st_file st;
+    toy_run r;
+    int ok = 0;
+    if (gantl_st_load(&st, in) != GANTL_OK) return fail("toy2d", gantl_last_error()), 0;
+    const gantl_st_tensor *real = gantl_st_find(&st, "real"), *zd = gantl_st_find(&st, "z_d"), *zg = gantl_st_find(&st, "z_g");
+    const gantl_st_tensor *sx = gantl_st_find(&st, "sim_x");
+    if (!real || !zd || !zg || !sx || real->ndim != 3 || real->shape[1] != TOY_BATCH || real->shape[2] != 2 || zd->ndim != 3 ||
+        zd->shape[0] != real->shape[0] || zd->shape[1] != TOY_BATCH || zd->shape[2] != TOY_Z || zg->ndim != 3 ||
+        zg->shape[0] != (real->shape[0] + 3) / 4 || sx->ndim != 2 || sx->shape[1] != 2) {
+        gantl_st_free(&st);
+        return fail("toy2d", "--replay: needs real (T, 64, 2), z_d (T, 64, 64), z_g (ceil(T/4), 64, 64), sim_x (n, 2)"), 0;
     }
-    *similarity = count ? sum / (double)count : NAN;
-    gantl_ctx_free(ctx);
+    int64_t T = real->shape[0], nsim = sx->shape[0];
+    float *x = (float *)malloc((size_t)(T * TOY_BATCH * 2) * sizeof(float));
+    float *z1 = (float *)malloc((size_t)(T * TOY_BATCH * TOY_Z) * sizeof(float));
+    float *z2 = (float *)malloc((size_t)(zg->shape[0] * TOY_BATCH * TOY_Z) * sizeof(float));
+    float *sim_x = (float *)malloc((size_t)(nsim * 2) * sizeof(float)), gen[16 * 2];
+    double *d_loss = (double *)malloc((size_t)T * sizeof(double)), *g_loss = (double *)malloc((size_t)T * sizeof(double));
+    if (x && z1 && z2 && sim_x && d_loss && g_loss && gantl_st_read_f32(&st, "real", x, T * TOY_BATCH * 2, 0, NULL) == GANTL_OK &&
+        gantl_st_read_f32(&st, "z_d", z1, T * TOY_BATCH * TOY_Z, 0, NULL) == GANTL_OK &&
+        gantl_st_read_f32(&st, "z_g", z2, zg->shape[0] * TOY_BATCH * TOY_Z, 0, NULL) == GANTL_OK &&
+        gantl_st_read_f32(&st, "sim_x", sim_x, nsim * 2, 0, NULL) == GANTL_OK && toy_run_init(&r, NULL, NULL, 0)) {
+        ok = toy_net_read(&r.G, &st, "G.") && toy_net_read(&r.D, &st, "D.");
+        int64_t ng = 0;
+        for (int64_t it = 0; ok && it < T; it++) {
+            int g_now = it % 4 == 0;
+            ok = toy_step(&r, x + it * TOY_BATCH * 2, z1 + it * TOY_BATCH * TOY_Z, g_now ? z2 + (it / 4) * TOY_BATCH * TOY_Z : NULL,
+                          &d_loss[it], g_now ? &g_loss[ng] : NULL);
+            ng += g_now;
+        }
+        if (ok) {
+            gantl_ctx *ctx = gantl_ctx_new(0);
+            int64_t zs[2] = {16, TOY_Z}, ls[1] = {T}, gs[1] = {ng}, es[2] = {16, 2}, one = 1;
+            gantl_set_grad_enabled(ctx, 0);
+            gantl_tensor *y = toy_forward(ctx, &r.G, gantl_from_data(ctx, 2, zs, z1), 0);
+            if (y) memcpy(gen, y->data, sizeof gen);
+            gantl_ctx_free(ctx);
+            double sim = toy_grad_similarity(&r.D, sim_x, nsim);
+            gantl_st_writer w;
+            gantl_st_writer_init(&w);
+            toy_net_write(&w, &r.G, "G.");
+            toy_net_write(&w, &r.D, "D.");
+            gantl_st_writer_add(&w, "d_loss", GANTL_F64, 1, ls, d_loss);
+            gantl_st_writer_add(&w, "g_loss", GANTL_F64, 1, gs, g_loss);
+            gantl_st_writer_add(&w, "g_eval", GANTL_F32, 2, es, gen);
+            gantl_st_writer_add(&w, "similarity", GANTL_F64, 1, &one, &sim);
+            ok = y && gantl_st_writer_save(&w, out) == GANTL_OK;
+            gantl_st_writer_free(&w);
+        }
+        if (!ok) fail("toy2d", gantl_last_error());
+        toy_run_free(&r);
+    } else
+        fail("toy2d", gantl_last_error());
+    free(x), free(z1), free(z2), free(sim_x), free(d_loss), free(g_loss);
+    gantl_st_free(&st);
+    if (ok) printf("replayed %lld iterations of %s into %s\n", (long long)T, in, out);
+    return ok;
 }
 
 /* ---- the experiment ---- */
@@ -338,13 +448,15 @@ static int toy_plot_xy(const char *path, const char *title, const char *xlabel, 
 
 static int cmd_toy2d(int argc, char **argv) {
     static const char *const known[] = {"--out", "--seeds", "--every", "--pretrain-steps", "--finetune-steps", "--test-every",
-                                        "--source", "--variants", NULL};
+                                        "--source", "--variants", "--replay", "--replay-out", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *out = opt_get(&o, "--out"), *seeds_s = opt_get(&o, "--seeds"), *every_s = opt_get(&o, "--every");
     const char *pre_s = opt_get(&o, "--pretrain-steps"), *ft_s = opt_get(&o, "--finetune-steps");
     const char *test_s = opt_get(&o, "--test-every"), *source_s = opt_get(&o, "--source"), *var_s = opt_get(&o, "--variants");
+    const char *replay = opt_get(&o, "--replay"), *replay_out = opt_get(&o, "--replay-out");
     if (o.error) return 2;
+    if (replay) return replay_out ? (toy_replay(replay, replay_out) ? 0 : 1) : (fail("toy2d", "--replay needs --replay-out"), 2);
     toy_options opt = {5001, 1001, 50, 250, TOY_SOURCE_I};
     long v, variants = 1;
     if (!out) out = "out/toy2d";
@@ -479,22 +591,36 @@ static int cmd_toy2d(int argc, char **argv) {
     toy_mean_std(r_sim, seeds, &ms, &ss);
     snprintf(path, sizeof path, "%s/results.json", out);
     FILE *js = fopen(path, "w");
-    if (js) {
+    if (js) { /* non-finite numbers (a constant metric's Pearson, say) as null */
         fprintf(js, "{\"source\": \"%s\", \"pretrain_steps\": %lld, \"every\": %lld, \"finetune_steps\": %lld, "
                 "\"test_every\": %lld, \"seeds\": [", toy_source_name(opt.source), (long long)opt.pretrain_steps,
                 (long long)opt.every, (long long)opt.finetune_steps, (long long)opt.test_every);
         for (int s = 0; s < seeds; s++) {
-            fprintf(js, "%s{\"seed\": %u, \"checkpoints\": %d, \"pearson_recall_w1\": %.6f, \"p_recall_w1\": %.6g, "
-                    "\"pearson_similarity_w1\": %.6f, \"p_similarity_w1\": %.6g", s ? ", " : "", seed_list[s], counts[s],
-                    r_recall[s], p_recall[s], r_sim[s], p_sim[s]);
-            if (variants)
-                fprintf(js, ", \"w1_full\": %.6f, \"w1_g_only\": %.6f, \"w1_d_only\": %.6f, \"w1_scratch\": %.6f, "
-                        "\"w1_other_source\": %.6f", var_w1[s][0], var_w1[s][1], var_w1[s][2], var_w1[s][3], var_w1[s][4]);
-            fprintf(js, "}");
+            fprintf(js, "%s{\"seed\": %u, \"checkpoints\": %d", s ? ", " : "", seed_list[s], counts[s]);
+            json_field(js, "pearson_recall_w1", r_recall[s]);
+            json_field(js, "p_recall_w1", p_recall[s]);
+            json_field(js, "pearson_similarity_w1", r_sim[s]);
+            json_field(js, "p_similarity_w1", p_sim[s]);
+            if (variants) {
+                static const char *const names[5] = {"w1_full", "w1_g_only", "w1_d_only", "w1_scratch", "w1_other_source"};
+                for (int k = 0; k < 5; k++) json_field(js, names[k], var_w1[s][k]);
+            }
+            fprintf(js, ", \"per_checkpoint\": [");
+            for (int i = 0; i < counts[s]; i++) {
+                fprintf(js, "%s{\"g_step\": %lld", i ? ", " : "", (long long)i * opt.every);
+                json_field(js, "recall", recall[s][i]);
+                json_field(js, "grad_d_similarity", sim[s][i]);
+                json_field(js, "w1", w1[s][i]);
+                fprintf(js, "}");
+            }
+            fprintf(js, "]}");
         }
-        fprintf(js, "], \"pearson_recall_w1_mean\": %.6f, \"pearson_recall_w1_std\": %.6f, \"pearson_similarity_w1_mean\": "
-                "%.6f, \"pearson_similarity_w1_std\": %.6f, \"paper\": {\"pearson_recall_w1\": -0.843, "
-                "\"pearson_similarity_w1\": -0.728}}\n", mr, sr, ms, ss);
+        fprintf(js, "]");
+        json_field(js, "pearson_recall_w1_mean", mr);
+        json_field(js, "pearson_recall_w1_std", sr);
+        json_field(js, "pearson_similarity_w1_mean", ms);
+        json_field(js, "pearson_similarity_w1_std", ss);
+        fprintf(js, ", \"paper\": {\"pearson_recall_w1\": -0.843, \"pearson_similarity_w1\": -0.728}}\n");
         fclose(js);
     }
     printf("Pearson(recall, W1) = %.3f +- %.3f (paper: -0.843); Pearson(grad-D similarity, W1) = %.3f +- %.3f (paper: -0.728)\n",

@@ -142,12 +142,29 @@ static int cli_same_tensors(const char *a_path, const char *b_path, const char *
     return same && compared > 0;
 }
 
+/* The last line of out parsed as JSON (the --json output), or 0. */
+static int cli_last_json(const char *out, gantl_json *j) {
+    const char *end = out + strlen(out);
+    while (end > out && (end[-1] == '\n' || end[-1] == ' ')) end--;
+    const char *line = end;
+    while (line > out && line[-1] != '\n') line--;
+    return gantl_json_parse(j, line, (size_t)(end - line)) == GANTL_OK && j->type == GANTL_JSON_OBJECT;
+}
+
+static double cli_json_number(const gantl_json *j, const char *key) {
+    const gantl_json *v = gantl_json_get(j, key);
+    return v && v->type == GANTL_JSON_NUMBER ? v->number : NAN;
+}
+
+static int cli_close(double got, double want, double rel) { return fabs(got - want) <= rel * fmax(1.0, fabs(want)); }
+
 #define CLI_TRAIN "./build/gantl train --data fashion-mnist:sandal --max-images 64 --res 16 --aug noaug --batch 8 " \
                   "--channel-base 64 --channel-max 8 --snap 1 --tick 0.032 "
 
 static void test_cli_train_outputs_and_exact_resume(void) {
     char out[16384];
-    int rc = cli_run("rm -rf build/cli_a build/cli_b build/cli_b2 && " CLI_TRAIN "--out build/cli_a --kimg 0.064", out, sizeof out);
+    int rc = cli_run("rm -rf build/cli_a build/cli_b build/cli_b2 && " CLI_TRAIN "--out build/cli_a --kimg 0.064 "
+                     "--metrics fid,pr,modes --metrics-num 64", out, sizeof out);
     CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
     CHECK(strstr(out, "64 images, 1 channel(s), 16x16") && strstr(out, "training from scratch") && strstr(out, "tick 1"));
     const char *files[4] = {"build/cli_a/reals.png", "build/cli_a/fakes_init.png", "build/cli_a/fakes000000.png",
@@ -163,7 +180,26 @@ static void test_cli_train_outputs_and_exact_resume(void) {
     if (size) { /* two ticks, each a JSON object with the losses */
         int lines = 0;
         for (size_t i = 0; i < size; i++) lines += log[i] == '\n';
-        CHECK(lines == 2 && strstr((char *)log, "\"loss_g\": ") && strstr((char *)log, "\"img_per_sec\": "));
+        CHECK(lines == 2 && strstr((char *)log, "\"loss_g\": ") && strstr((char *)log, "\"img_per_sec\": ") &&
+              strstr((char *)log, "\"metrics\": {\"fid\": "));
+        free(log);
+    }
+    /* --metrics: one line per snapshot (two), also in stats.jsonl (scoring G_ema must not disturb training: cli_b2 below
+       runs without it and must match) */
+    CHECK(gantl_read_file("build/cli_a/metrics.jsonl", &log, &size) == GANTL_OK);
+    if (size) {
+        gantl_json j;
+        char *nl = (char *)memchr(log, '\n', size);
+        int lines = 0;
+        for (size_t i = 0; i < size; i++) lines += log[i] == '\n';
+        int parsed = lines == 2 && nl && gantl_json_parse(&j, (char *)log, (size_t)(nl - (char *)log)) == GANTL_OK;
+        CHECK_MSG(parsed, "metrics.jsonl: %s", (char *)log);
+        if (parsed) {
+            const gantl_json *m = gantl_json_get(&j, "metrics");
+            CHECK(m && cli_json_number(m, "fid") > 0 && cli_json_number(m, "recall") >= 0 && cli_json_number(m, "modes") >= 1);
+            CHECK(cli_json_number(&j, "num_fake") == 64 && cli_json_number(&j, "num_real") == 64);
+            gantl_json_free(&j);
+        }
         free(log);
     }
     /* half the run, then a continuation from its snapshot: the same networks, bit for bit */
@@ -176,7 +212,26 @@ static void test_cli_train_outputs_and_exact_resume(void) {
     CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "D."));
     CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "G_ema."));
     CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_b2/network-snapshot-000000.safetensors", "train."));
-    cli_run("rm -rf build/cli_a build/cli_b build/cli_b2", out, sizeof out);
+    /* export: the networks unchanged, no training state; resuming it on the same data fine-tunes */
+    rc = cli_run("./build/gantl export --ckpt build/cli_a/network-snapshot-000000.safetensors --out build/cli_a/export.safetensors",
+                 out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "wrote build/cli_a/export.safetensors"), "exit %d: %s", rc, out);
+    const char *prefixes[3] = {"G.", "D.", "G_ema."};
+    for (int i = 0; i < 3; i++)
+        CHECK(cli_same_tensors("build/cli_a/network-snapshot-000000.safetensors", "build/cli_a/export.safetensors", prefixes[i]));
+    gantl_st_file ex;
+    if (gantl_st_load(&ex, "build/cli_a/export.safetensors") == GANTL_OK) {
+        int train_tensors = 0;
+        for (int i = 0; i < ex.count; i++) train_tensors += !strncmp(ex.tensors[i].name, "train.", 6);
+        CHECK(train_tensors == 0 && !gantl_st_meta(&ex, "gantl.train") && gantl_st_meta(&ex, "gantl.G") && gantl_st_meta(&ex, "gantl.D"));
+        gantl_st_free(&ex);
+    } else
+        CHECK_MSG(0, "%s", gantl_last_error());
+    rc = cli_run(CLI_TRAIN "--out build/cli_c --kimg 0.008 --resume build/cli_a/export.safetensors", out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "fine-tuning"), "exit %d: %s", rc, out);
+    rc = cli_run("./build/gantl export --ckpt tests/fixtures/core.safetensors --out build/cli_a/x.safetensors", out, sizeof out);
+    CHECK_MSG(rc == 1 && strstr(out, "no gantl.G / gantl.D configuration"), "exit %d: %s", rc, out);
+    cli_run("rm -rf build/cli_a build/cli_b build/cli_b2 build/cli_c", out, sizeof out);
 }
 
 static void test_cli_train_fine_tunes_a_checkpoint(void) {
@@ -212,6 +267,269 @@ static void test_cli_train_fine_tunes_a_checkpoint(void) {
     CHECK_MSG(rc == 1 && strstr(out, "shoe"), "exit %d: %s", rc, out);
     cli_run("rm -rf build/cli_ft", out, sizeof out);
 }
+
+/* Features given as .npy: the JSON equals the library's metrics on the same arrays. */
+static void test_cli_metrics_features_match_library(void) {
+    enum { NR = 300, NF = 250, D = 16 };
+    static float real[NR * D], fake[NF * D];
+    gantl_rng rng = gantl_rng_new(77);
+    gantl_rng_normal(&rng, real, NR * D, 0.0f, 1.0f);
+    gantl_rng_normal(&rng, fake, NF * D, 0.3f, 0.8f);
+    int64_t sr[2] = {NR, D}, sf[2] = {NF, D};
+    CHECK(gantl_npy_save("build/cli_real_f.npy", GANTL_F32, 2, sr, real) == GANTL_OK);
+    CHECK(gantl_npy_save("build/cli_fake_f.npy", GANTL_F32, 2, sf, fake) == GANTL_OK);
+    char out[8192];
+    int rc = cli_run("./build/gantl metrics --real-features build/cli_real_f.npy --fake-features build/cli_fake_f.npy "
+                     "--metrics fid,kid,pr,dc --k 4 --json 1", out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    gantl_json j;
+    if (!cli_last_json(out, &j)) {
+        CHECK_MSG(0, "no JSON in '%s'", out);
+        return;
+    }
+    double fid, kid, kid_std;
+    gantl_prdc p;
+    CHECK(gantl_fid(real, NR, fake, NF, D, 1, &fid) == GANTL_OK);
+    CHECK(gantl_kid(real, NR, fake, NF, D, 100, 0, 0, &kid, &kid_std) == GANTL_OK);
+    CHECK(gantl_prdc_compute(real, NR, fake, NF, D, 4, 0, &p) == GANTL_OK);
+    CHECK_MSG(cli_close(cli_json_number(&j, "fid"), fid, 1e-6), "fid %g vs %g", cli_json_number(&j, "fid"), fid);
+    CHECK_MSG(cli_close(cli_json_number(&j, "kid"), kid, 1e-6), "kid %g vs %g", cli_json_number(&j, "kid"), kid);
+    CHECK(cli_close(cli_json_number(&j, "kid_std"), kid_std, 1e-6));
+    CHECK(cli_close(cli_json_number(&j, "precision"), p.precision, 1e-6));
+    CHECK(cli_close(cli_json_number(&j, "recall"), p.recall, 1e-6));
+    CHECK(cli_close(cli_json_number(&j, "density"), p.density, 1e-6));
+    CHECK(cli_close(cli_json_number(&j, "coverage"), p.coverage, 1e-6));
+    CHECK(fid > 0.5 && p.recall < 1.0); /* the two sets do differ */
+    gantl_json_free(&j);
+    remove("build/cli_real_f.npy");
+    remove("build/cli_fake_f.npy");
+}
+
+/* Features of the shipped classifier for a dataset spec, as the CLI takes them. */
+static int cli_classifier_features(gantl_classifier *c, const char *spec, int64_t n, uint64_t seed, float **features,
+                                   int32_t **predictions, int64_t *count) {
+    gantl_dataset ds;
+    gantl_dataset_options o;
+    gantl_dataset_options_default(&o);
+    o.max_images = n, o.seed = seed, o.channels = 1;
+    if (gantl_dataset_load(&ds, spec, &o) != GANTL_OK) return 0;
+    int64_t per = (int64_t)ds.resolution * ds.resolution, *idx = (int64_t *)malloc((size_t)ds.count * sizeof(int64_t));
+    float *images = (float *)malloc((size_t)(ds.count * per) * sizeof(float));
+    *features = (float *)malloc((size_t)ds.count * GANTL_CLASSIFIER_FEATURES * sizeof(float));
+    *predictions = (int32_t *)malloc((size_t)ds.count * sizeof(int32_t));
+    for (int64_t i = 0; i < ds.count; i++) idx[i] = i;
+    gantl_dataset_batch(&ds, idx, NULL, ds.count, images, NULL);
+    int ok = gantl_classifier_run(c, images, ds.count, ds.resolution, ds.resolution, *features, *predictions) == GANTL_OK;
+    *count = ds.count;
+    free(idx), free(images);
+    gantl_dataset_free(&ds);
+    return ok;
+}
+
+/* Images in: the CLI's numbers equal the library pipeline's (dataset -> classifier ->
+   metrics); the second run reads the feature cache and prints the same; a corrupt cache
+   file is recomputed. */
+static void test_cli_metrics_images_and_cache(void) {
+    const char *cmd = "./build/gantl metrics --real fashion-mnist:bag@test --fake fashion-mnist:bag,sandal --num 200 "
+                      "--metrics fid,pr,modes --json 1 --cache build/cli_cache";
+    char out[8192], out2[8192], out3[8192];
+    cli_run("rm -rf build/cli_cache", out, sizeof out);
+    int rc = cli_run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    gantl_json j;
+    gantl_classifier c;
+    if (!cli_last_json(out, &j) || gantl_classifier_load(&c, "models/fmnist_cnn.safetensors") != GANTL_OK) {
+        CHECK_MSG(0, "no JSON or no classifier: '%s'", out);
+        return;
+    }
+    float *fr = NULL, *ff = NULL;
+    int32_t *pr = NULL, *pf = NULL;
+    int64_t nr = 0, nf = 0;
+    CHECK(cli_classifier_features(&c, "fashion-mnist:bag@test", 200, 0, &fr, &pr, &nr));
+    CHECK(cli_classifier_features(&c, "fashion-mnist:bag,sandal", 200, 1, &ff, &pf, &nf));
+    CHECK(nr == 200 && nf == 200);
+    double fid;
+    gantl_prdc p;
+    CHECK(gantl_fid(fr, nr, ff, nf, GANTL_CLASSIFIER_FEATURES, 1, &fid) == GANTL_OK);
+    CHECK(gantl_prdc_compute(fr, nr, ff, nf, GANTL_CLASSIFIER_FEATURES, 3, 0, &p) == GANTL_OK);
+    int modes = gantl_mode_coverage(pf, nf, 10, 10);
+    CHECK_MSG(cli_close(cli_json_number(&j, "fid"), fid, 1e-5), "fid %g vs %g", cli_json_number(&j, "fid"), fid);
+    CHECK(cli_close(cli_json_number(&j, "precision"), p.precision, 1e-6));
+    CHECK(cli_close(cli_json_number(&j, "recall"), p.recall, 1e-6));
+    CHECK_MSG(cli_json_number(&j, "modes") == modes && modes >= 2, "modes %g vs %d", cli_json_number(&j, "modes"), modes);
+    gantl_json_free(&j);
+    free(fr), free(ff), free(pr), free(pf);
+    gantl_classifier_free(&c);
+    /* the cache: two feature files; the same numbers from them; a corrupt one is rebuilt */
+    rc = cli_run("ls build/cli_cache | grep -c '^features-.*\\.safetensors$'", out2, sizeof out2);
+    CHECK_MSG(atoi(out2) == 2, "cache files: %s", out2);
+    rc = cli_run(cmd, out2, sizeof out2);
+    CHECK(rc == 0 && !strcmp(strrchr(out, '{'), strrchr(out2, '{')));
+    cli_run("for f in build/cli_cache/*.safetensors; do head -c 100 $f > $f.x && mv $f.x $f; done", out3, sizeof out3);
+    rc = cli_run(cmd, out3, sizeof out3);
+    CHECK_MSG(rc == 0 && !strcmp(strrchr(out, '{'), strrchr(out3, '{')), "after a corrupt cache: %s", out3);
+    cli_run("rm -rf build/cli_cache", out3, sizeof out3);
+}
+
+/* select ranks the target's own class first, by recall and by FID; bad input is refused. */
+static void test_cli_select(void) {
+    char out[16384];
+    const char *base = "./build/gantl select --target fashion-mnist:bag@test --sources fashion-mnist:sandal "
+                       "fashion-mnist:bag fashion-mnist:trouser --num 200 --json --cache build/cli_cache";
+    const char *bys[2] = {"recall", "fid"};
+    for (int b = 0; b < 2; b++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "%s --by %s", base, bys[b]);
+        int rc = cli_run(cmd, out, sizeof out);
+        CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+        gantl_json j;
+        if (!cli_last_json(out, &j)) {
+            CHECK_MSG(0, "no JSON: %s", out);
+            continue;
+        }
+        const gantl_json *r = gantl_json_get(&j, "ranking");
+        CHECK(r && r->type == GANTL_JSON_ARRAY && r->count == 3);
+        if (r && r->count == 3) {
+            const gantl_json *first = gantl_json_get(&r->items[0], "source");
+            CHECK_MSG(first && !strcmp(first->string, "fashion-mnist:bag"), "ranked first: %s", first ? first->string : "?");
+            for (int i = 0; i + 1 < 3; i++) { /* sorted by the metric */
+                double a = cli_json_number(&r->items[i], bys[b]), c = cli_json_number(&r->items[i + 1], bys[b]);
+                CHECK_MSG(b == 0 ? a >= c : a <= c, "%s not sorted: %g then %g", bys[b], a, c);
+            }
+        }
+        gantl_json_free(&j);
+    }
+    struct {
+        const char *args;
+        int rc;
+        const char *message;
+    } cases[] = {
+        {"select --sources fashion-mnist:bag", 2, "--target SPEC and --sources A B ... are required"},
+        {"select --target fashion-mnist:bag --sources fashion-mnist:bag --by beauty", 2, "--by must be recall"},
+        {"select --target fashion-mnist:bag@test --sources tests/fixtures/sg2_g.safetensors --num 8", 1,
+         "the classifier takes 1-channel images, these have 3"},
+        {"metrics --real fashion-mnist:bag --fake fashion-mnist:bag --features resnet", 1, "unknown feature extractor 'resnet'"},
+        {"metrics --real fashion-mnist:bag --fake nowhere/ --num 8", 1, "nowhere"},
+        {"metrics --real fashion-mnist:bag --fake fashion-mnist:bag --metrics fid,beauty", 2, "--metrics is a list of"},
+        {"metrics --real fashion-mnist:bag --fake fashion-mnist:bag --features fmnist:tests/fixtures/core.safetensors", 1,
+         "classifier"},
+        {"metrics --real-features tests/fixtures/array_u8.npy --fake-features tests/fixtures/array_u8.npy", 1,
+         "must be a float array of shape (n, d)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char command[512];
+        snprintf(command, sizeof command, "./build/gantl %s", cases[i].args);
+        int rc = cli_run(command, out, sizeof out);
+        CHECK_MSG(rc == cases[i].rc, "'%s': exit %d, expected %d", cases[i].args, rc, cases[i].rc);
+        CHECK_MSG(strstr(out, cases[i].message) != NULL, "'%s': output '%s'", cases[i].args, out);
+    }
+    cli_run("rm -rf build/cli_cache", out, sizeof out);
+}
+/* The 2-D experiment's networks and loop against PyTorch (tools/toy2d_ref.py): the same
+   weights and batches give the same losses, weights, BatchNorm statistics, eval-mode output
+   and grad-D similarity. */
+static void test_cli_toy2d_matches_pytorch(void) {
+    char out[4096];
+    int rc = cli_run("./build/gantl toy2d --replay tests/fixtures/toy2d_replay.safetensors --replay-out build/toy2d_replay.safetensors",
+                     out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    gantl_st_file got, want;
+    if (gantl_st_load(&got, "build/toy2d_replay.safetensors") != GANTL_OK) {
+        CHECK_MSG(0, "%s", gantl_last_error());
+        return;
+    }
+    CHECK(gantl_st_load(&want, "tests/fixtures/toy2d_replay.safetensors") == GANTL_OK);
+    int compared = 0;
+    for (int i = 0; i < got.count; i++) {
+        const gantl_st_tensor *t = &got.tensors[i];
+        char name[128];
+        snprintf(name, sizeof name, "expected.%s", t->name);
+        const gantl_st_tensor *e = gantl_st_find(&want, name);
+        CHECK_MSG(e && e->numel == t->numel, "%s: missing or of another size", name);
+        if (!e || e->numel != t->numel) continue;
+        float *a = (float *)malloc((size_t)t->numel * sizeof(float)), *b = (float *)malloc((size_t)t->numel * sizeof(float));
+        gantl_st_read_f32(&got, t->name, a, t->numel, 0, NULL);
+        gantl_st_read_f32(&want, name, b, t->numel, 0, NULL);
+        /* Adam normalises the step, so elements with near-zero gradients may differ by a few
+           1e-5 after rounding; a real error moves many elements by ~lr = 2e-4 per step. */
+        double max_diff = 0, sum_diff = 0, tol = strstr(t->name, "loss") || strstr(t->name, "similarity") ? 1e-5 : 1e-4;
+        for (int64_t k = 0; k < t->numel; k++) {
+            double d = fabs((double)a[k] - b[k]) / (strstr(t->name, "loss") ? fmax(1.0, fabs(b[k])) : 1.0);
+            max_diff = fmax(max_diff, d), sum_diff += d;
+        }
+        CHECK_MSG(max_diff <= tol && sum_diff / t->numel <= 1e-5, "%s: max diff %g, mean %g", t->name, max_diff,
+                  sum_diff / t->numel);
+        compared++;
+        free(a), free(b);
+    }
+    CHECK_MSG(compared == 46, "%d tensors compared", compared); /* G: 6 fc x 2 + 5 bn x 4, D: 5 fc x 2, 4 results */
+    gantl_st_free(&got);
+    gantl_st_free(&want);
+    remove("build/toy2d_replay.safetensors");
+}
+
+/* A tiny run of the whole experiment writes every output, with the keys it promises. */
+static void test_cli_toy2d_outputs(void) {
+    char out[8192];
+    int rc = cli_run("rm -rf build/toy2d && ./build/gantl toy2d --out build/toy2d --pretrain-steps 51 --every 25 "
+                     "--finetune-steps 26 --test-every 25 --variants 0 --seeds 0-1", out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    CHECK(strstr(out, "Pearson(recall, W1) = ") && strstr(out, "(paper: -0.843)"));
+    const char *files[6] = {"build/toy2d/samples.png", "build/toy2d/w1_vs_recall.png", "build/toy2d/w1_vs_similarity.png",
+                            "build/toy2d/checkpoints_seed0.csv", "build/toy2d/checkpoints_seed1.csv", "build/toy2d/results.json"};
+    for (int i = 0; i < 6; i++) {
+        unsigned char *bytes;
+        size_t size;
+        CHECK_MSG(gantl_read_file(files[i], &bytes, &size) == GANTL_OK && size > 20, "%s missing", files[i]);
+        if (i < 3 && size > 8) CHECK_MSG(!memcmp(bytes, "\x89PNG", 4), "%s is not a PNG", files[i]);
+        if (i == 3 && size) { /* header + 3 checkpoints (G steps 0, 25, 50), 2 tests each */
+            int lines = 0;
+            for (size_t k = 0; k < size; k++) lines += bytes[k] == '\n';
+            CHECK_MSG(!strncmp((char *)bytes, "g_step,recall,grad_d_similarity,w1_min,w1_at_0,w1_at_25\n", 56) && lines == 4,
+                      "csv: %.200s", (char *)bytes);
+        }
+        if (i == 5 && size) {
+            gantl_json j;
+            int parsed = gantl_json_parse(&j, (char *)bytes, size) == GANTL_OK;
+            CHECK_MSG(parsed, "results.json: %s", gantl_last_error());
+            if (parsed) {
+                const gantl_json *s = gantl_json_get(&j, "seeds");
+                CHECK(s && s->type == GANTL_JSON_ARRAY && s->count == 2);
+                if (s && s->count == 2) {
+                    const gantl_json *pc = gantl_json_get(&s->items[1], "per_checkpoint");
+                    CHECK(pc && pc->type == GANTL_JSON_ARRAY && pc->count == 3);
+                    if (pc && pc->count == 3) {
+                        double w1 = cli_json_number(&pc->items[2], "w1"), r = cli_json_number(&pc->items[2], "recall");
+                        CHECK_MSG(w1 > 0 && w1 < 40 && r >= 0 && r <= 1, "w1 %g recall %g", w1, r);
+                        CHECK(cli_json_number(&pc->items[2], "g_step") == 50);
+                    }
+                }
+                CHECK(isfinite(cli_json_number(&j, "pearson_recall_w1_mean")) && isfinite(cli_json_number(&j, "pearson_recall_w1_std")));
+                gantl_json_free(&j);
+            }
+        }
+        if (size) free(bytes);
+    }
+    struct {
+        const char *args;
+        int rc;
+        const char *message;
+    } cases[] = {
+        {"toy2d --source III", 2, "--source must be I or II"},
+        {"toy2d --seeds 0-9", 2, "one to four seeds"},
+        {"toy2d --every 1", 2, "at most 128 checkpoints"},
+        {"toy2d --replay tests/fixtures/core.safetensors --replay-out build/x.safetensors", 1, "--replay: needs real"},
+        {"toy2d --replay tests/fixtures/toy2d_replay.safetensors", 2, "--replay needs --replay-out"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char command[512];
+        snprintf(command, sizeof command, "./build/gantl %s", cases[i].args);
+        rc = cli_run(command, out, sizeof out);
+        CHECK_MSG(rc == cases[i].rc, "'%s': exit %d, expected %d", cases[i].args, rc, cases[i].rc);
+        CHECK_MSG(strstr(out, cases[i].message) != NULL, "'%s': output '%s'", cases[i].args, out);
+    }
+    cli_run("rm -rf build/toy2d", out, sizeof out);
+}
 #endif
 
 static void run_cli_tests(void) {
@@ -221,5 +539,10 @@ static void run_cli_tests(void) {
     RUN(test_cli_errors_and_help);
     RUN(test_cli_train_outputs_and_exact_resume);
     RUN(test_cli_train_fine_tunes_a_checkpoint);
+    RUN(test_cli_metrics_features_match_library);
+    RUN(test_cli_metrics_images_and_cache);
+    RUN(test_cli_select);
+    RUN(test_cli_toy2d_matches_pytorch);
+    RUN(test_cli_toy2d_outputs);
 #endif
 }
