@@ -82,13 +82,33 @@ static double mpi_train_meta(const char *path, const char *key) {
     return v;
 }
 
-/* train, then metrics on the snapshot */
+/* The metrics object of the only line of a metrics.jsonl; 0 if there is not exactly one. */
+static int mpi_metrics_line(const char *path, gantl_json *j, const gantl_json **m) {
+    unsigned char *log;
+    size_t size;
+    if (gantl_read_file(path, &log, &size) != GANTL_OK) return 0;
+    char *nl = (char *)memchr(log, '\n', size);
+    int ok = nl && (size_t)(nl - (char *)log) + 1 == size && gantl_json_parse(j, (char *)log, (size_t)(nl - (char *)log)) == GANTL_OK;
+    free(log);
+    *m = ok ? gantl_json_get(j, "metrics") : NULL;
+    if (ok && !*m) gantl_json_free(j), ok = 0;
+    return ok;
+}
+
+/* --metrics in training: 300 samples of G_ema (rank 0 makes blocks 0-4 of 32, rank 1 the
+   rest) against 300 sandals (rank 0 the first 256, rank 1 the rest), at the snapshot */
+#define MPI_TRAIN_METRICS "--metrics fid,pr,modes --metrics-num 300 --metrics-real fashion-mnist:sandal "
+
+/* train (with --metrics), then metrics on the snapshot */
 static void test_mpi_two_ranks_match_one_process(void) {
     if (mpi_skip()) return;
     char out[16384];
-    int rc = cli_run("rm -rf build/mpi_one build/mpi_two && ./build/gantl " MPI_TRAIN "--out build/mpi_one", out, sizeof out);
+    /* separate feature caches: the two ranks extract the real images themselves */
+    int rc = cli_run("rm -rf build/mpi_one build/mpi_two build/mpi_tcache0 build/mpi_tcache1 && GANTL_CACHE=build/mpi_tcache0 "
+                     "./build/gantl " MPI_TRAIN MPI_TRAIN_METRICS "--out build/mpi_one", out, sizeof out);
     CHECK_MSG(rc == 0, "one process: exit %d: %s", rc, out);
-    rc = cli_run(MPIRUN "./build/gantl-mpi " MPI_TRAIN "--out build/mpi_two", out, sizeof out);
+    rc = cli_run("GANTL_CACHE=build/mpi_tcache1 " MPIRUN "./build/gantl-mpi " MPI_TRAIN MPI_TRAIN_METRICS "--out build/mpi_two", out,
+                 sizeof out);
     CHECK_MSG(rc == 0 && strstr(out, "data parallel: 2 ranks of 16 images"), "mpirun: exit %d: %s", rc, out);
     /* rank 0 alone speaks and writes: one header, one log line per tick */
     const char *first = strstr(out, "training from scratch");
@@ -98,7 +118,7 @@ static void test_mpi_two_ranks_match_one_process(void) {
     if (gantl_read_file("build/mpi_two/stats.jsonl", &log, &size) == GANTL_OK) {
         int lines = 0;
         for (size_t i = 0; i < size; i++) lines += log[i] == '\n';
-        CHECK_MSG(lines == 1, "%d lines in stats.jsonl", lines);
+        CHECK_MSG(lines == 1 && strstr((char *)log, "\"metrics\": {\"fid\": "), "%d lines in stats.jsonl: %s", lines, (char *)log);
         free(log);
     } else
         CHECK_MSG(0, "no build/mpi_two/stats.jsonl");
@@ -119,6 +139,26 @@ static void test_mpi_two_ranks_match_one_process(void) {
         CHECK_MSG(a == b && a > 0, "%s: one process %g, two ranks %g", keys[i], a, b);
     }
     CHECK(mpi_train_meta(one, "\"ada_sign_sum\"") == mpi_train_meta(two, "\"ada_sign_sum\""));
+    /* the training metrics: one line, written by rank 0, near one process's (G_ema differs by
+       the float noise above: FID within 1%, a few of the 300 neighbourhoods may flip) */
+    gantl_json ja, jb;
+    const gantl_json *ma, *mb;
+    int have_a = mpi_metrics_line("build/mpi_one/metrics.jsonl", &ja, &ma), have_b = mpi_metrics_line("build/mpi_two/metrics.jsonl", &jb, &mb);
+    CHECK_MSG(have_a && have_b, "metrics.jsonl: one process %d, two ranks %d (one line each)", have_a, have_b);
+    if (have_a && have_b) {
+        CHECK(cli_json_number(&ja, "num_fake") == 300 && cli_json_number(&jb, "num_fake") == 300);
+        CHECK(cli_json_number(&ja, "num_real") == 300 && cli_json_number(&jb, "num_real") == 300);
+        double fa = cli_json_number(ma, "fid"), fb = cli_json_number(mb, "fid");
+        CHECK_MSG(fa > 0 && fabs(fa - fb) <= 0.01 * fa, "fid: one process %g, two ranks %g", fa, fb);
+        const char *keys[3] = {"precision", "recall", "modes"};
+        double tolerance[3] = {0.02, 0.02, 1};
+        for (int i = 0; i < 3; i++) {
+            double a = cli_json_number(ma, keys[i]), b = cli_json_number(mb, keys[i]);
+            CHECK_MSG(a == a && fabs(a - b) <= tolerance[i], "%s: one process %g, two ranks %g", keys[i], a, b);
+        }
+    }
+    if (have_a) gantl_json_free(&ja);
+    if (have_b) gantl_json_free(&jb);
     /* metrics: the ranks share the generated images (blocks of 32) and the real ones
        (blocks of 256, the classifier's batches) and get one process's numbers */
     char json[2][4096];
@@ -132,7 +172,7 @@ static void test_mpi_two_ranks_match_one_process(void) {
         CHECK_MSG(rc == 0 && strstr(json[i], "\"fid\": "), "%s: exit %d: %s", i ? "mpirun" : "one process", rc, json[i]);
     }
     CHECK_MSG(!strcmp(json[0], json[1]), "one process %s, two ranks %s", json[0], json[1]);
-    cli_run("rm -rf build/mpi_one build/mpi_two build/mpi_cache0 build/mpi_cache1", out, sizeof out);
+    cli_run("rm -rf build/mpi_one build/mpi_two build/mpi_cache0 build/mpi_cache1 build/mpi_tcache0 build/mpi_tcache1", out, sizeof out);
 }
 
 /* A rank that dies (SIGKILL) or hangs (SIGSTOP) once training runs: the job ends with a
