@@ -6,7 +6,11 @@
 #        make fixtures   regenerate tests/fixtures from the PyTorch / NumPy references in tools/
 #        make test-tools the Python tools' tests (run by make test when python3-torch is installed)
 #        make clean
-# Variables: CC, CXX, ARCH (default -march=native), OPENMP (1/0, detected), V=1 to echo commands.
+#        make MPI=1      the CLI with data-parallel training over MPI (mpicc; Debian: openmpi-bin
+#                        libopenmpi-dev): mpirun -np K build/gantl train ...
+# Variables: CC, CXX, ARCH (default -march=native), OPENMP (1/0, detected), MPI (1: build/gantl
+# with MPI), MPICC, MPICXX, V=1 to echo commands. make test also builds build/gantl-mpi and runs
+# the MPI tests when mpicc and mpirun are found.
 
 CC ?= cc
 CXX ?= c++
@@ -23,6 +27,9 @@ ifeq ($(OPENMP),1)
 OMPFLAGS = -fopenmp
 endif
 NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+MPICC ?= mpicc
+MPICXX ?= mpicxx
+HAVE_MPI := $(shell command -v $(MPICC) >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 && echo 1)
 HAVE_CLANG := $(shell command -v clang >/dev/null 2>&1 && command -v clang++ >/dev/null 2>&1 && echo 1)
 
 ifneq ($(V),1)
@@ -32,21 +39,39 @@ endif
 ALL_CFLAGS = -std=c99 $(CFLAGS) $(ARCH) $(WARN) $(OMPFLAGS)
 LDLIBS = -lm
 HEADERS = gantl.h
+# the CLI: plain, or with MPI (MPI=1); a change of compiler or flags rebuilds it
+ifeq ($(MPI),1)
+CLI_CC = $(MPICC)
+CLI_FLAGS = $(ALL_CFLAGS) -DGANTL_MPI
+else
+CLI_CC = $(CC)
+CLI_FLAGS = $(ALL_CFLAGS)
+endif
 
-.PHONY: all test test-tools asan bench demo mlp-demo fixtures classifier clean config compile-check
+.PHONY: all test test-tools asan bench demo mlp-demo fixtures classifier clean config compile-check FORCE
 
 all: config $(BUILD)/gantl $(BUILD)/mlp
 
 config:
-	@echo "gantl: CC=$(CC) OpenMP=$(if $(filter 1,$(OPENMP)),on,off) nvcc=$(if $(NVCC),$(NVCC),not found)"
+	@echo "gantl: CC=$(CC) OpenMP=$(if $(filter 1,$(OPENMP)),on,off) nvcc=$(if $(NVCC),$(NVCC),not found)" \
+		"MPI=$(if $(filter 1,$(MPI)),on,off$(if $(HAVE_MPI), (make MPI=1 to use $(MPICC)),))"
 
 $(BUILD):
 	@mkdir -p $(BUILD)
 
-$(BUILD)/gantl: examples/gantl.c $(wildcard examples/*.c examples/*.h) $(HEADERS) | $(BUILD)
+$(BUILD)/.cli-flags: FORCE | $(BUILD)
+	@echo '$(CLI_CC) $(CLI_FLAGS)' | cmp -s - $@ || echo '$(CLI_CC) $(CLI_FLAGS)' > $@
+
+$(BUILD)/gantl: examples/gantl.c $(wildcard examples/*.c examples/*.h) $(HEADERS) $(BUILD)/.cli-flags | $(BUILD)
 	@echo '#include <stb/stb_image_write.h>' | $(CC) -E -x c - >/dev/null 2>&1 || \
 		{ echo "gantl: the CLI writes PNG with stb: install it (Debian: apt-get install libstb-dev)"; exit 1; }
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+	@$(if $(filter 1,$(MPI)),command -v $(MPICC) >/dev/null 2>&1 || \
+		{ echo "gantl: MPI=1 needs $(MPICC) (Debian: apt-get install openmpi-bin libopenmpi-dev)"; exit 1; },true)
+	$(Q)$(CLI_CC) $(CLI_FLAGS) -o $@ $< $(LDLIBS)
+
+# The CLI with MPI for the tests (make test builds it when mpicc and mpirun are found).
+$(BUILD)/gantl-mpi: examples/gantl.c $(wildcard examples/*.c examples/*.h) $(HEADERS) | $(BUILD)
+	$(Q)$(MPICC) $(ALL_CFLAGS) -DGANTL_MPI -o $@ $< $(LDLIBS)
 
 $(BUILD)/mlp: examples/mlp.c $(HEADERS) | $(BUILD)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
@@ -54,11 +79,11 @@ $(BUILD)/mlp: examples/mlp.c $(HEADERS) | $(BUILD)
 TEST_SOURCES = $(wildcard tests/*.c tests/*.h)
 
 $(BUILD)/test: $(TEST_SOURCES) $(HEADERS) | $(BUILD)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ tests/test_main.c $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) -pthread -o $@ tests/test_main.c $(LDLIBS)
 
 $(BUILD)/test-asan: $(TEST_SOURCES) $(HEADERS) | $(BUILD)
 	$(Q)$(CC) -std=c99 -O1 -g $(WARN) $(OMPFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer \
-		-fno-sanitize-recover=undefined -o $@ tests/test_main.c $(LDLIBS)
+		-fno-sanitize-recover=undefined -pthread -o $@ tests/test_main.c $(LDLIBS)
 
 $(BUILD)/bench: tests/bench.c $(wildcard tests/bench_*.c) $(HEADERS) | $(BUILD)
 	$(Q)$(CC) $(ALL_CFLAGS) -O2 -o $@ tests/bench.c $(LDLIBS)
@@ -75,15 +100,19 @@ compile-check: | $(BUILD)
 	$(Q)$(BUILD)/compile_c_cpp && $(BUILD)/compile_cpp_c
 	$(Q)$(CC) -std=c99 $(WARN) -Werror -fsyntax-only tests/compile_stb.c
 	$(Q)$(CXX) -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_stb.c
+ifeq ($(HAVE_MPI),1)
+	$(Q)$(MPICC) -std=c99 $(WARN) -Werror -DGANTL_MPI -fsyntax-only tests/compile_impl.c
+	$(Q)$(MPICXX) -std=c++17 $(WARN) -Werror -DGANTL_MPI -fsyntax-only -x c++ tests/compile_impl.c
+endif
 ifeq ($(HAVE_CLANG),1)
 	$(Q)clang -std=c99 $(WARN) -Werror -fsyntax-only tests/compile_impl.c
 	$(Q)clang++ -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_impl.c
 	$(Q)clang -std=c99 $(WARN) -Werror -fsyntax-only tests/compile_stb.c
 	$(Q)clang++ -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_stb.c
 endif
-	@echo "compile check: C99 and C++17 (gcc$(if $(HAVE_CLANG), and clang)), with and without stb, declarations-only units link: ok"
+	@echo "compile check: C99 and C++17 (gcc$(if $(HAVE_CLANG), and clang)), with and without stb$(if $(HAVE_MPI), and GANTL_MPI), declarations-only units link: ok"
 
-test: compile-check test-tools $(BUILD)/test $(BUILD)/gantl
+test: compile-check test-tools $(BUILD)/test $(BUILD)/gantl $(if $(HAVE_MPI),$(BUILD)/gantl-mpi)
 	$(Q)./$(BUILD)/test
 
 # The Python tools' own tests (the checkpoint and Inception converters), when python3-torch is installed.
@@ -96,7 +125,7 @@ test-tools: | $(BUILD)
 		echo "tools/test_convert_inception.py: $$(tail -n 1 $(BUILD)/test_convert_inception.log)"; \
 	else echo "tools/test_convert.py, tools/test_convert_inception.py: skipped (python3-torch not installed)"; fi
 
-asan: $(BUILD)/test-asan $(BUILD)/gantl
+asan: $(BUILD)/test-asan $(BUILD)/gantl $(if $(HAVE_MPI),$(BUILD)/gantl-mpi)
 	$(Q)ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test-asan
 
 bench: $(BUILD)/bench

@@ -32,6 +32,11 @@
      GANTL_ABORT()          called after a programmer error has been printed to stderr
                             (wrong shapes, bad arguments); default abort()
      GANTL_NO_OPENMP        ignore OpenMP even when the compiler enables it
+     GANTL_MPI              data-parallel training over MPI: includes <mpi.h> and adds
+                            gantl_comm_mpi_init (section 6); build with mpicc. Define it
+                            wherever gantl.h is included, or only in the implementation's
+                            file if the others do not call gantl_comm_mpi_*. Without it
+                            gantl needs no MPI.
      <stb/stb_image.h>      include before the implementation to load image folders and .gz
                             files (section 13); <stb/stb_image_resize.h> adds resizing
 
@@ -100,7 +105,8 @@ typedef enum gantl_status {
     GANTL_ERR_FORMAT,      /* a file or string is malformed, truncated or inconsistent */
     GANTL_ERR_INVALID,     /* user input that does not fit: missing tensor, wrong shape */
     GANTL_ERR_UNSUPPORTED, /* valid, but not supported by this build */
-    GANTL_ERR_DEVICE       /* a device (CUDA) call failed */
+    GANTL_ERR_DEVICE,      /* a device (CUDA) call failed */
+    GANTL_ERR_COMM         /* a collective between processes failed or timed out (gantl_comm) */
 } gantl_status;
 
 GANTLDEF const char *gantl_status_name(gantl_status status);
@@ -442,6 +448,53 @@ typedef struct gantl_sgd {
 GANTLDEF gantl_status gantl_sgd_init(gantl_sgd *opt, const gantl_params *P, double lr, double momentum);
 GANTLDEF void gantl_sgd_step(gantl_sgd *opt, gantl_params *P);
 GANTLDEF void gantl_sgd_free(gantl_sgd *opt);
+
+/* ---- Collectives for data parallelism ----
+   Data-parallel training runs one process (rank) per worker, each with a replica of the
+   networks; every optimizer step averages the gradients over the ranks, one collective
+   over the flat gradient buffer of the set being trained. A gantl_comm is a small table of
+   functions, like gantl_random, so that transports plug in: MPI on the CPU
+   (gantl_comm_mpi_init, with GANTL_MPI), an in-process one in the tests, and NCCL with the
+   CUDA backend. gantl_comm_single() is one process: every collective returns GANTL_OK at
+   once and changes nothing.
+   Every rank must make the same collective calls, in the same order, with the same sizes.
+   The result is the same, bit for bit, on every rank. A transport that gives up (a rank
+   died, or did not take part within the transport's timeout) returns GANTL_ERR_COMM with a
+   message; the communicator is then unusable and the program should end every process
+   (MPI_Abort): the library never does. */
+typedef struct gantl_comm {
+    int rank, size; /* this process (0 .. size - 1) and how many there are */
+    void *state;    /* the transport's */
+    /* buf (n,) = the sum over the ranks of every rank's buf, in place */
+    gantl_status (*allreduce_f32)(void *state, float *buf, int64_t n);
+    gantl_status (*allreduce_f64)(void *state, double *buf, int64_t n);
+    /* every rank's buf (bytes) = root's */
+    gantl_status (*broadcast)(void *state, void *buf, int64_t bytes, int root);
+} gantl_comm;
+
+GANTLDEF gantl_comm gantl_comm_single(void);
+/* The collectives through c; with one rank they return GANTL_OK and leave buf alone. */
+GANTLDEF gantl_status gantl_comm_allreduce_f32(const gantl_comm *c, float *buf, int64_t n);
+GANTLDEF gantl_status gantl_comm_allreduce_f64(const gantl_comm *c, double *buf, int64_t n);
+GANTLDEF gantl_status gantl_comm_broadcast(const gantl_comm *c, void *buf, int64_t bytes, int root);
+/* The gradients of P (its whole flat buffer, one collective) = their mean over the ranks:
+   the sum, then / size, as the official data-parallel training. The sets must have the
+   same layout on every rank, and a backward must have reached the same tensors (it does
+   when every rank runs the same computation on its own images). */
+GANTLDEF gantl_status gantl_params_allreduce_grad(const gantl_comm *c, gantl_params *P);
+/* P's values = root's (its whole flat buffer). */
+GANTLDEF gantl_status gantl_params_broadcast(const gantl_comm *c, gantl_params *P, int root);
+#ifdef GANTL_MPI
+/* MPI (compile with GANTL_MPI and mpicc): the ranks of MPI_COMM_WORLD, through a duplicate
+   of it (gantl's messages never mix with the program's). The program calls MPI_Init
+   before, and MPI_Finalize after gantl_comm_mpi_free. Each collective is non-blocking
+   underneath (MPI_Iallreduce / MPI_Ibcast polled with MPI_Test), so that a rank that died
+   or hangs cannot block the others forever: past timeout_seconds (<= 0: 600) a collective
+   returns GANTL_ERR_COMM, naming itself and the timeout. MPI errors return
+   GANTL_ERR_COMM with MPI's message rather than aborting. */
+GANTLDEF gantl_status gantl_comm_mpi_init(gantl_comm *c, double timeout_seconds);
+GANTLDEF void gantl_comm_mpi_free(gantl_comm *c);
+#endif
 
 /* ---------------------------------------------------------------------------------------
    7. Files: safetensors
@@ -912,7 +965,22 @@ GANTLDEF void gantl_augment_update(gantl_augment *a, int64_t batch_size);
 /* The official training loop (training/training_loop.py, training/loss.py): phases Gmain,
    Greg, Dmain, Dreg with lazy regularisation, the non-saturating logistic loss, R1 on
    the reals before augmentation, path-length regularisation, style mixing, the G EMA,
-   nan_to_num on gradients, gradient accumulation over rounds of batch_gpu images. */
+   nan_to_num on gradients, gradient accumulation over rounds of batch_gpu images.
+
+   Data parallelism (gantl_trainer_set_comm with a gantl_comm of K ranks): each rank holds a
+   replica and takes batch_size / K images of every iteration: its rows i * K + rank of
+   the global batch, in rounds of batch_gpu (capped at batch_size / K). Each phase
+   all-reduces its gradients (one collective over the flat buffer; the mean over the ranks
+   of per-rank means is the full batch's mean, as the official code), before nan_to_num and
+   the Adam step; the ADA sign statistics, the path-length mean and the mapping's w_avg are
+   reduced too, so that the replicas stay bit-identical. Every per-image random draw (z,
+   noise, style mixing z, path-length noise, augmentation) is the full batch's draw, of
+   which a rank keeps its rows, and the shared ones (the style mixing cutoff) are drawn by
+   every rank alike: the random stream advances exactly as in one process. The rows are
+   strided so that minibatch-std groups (when mbstd_group_size <= batch_gpu) and the path
+   length's sub-batch (when pl_batch_shrink divides batch_gpu) are the same images as in
+   one process with batch_gpu * K: K ranks then compute one process's iteration, up to the
+   order of float sums. */
 
 typedef struct gantl_train_config {
     int batch_size;          /* images per iteration */
@@ -969,10 +1037,12 @@ typedef struct gantl_trainer {
     gantl_augment augment; /* p and the ADA statistics (used when cfg.augment) */
     int64_t cur_nimg, batch_idx;
     gantl_ctx *ctx;
-    /* Called when a phase's gradients are final (after nan_to_num), before its Adam step;
-       phase is "Gmain", "Greg", "Gboth", "Dmain", "Dreg" or "Dboth". For tests and logs. */
+    /* Called when a phase's gradients are final (after the all-reduce and nan_to_num),
+       before its Adam step; phase is "Gmain", "Greg", "Gboth", "Dmain", "Dreg" or "Dboth".
+       For tests and logs. */
     void (*phase_hook)(void *user, const char *phase, const gantl_params *params);
     void *phase_hook_user;
+    gantl_comm comm; /* the ranks (gantl_trainer_set_comm); one process by default */
 } gantl_trainer;
 
 /* Builds G, D (initialised from seed), G_ema = G, the optimizers with the lazy
@@ -985,8 +1055,26 @@ GANTLDEF void gantl_trainer_free(gantl_trainer *t);
 GANTLDEF gantl_status gantl_trainer_load_networks(gantl_trainer *t, const gantl_st_file *f);
 /* The number of phases whose z an iteration draws (4 with lazy regularisation, else 2). */
 GANTLDEF int gantl_trainer_num_phases(const gantl_trainer *t);
-/* One iteration. reals (batch_size, C, R, R) in [-1, 1]; real_c (batch_size, c_dim) and
-   gen_c (num_phases * batch_size, c_dim) one-hot labels, or NULL without labels. */
+/* Makes t rank comm->rank of comm->size replicas (on every rank, after gantl_trainer_init,
+   gantl_trainer_load_networks or gantl_trainer_from_snapshot, before the first step):
+   checks that the batch splits (batch_size a multiple of size * batch_gpu, the
+   minibatch-std group and the path length fitting a rank's rounds), then copies rank 0's
+   whole state to the others: networks, optimizers, pl_mean, augmentation, progress and the
+   random state. The comm is not copied: it must outlive t. GANTL_ERR_INVALID, or
+   GANTL_ERR_COMM from the transport. */
+GANTLDEF gantl_status gantl_trainer_set_comm(gantl_trainer *t, const gantl_comm *comm);
+/* Images of an iteration on this rank: batch_size / comm.size. */
+GANTLDEF int64_t gantl_trainer_local_batch(const gantl_trainer *t);
+/* Whether the replicas are identical: a checksum of this rank's training state (networks,
+   optimizers, pl_mean, augmentation, progress, random state) against rank 0's. GANTL_OK,
+   or GANTL_ERR_COMM naming how many ranks differ. Cheap next to an iteration (one pass
+   over the state, three small collectives); for snapshots and tests. */
+GANTLDEF gantl_status gantl_trainer_check_replicas(gantl_trainer *t);
+/* One iteration. reals (n, C, R, R) in [-1, 1]; real_c (n, c_dim) and gen_c (num_phases * n,
+   c_dim) one-hot labels, or NULL without labels; n = gantl_trainer_local_batch(t), the
+   batch_size in one process. With K ranks these are this rank's rows: real row i is row
+   i * K + rank of the global batch, gen_c row p * n + i is row p * batch_size + i * K + rank
+   of the global labels. */
 GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, const float *real_c, const float *gen_c,
                                          gantl_train_stats *stats);
 /* A snapshot: G., D., G_ema. networks, the optimizer moments, pl_mean, augmentation state,
@@ -1236,6 +1324,16 @@ GANTLDEF gantl_status gantl_inception_features(gantl_inception *net, const float
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef GANTL_MPI
+/* the C API only: no MPI C++ bindings (their headers warn under -Wextra) */
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
+#endif
 
 #if defined(_OPENMP) && !defined(GANTL_NO_OPENMP)
 #include <omp.h>
@@ -1298,6 +1396,7 @@ GANTLDEF const char *gantl_status_name(gantl_status status) {
     case GANTL_ERR_INVALID: return "invalid input";
     case GANTL_ERR_UNSUPPORTED: return "unsupported";
     case GANTL_ERR_DEVICE: return "device error";
+    case GANTL_ERR_COMM: return "communication error";
     }
     return "unknown status";
 }
@@ -3963,6 +4062,174 @@ GANTLDEF void gantl_sgd_free(gantl_sgd *opt) {
     opt->buf = NULL;
     opt->steps = NULL;
 }
+
+/* ---- collectives ---- */
+
+static gantl_status gantl__single_allreduce_f32(void *state, float *buf, int64_t n) {
+    (void)state, (void)buf, (void)n;
+    return GANTL_OK;
+}
+static gantl_status gantl__single_allreduce_f64(void *state, double *buf, int64_t n) {
+    (void)state, (void)buf, (void)n;
+    return GANTL_OK;
+}
+static gantl_status gantl__single_broadcast(void *state, void *buf, int64_t bytes, int root) {
+    (void)state, (void)buf, (void)bytes, (void)root;
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_comm gantl_comm_single(void) {
+    gantl_comm c;
+    memset(&c, 0, sizeof c);
+    c.rank = 0, c.size = 1;
+    c.allreduce_f32 = gantl__single_allreduce_f32;
+    c.allreduce_f64 = gantl__single_allreduce_f64;
+    c.broadcast = gantl__single_broadcast;
+    return c;
+}
+
+static void gantl__comm_check(const gantl_comm *c, const void *buf, int64_t n, const char *op) {
+    GANTL__CHECK(c && c->size >= 1 && c->rank >= 0 && c->rank < c->size, "%s: not a communicator (rank %d of %d)", op,
+                 c ? c->rank : -1, c ? c->size : -1);
+    GANTL__CHECK(n >= 0 && (buf || n == 0), "%s: %lld values at %p", op, (long long)n, buf);
+    GANTL__CHECK(c->size == 1 || (c->allreduce_f32 && c->allreduce_f64 && c->broadcast),
+                 "%s: the communicator of %d ranks lacks a function", op, c->size);
+}
+
+GANTLDEF gantl_status gantl_comm_allreduce_f32(const gantl_comm *c, float *buf, int64_t n) {
+    gantl__comm_check(c, buf, n, "comm_allreduce_f32");
+    return c->size == 1 || n == 0 ? GANTL_OK : c->allreduce_f32(c->state, buf, n);
+}
+
+GANTLDEF gantl_status gantl_comm_allreduce_f64(const gantl_comm *c, double *buf, int64_t n) {
+    gantl__comm_check(c, buf, n, "comm_allreduce_f64");
+    return c->size == 1 || n == 0 ? GANTL_OK : c->allreduce_f64(c->state, buf, n);
+}
+
+GANTLDEF gantl_status gantl_comm_broadcast(const gantl_comm *c, void *buf, int64_t bytes, int root) {
+    gantl__comm_check(c, buf, bytes, "comm_broadcast");
+    GANTL__CHECK(root >= 0 && root < c->size, "comm_broadcast: root %d of %d ranks", root, c->size);
+    return c->size == 1 || bytes == 0 ? GANTL_OK : c->broadcast(c->state, buf, bytes, root);
+}
+
+GANTLDEF gantl_status gantl_params_allreduce_grad(const gantl_comm *c, gantl_params *P) {
+    GANTL__CHECK(P->grad || P->numel == 0, "params_allreduce_grad: the set has no gradients");
+    gantl_status s = gantl_comm_allreduce_f32(c, P->grad, P->numel);
+    if (s != GANTL_OK || c->size == 1) return s;
+    float *g = P->grad, k = (float)c->size;
+    GANTL__OMP(parallel for schedule(static) if (P->numel > 65536))
+    for (int64_t i = 0; i < P->numel; i++) g[i] /= k;
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_params_broadcast(const gantl_comm *c, gantl_params *P, int root) {
+    return gantl_comm_broadcast(c, P->data, P->numel * (int64_t)sizeof(float), root);
+}
+
+#ifdef GANTL_MPI
+typedef struct gantl__mpi {
+    MPI_Comm comm;
+    double timeout; /* seconds a collective may wait for the other ranks */
+} gantl__mpi;
+
+static gantl_status gantl__mpi_fail(const char *what, int err) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(err, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "MPI error %d", err);
+    return gantl__fail(GANTL_ERR_COMM, "%s: %s", what, msg);
+}
+
+/* Polls a non-blocking collective until it completes or the timeout passes. MPI_Test
+   drives MPI's progress, as a blocking call would (and yields the core when Open MPI runs
+   oversubscribed). A collective cannot be cancelled: after a timeout the communicator is
+   unusable, which the message says. */
+static gantl_status gantl__mpi_wait(gantl__mpi *m, MPI_Request *req, const char *what, int64_t count) {
+    double start = MPI_Wtime();
+    for (;;) {
+        int done = 0, err = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (err != MPI_SUCCESS) return gantl__mpi_fail(what, err);
+        if (done) return GANTL_OK;
+        if (MPI_Wtime() - start > m->timeout) {
+            int rank = -1, size = 0;
+            MPI_Comm_rank(m->comm, &rank);
+            MPI_Comm_size(m->comm, &size);
+            return gantl__fail(GANTL_ERR_COMM,
+                               "rank %d of %d: %s of %lld values did not complete within %g s: another rank died, "
+                               "hangs or fell far behind; the communicator is unusable (end every rank)",
+                               rank, size, what, (long long)count, m->timeout);
+        }
+    }
+}
+
+/* MPI counts are ints: large buffers go in pieces of at most 2^30. */
+#define GANTL__MPI_PIECE ((int64_t)1 << 30)
+
+static gantl_status gantl__mpi_allreduce(void *state, void *buf, int64_t n, MPI_Datatype type, size_t size,
+                                         const char *what) {
+    gantl__mpi *m = (gantl__mpi *)state;
+    for (int64_t at = 0; at < n; at += GANTL__MPI_PIECE) {
+        int count = (int)(n - at < GANTL__MPI_PIECE ? n - at : GANTL__MPI_PIECE);
+        MPI_Request req;
+        int err = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + (size_t)at * size, count, type, MPI_SUM, m->comm, &req);
+        if (err != MPI_SUCCESS) return gantl__mpi_fail(what, err);
+        gantl_status s = gantl__mpi_wait(m, &req, what, n);
+        if (s != GANTL_OK) return s;
+    }
+    return GANTL_OK;
+}
+
+static gantl_status gantl__mpi_allreduce_f32(void *state, float *buf, int64_t n) {
+    return gantl__mpi_allreduce(state, buf, n, MPI_FLOAT, sizeof(float), "MPI_Iallreduce (float)");
+}
+
+static gantl_status gantl__mpi_allreduce_f64(void *state, double *buf, int64_t n) {
+    return gantl__mpi_allreduce(state, buf, n, MPI_DOUBLE, sizeof(double), "MPI_Iallreduce (double)");
+}
+
+static gantl_status gantl__mpi_broadcast(void *state, void *buf, int64_t bytes, int root) {
+    gantl__mpi *m = (gantl__mpi *)state;
+    for (int64_t at = 0; at < bytes; at += GANTL__MPI_PIECE) {
+        int count = (int)(bytes - at < GANTL__MPI_PIECE ? bytes - at : GANTL__MPI_PIECE);
+        MPI_Request req;
+        int err = MPI_Ibcast((char *)buf + at, count, MPI_BYTE, root, m->comm, &req);
+        if (err != MPI_SUCCESS) return gantl__mpi_fail("MPI_Ibcast", err);
+        gantl_status s = gantl__mpi_wait(m, &req, "MPI_Ibcast", bytes);
+        if (s != GANTL_OK) return s;
+    }
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_comm_mpi_init(gantl_comm *c, double timeout_seconds) {
+    int initialized = 0, err;
+    *c = gantl_comm_single();
+    if (MPI_Initialized(&initialized) != MPI_SUCCESS || !initialized)
+        return gantl__fail(GANTL_ERR_COMM, "comm_mpi_init: MPI is not initialised (call MPI_Init first)");
+    gantl__mpi *m = (gantl__mpi *)GANTL_MALLOC(sizeof *m);
+    if (!m) return gantl__fail(GANTL_ERR_NOMEM, "comm_mpi_init: out of memory");
+    m->timeout = timeout_seconds > 0 ? timeout_seconds : 600.0;
+    if ((err = MPI_Comm_dup(MPI_COMM_WORLD, &m->comm)) != MPI_SUCCESS) {
+        GANTL_FREE(m);
+        return gantl__mpi_fail("MPI_Comm_dup", err);
+    }
+    MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(m->comm, &c->rank);
+    MPI_Comm_size(m->comm, &c->size);
+    c->state = m;
+    c->allreduce_f32 = gantl__mpi_allreduce_f32;
+    c->allreduce_f64 = gantl__mpi_allreduce_f64;
+    c->broadcast = gantl__mpi_broadcast;
+    return GANTL_OK;
+}
+
+GANTLDEF void gantl_comm_mpi_free(gantl_comm *c) {
+    gantl__mpi *m = (gantl__mpi *)c->state;
+    if (m && c->broadcast == gantl__mpi_broadcast) {
+        MPI_Comm_free(&m->comm);
+        GANTL_FREE(m);
+    }
+    *c = gantl_comm_single();
+}
+#endif
 
 /* ---------------------------------------------------------------------------------------
    7. Files: safetensors
@@ -7836,6 +8103,7 @@ GANTLDEF gantl_status gantl_trainer_init(gantl_trainer *t, const gantl_g_config 
     t->random = gantl_random_philox(&t->rng);
     gantl_augment_init(&t->augment, cfg->augment_p, cfg->ada_target, cfg->ada_kimg);
     t->augment.ada_interval = cfg->ada_interval;
+    t->comm = gantl_comm_single();
     t->ctx = gantl_ctx_new(0);
     if (!t->ctx) {
         s = gantl__fail(GANTL_ERR_NOMEM, "training: out of memory");
@@ -7898,11 +8166,76 @@ GANTLDEF int gantl_trainer_num_phases(const gantl_trainer *t) {
     return (t->cfg.g_reg_interval > 0 ? 2 : 1) + (t->cfg.d_reg_interval > 0 ? 2 : 1);
 }
 
-/* A tensor of draws from the trainer's random source. */
+/* Per-image draws with data parallelism: the draw one process makes for the whole batch
+   (K times this rank's rows), of which this rank keeps its rows i * K + rank, so that every
+   image gets its numbers and the stream advances as in one process. Each request is rows
+   per-image blocks of n / rows values (one or more per image). */
+typedef struct gantl__rows_random {
+    gantl_trainer *t;
+    int64_t rows; /* images of the current draw on this rank */
+} gantl__rows_random;
+
+static void gantl__rows_draw(gantl__rows_random *r, float *out, int64_t n, int normal) {
+    gantl_trainer *t = r->t;
+    int64_t K = t->comm.size, rank = t->comm.rank, w = r->rows > 0 ? n / r->rows : 0;
+    GANTL__CHECK(r->rows > 0 && w * r->rows == n, "training: a per-image draw of %lld values for %lld images",
+                 (long long)n, (long long)r->rows);
+    float *all = (float *)gantl__alloc(t->ctx, (size_t)(n * K) * sizeof(float));
+    if (!all) { /* the context's out-of-memory status ends the step */
+        memset(out, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    if (normal) t->random.normal(t->random.state, all, n * K);
+    else t->random.uniform(t->random.state, all, n * K);
+    for (int64_t i = 0; i < r->rows; i++) memcpy(out + i * w, all + (i * K + rank) * w, (size_t)w * sizeof(float));
+}
+static void gantl__rows_normal(void *state, float *out, int64_t n) { gantl__rows_draw((gantl__rows_random *)state, out, n, 1); }
+static void gantl__rows_uniform(void *state, float *out, int64_t n) { gantl__rows_draw((gantl__rows_random *)state, out, n, 0); }
+
+/* The source of per-image draws for rows images: the trainer's own in one process. */
+static gantl_random gantl__train_image_random(gantl_trainer *t, gantl__rows_random *r, int64_t rows) {
+    if (t->comm.size == 1) return t->random;
+    gantl_random g;
+    r->t = t, r->rows = rows;
+    g.state = r, g.normal = gantl__rows_normal, g.uniform = gantl__rows_uniform;
+    return g;
+}
+
+/* A tensor of per-image draws (shape[0] images) from the trainer's random source. */
 static gantl_tensor *gantl__train_normal(gantl_trainer *t, int ndim, const int64_t *shape) {
     gantl_tensor *x = gantl_new(t->ctx, ndim, shape);
-    if (x) t->random.normal(t->random.state, x->data, x->numel);
+    gantl__rows_random r;
+    gantl_random random = gantl__train_image_random(t, &r, shape[0]);
+    if (x) random.normal(random.state, x->data, x->numel);
     return x;
+}
+
+/* A failed collective in the middle of a round: the context carries the status (ops then
+   return NULL, and the round returns gantl_ctx_status). */
+static gantl_tensor *gantl__train_comm_failed(gantl_trainer *t, gantl_status s) {
+    if (t->ctx->status == GANTL_OK) t->ctx->status = s;
+    return NULL;
+}
+
+/* The training-mode w_avg update of the mapping (gantl_generator_mapping's), over the
+   images of every rank: ws (n, num_ws, w_dim) of this rank's n. */
+static gantl_status gantl__train_w_avg(gantl_trainer *t, const gantl_tensor *ws) {
+    gantl_mapping *M = &t->G.mapping;
+    int64_t n = ws->shape[0], stride = ws->shape[1] * ws->shape[2];
+    double *sum = (double *)gantl__alloc(t->ctx, (size_t)M->w_dim * sizeof(double));
+    if (!sum) return gantl_ctx_status(t->ctx);
+    for (int d = 0; d < M->w_dim; d++) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < n; i++) acc += ws->data[i * stride + d];
+        sum[d] = acc;
+    }
+    gantl_status s = gantl_comm_allreduce_f64(&t->comm, sum, M->w_dim);
+    if (s != GANTL_OK) return s;
+    for (int d = 0; d < M->w_dim; d++) {
+        double mean = sum[d] / (double)(n * t->comm.size);
+        M->w_avg->data[d] = (float)(mean + ((double)M->w_avg->data[d] - mean) * M->w_avg_beta);
+    }
+    return GANTL_OK;
 }
 
 /* run_G of training/loss.py: mapping (updating w_avg), style mixing with a fresh z from a
@@ -7911,8 +8244,13 @@ static gantl_tensor *gantl__train_normal(gantl_trainer *t, int ndim, const int64
 static gantl_tensor *gantl__train_run_G(gantl_trainer *t, gantl_tensor *z, gantl_tensor *c, gantl_tensor **ws_out) {
     gantl_ctx *ctx = t->ctx;
     gantl_generator *G = &t->G;
-    gantl_tensor *ws = gantl_generator_mapping(ctx, G, z, c, 1.0f, -1, 1);
+    int parallel = t->comm.size > 1; /* then w_avg learns from every rank's images */
+    gantl_tensor *ws = gantl_generator_mapping(ctx, G, z, c, 1.0f, -1, !parallel);
     if (!ws) return NULL;
+    if (parallel && G->mapping.w_avg) {
+        gantl_status s = gantl__train_w_avg(t, ws);
+        if (s != GANTL_OK) return gantl__train_comm_failed(t, s);
+    }
     if (t->cfg.style_mixing_prob > 0.0f) {
         float u[2];
         t->random.uniform(t->random.state, u, 2);
@@ -7939,7 +8277,9 @@ static gantl_tensor *gantl__train_run_G(gantl_trainer *t, gantl_tensor *z, gantl
 static gantl_tensor *gantl__train_run_D(gantl_trainer *t, gantl_tensor *img, gantl_tensor *c) {
     if (img && t->cfg.augment) {
         gantl_augment_draws d;
-        if (gantl_augment_draw(t->ctx, &t->augment, &t->random, img->shape[0], (int)img->shape[1], &d) != GANTL_OK)
+        gantl__rows_random r;
+        gantl_random random = gantl__train_image_random(t, &r, img->shape[0]);
+        if (gantl_augment_draw(t->ctx, &t->augment, &random, img->shape[0], (int)img->shape[1], &d) != GANTL_OK)
             return NULL;
         img = gantl_augment_apply_draws(t->ctx, &t->augment, img, &d);
     }
@@ -7964,6 +8304,34 @@ static double gantl__mean_of(const gantl_tensor *x) {
     double s = 0.0;
     for (int64_t i = 0; i < x->numel; i++) s += x->data[i];
     return x->numel ? s / (double)x->numel : 0.0;
+}
+
+/* The path-length mean over every rank's lengths, for K ranks with h_r = n lengths each
+   (h = K n in all). One process has pm = pm0 + decay (mean(L) - pm0) in the graph, so the
+   loss mean_i w (L_i - pm)^2 has dloss/dL_k = 2w/h (L_k - pm) - 2w decay/h^2 S with
+   S = sum over all i of (L_i - pm). This rank returns pm with the global value (the same
+   bit for bit on every rank) and the gradient decay / h for each of its L_k; its own loss,
+   the mean over its lengths, then brings -2w decay/h^2 S_r (S over its lengths) after the
+   average over ranks, and *extra = c sum_k L_k with c = -2 K w decay (S - S_r) / h^2
+   supplies the rest. */
+static gantl_tensor *gantl__train_pl_mean_parallel(gantl_trainer *t, gantl_tensor *lengths, gantl_tensor **extra) {
+    gantl_ctx *ctx = t->ctx;
+    if (!lengths) return NULL;
+    double local = 0.0, total;
+    for (int64_t i = 0; i < lengths->numel; i++) local += lengths->data[i];
+    total = local;
+    gantl_status s = gantl_comm_allreduce_f64(&t->comm, &total, 1);
+    if (s != GANTL_OK) return gantl__train_comm_failed(t, s);
+    double K = t->comm.size, hr = (double)lengths->numel, h = K * hr, w = t->cfg.pl_weight, decay = t->cfg.pl_decay;
+    /* the value in one process's float arithmetic: (mean - pm0) * decay + pm0 */
+    float pm = ((float)(total / h) - t->pl_mean) * t->cfg.pl_decay + t->pl_mean;
+    gantl_tensor *sum = gantl_sum_all(ctx, lengths);
+    /* sum - detach(sum) is exactly 0 but carries the gradient 1 to every L_k */
+    gantl_tensor *pm_t = gantl_add_scalar(ctx, gantl_scale(ctx, gantl_sub(ctx, sum, gantl_detach(ctx, sum)),
+                                                           (float)(decay / h)), pm);
+    double s_all = total - h * pm, s_r = local - hr * pm;
+    *extra = gantl_scale(ctx, sum, (float)(-2.0 * K * w * decay * (s_all - s_r) / (h * h)));
+    return pm_t;
 }
 
 /* accumulate_gradients of training/loss.py for one round of batch_gpu images. */
@@ -7997,15 +8365,19 @@ static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const fl
         int axis1 = 1, axis2 = 2;
         gantl_tensor *lengths = gantl_sqrt(ctx, gantl_mean(ctx, gantl_sum(ctx, gantl_square(ctx, grads), 1, &axis2, 0), 1, &axis1, 0));
         /* pl_mean.lerp(mean(lengths), decay), kept in the graph as the official code does */
-        gantl_tensor *pl_mean = gantl_add_scalar(ctx, gantl_scale(ctx, gantl_add_scalar(ctx, gantl_mean_all(ctx, lengths),
-                                                                                        -t->pl_mean), t->cfg.pl_decay), t->pl_mean);
+        gantl_tensor *pl_mean, *extra = NULL;
+        if (t->comm.size == 1)
+            pl_mean = gantl_add_scalar(ctx, gantl_scale(ctx, gantl_add_scalar(ctx, gantl_mean_all(ctx, lengths), -t->pl_mean),
+                                                        t->cfg.pl_decay), t->pl_mean);
+        else
+            pl_mean = gantl__train_pl_mean_parallel(t, lengths, &extra);
         if (!pl_mean) return gantl_ctx_status(ctx);
         t->pl_mean = pl_mean->data[0];
         gantl_tensor *penalty = gantl_square(ctx, gantl_sub(ctx, lengths, pl_mean));
         gantl_tensor *loss = gantl_mean_all(ctx, gantl_scale(ctx, penalty, t->cfg.pl_weight));
         if (!loss) return gantl_ctx_status(ctx);
         sums->loss_pl += loss->data[0], sums->pl_penalty += gantl__mean_of(penalty), sums->n_pl++;
-        gantl_backward(ctx, gantl_scale(ctx, loss, gain));
+        gantl_backward(ctx, gantl_scale(ctx, extra ? gantl_add(ctx, loss, extra) : loss, gain));
     }
     if (what & GANTL__PHASE_DMAIN) { /* minimise D's logits for generated images */
         gantl_ctx_reset(ctx);
@@ -8053,10 +8425,38 @@ static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const fl
     return gantl_ctx_status(ctx);
 }
 
+/* The rounds of a rank: batch_gpu images, at most the rank's share of the batch. */
+static int64_t gantl__train_round_size(const gantl_trainer *t) {
+    int64_t n = t->cfg.batch_size / t->comm.size;
+    return t->cfg.batch_gpu < n ? t->cfg.batch_gpu : n;
+}
+
+GANTLDEF int64_t gantl_trainer_local_batch(const gantl_trainer *t) { return t->cfg.batch_size / t->comm.size; }
+
+/* With K ranks, after the phases: the ADA sign statistics of the iteration summed over the
+   ranks (integers in doubles: exactly one process's), and the losses averaged for the
+   stats; one small collective. */
+static gantl_status gantl__train_reduce_stats(gantl_trainer *t, gantl__train_sums *sums, double sign_sum0,
+                                              int64_t sign_count0) {
+    double v[11] = {sums->loss_g, sums->loss_d, sums->loss_pl, sums->pl_penalty, sums->loss_r1, sums->r1_penalty,
+                    sums->score_real, sums->score_fake, sums->sign_real, t->augment.sign_sum - sign_sum0,
+                    (double)(t->augment.sign_count - sign_count0)};
+    gantl_status s = gantl_comm_allreduce_f64(&t->comm, v, 11);
+    if (s != GANTL_OK) return s;
+    double K = t->comm.size;
+    sums->loss_g = v[0] / K, sums->loss_d = v[1] / K, sums->loss_pl = v[2] / K, sums->pl_penalty = v[3] / K;
+    sums->loss_r1 = v[4] / K, sums->r1_penalty = v[5] / K, sums->score_real = v[6] / K, sums->score_fake = v[7] / K;
+    sums->sign_real = v[8] / K;
+    t->augment.sign_sum = sign_sum0 + v[9];
+    t->augment.sign_count = sign_count0 + (int64_t)v[10];
+    return GANTL_OK;
+}
+
 GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, const float *real_c, const float *gen_c,
                                          gantl_train_stats *stats) {
     const gantl_train_config *c = &t->cfg;
-    int64_t B = c->batch_size, bg = c->batch_gpu, zdim = t->G.cfg.z_dim;
+    int64_t K = t->comm.size, rank = t->comm.rank;
+    int64_t B = c->batch_size, b = B / K, bg = gantl__train_round_size(t), zdim = t->G.cfg.z_dim;
     GANTL__CHECK(reals != NULL, "trainer_step: no real images");
     GANTL__CHECK((t->G.cfg.c_dim == 0) == (real_c == NULL) && (t->G.cfg.c_dim == 0) == (gen_c == NULL),
                  "trainer_step: labels must be given exactly when the networks are conditional (c_dim %d)", t->G.cfg.c_dim);
@@ -8075,10 +8475,14 @@ GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, c
     } else
         GANTL__ADD_PHASE(GANTL__PHASE_DMAIN | GANTL__PHASE_DREG, 1, 0, "Dboth");
 #undef GANTL__ADD_PHASE
-    /* one z for every phase, drawn up front as training_loop.py does */
+    /* one z for every phase, drawn up front as training_loop.py does; a rank keeps its rows */
     float *gen_z = (float *)GANTL_MALLOC((size_t)(np * B * zdim) * sizeof(float));
     if (!gen_z) return gantl__fail(GANTL_ERR_NOMEM, "trainer_step: out of memory");
     t->random.normal(t->random.state, gen_z, np * B * zdim);
+    for (int64_t r = 0; K > 1 && r < np * b; r++) /* row r = p * b + i <- p * B + i * K + rank, never ahead */
+        memmove(gen_z + r * zdim, gen_z + ((r / b) * B + (r % b) * K + rank) * zdim, (size_t)zdim * sizeof(float));
+    double sign_sum0 = t->augment.sign_sum;
+    int64_t sign_count0 = t->augment.sign_count;
     gantl__train_sums sums;
     memset(&sums, 0, sizeof sums);
     gantl_status s = GANTL_OK;
@@ -8088,9 +8492,10 @@ GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, c
         gantl_params_requires_grad(&t->G.params, phases[p].is_g);
         gantl_params_requires_grad(&t->D.params, !phases[p].is_g);
         gantl_params_zero_grad(train);
-        for (int64_t start = 0; start < B && s == GANTL_OK; start += bg)
-            s = gantl__train_round(t, phases[p].what, reals, real_c, gen_z + p * B * zdim,
-                                   gen_c ? gen_c + p * B * t->G.cfg.c_dim : NULL, start, bg, (float)phases[p].interval, &sums);
+        for (int64_t start = 0; start < b && s == GANTL_OK; start += bg)
+            s = gantl__train_round(t, phases[p].what, reals, real_c, gen_z + p * b * zdim,
+                                   gen_c ? gen_c + p * b * t->G.cfg.c_dim : NULL, start, bg, (float)phases[p].interval, &sums);
+        if (s == GANTL_OK) s = gantl_params_allreduce_grad(&t->comm, train); /* one collective per phase */
         if (s != GANTL_OK) break;
         gantl_params_nan_to_num_grad(train, 1e5f);
         if (t->phase_hook) t->phase_hook(t->phase_hook_user, phases[p].name, train);
@@ -8100,6 +8505,7 @@ GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, c
     gantl_params_requires_grad(&t->D.params, 1);
     GANTL_FREE(gen_z);
     gantl_ctx_reset(t->ctx);
+    if (s == GANTL_OK && K > 1) s = gantl__train_reduce_stats(t, &sums, sign_sum0, sign_count0);
     if (s != GANTL_OK) return s;
     /* G EMA: half-life ema_kimg, ramped up early in a run: p_ema = lerp(p, p_ema, beta) */
     double ema_nimg = c->ema_kimg * 1000.0;
@@ -8124,6 +8530,100 @@ GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, c
         stats->pl_mean = t->pl_mean;
         stats->augment_p = t->augment.p;
     }
+    return GANTL_OK;
+}
+
+/* ---- data parallelism ---- */
+
+/* The scalars of a trainer's state, packed (no padding bytes: it is hashed). */
+typedef struct gantl__train_scalars {
+    int64_t adam_g_step, adam_d_step, cur_nimg, batch_idx, sign_count;
+    uint64_t rng_seed, rng_offset;
+    double sign_sum;
+    float pl_mean, augment_p;
+} gantl__train_scalars;
+
+static void gantl__train_scalars_get(const gantl_trainer *t, gantl__train_scalars *v) {
+    memset(v, 0, sizeof *v);
+    v->adam_g_step = t->opt_g.step, v->adam_d_step = t->opt_d.step, v->cur_nimg = t->cur_nimg;
+    v->batch_idx = t->batch_idx, v->sign_count = t->augment.sign_count;
+    v->rng_seed = t->rng.seed, v->rng_offset = t->rng.offset;
+    v->sign_sum = t->augment.sign_sum, v->pl_mean = t->pl_mean, v->augment_p = t->augment.p;
+}
+
+/* The arrays of a trainer's state: data and bytes of each, NULL-terminated. */
+static int gantl__train_arrays(gantl_trainer *t, void **data, int64_t *bytes) {
+    gantl_params *sets[6] = {&t->G.params, &t->G.buffers, &t->D.params, &t->D.buffers, &t->G_ema.params, &t->G_ema.buffers};
+    int n = 0;
+    for (int i = 0; i < 6; i++) data[n] = sets[i]->data, bytes[n++] = sets[i]->numel * (int64_t)sizeof(float);
+    gantl_adam *opts[2] = {&t->opt_g, &t->opt_d};
+    for (int i = 0; i < 2; i++) {
+        data[n] = opts[i]->m, bytes[n++] = opts[i]->numel * (int64_t)sizeof(float);
+        data[n] = opts[i]->v, bytes[n++] = opts[i]->numel * (int64_t)sizeof(float);
+        data[n] = opts[i]->steps, bytes[n++] = opts[i]->count * (int64_t)sizeof(int64_t);
+    }
+    return n;
+}
+
+GANTLDEF gantl_status gantl_trainer_set_comm(gantl_trainer *t, const gantl_comm *comm) {
+    gantl__comm_check(comm, NULL, 0, "trainer_set_comm");
+    const gantl_train_config *c = &t->cfg;
+    int K = comm->size;
+    if (c->batch_size % K != 0)
+        return gantl__fail(GANTL_ERR_INVALID, "training: batch %d does not split over %d ranks", c->batch_size, K);
+    int64_t n = c->batch_size / K, bg = c->batch_gpu < n ? c->batch_gpu : n;
+    if (n % bg != 0)
+        return gantl__fail(GANTL_ERR_INVALID, "training: the %lld images of a rank (batch %d over %d ranks) are not rounds "
+                           "of batch_gpu %lld", (long long)n, c->batch_size, K, (long long)bg);
+    int group = t->D.cfg.mbstd_group_size > 0 && t->D.cfg.mbstd_group_size < bg ? t->D.cfg.mbstd_group_size : (int)bg;
+    if (t->D.cfg.mbstd_num_channels > 0 && bg % group != 0)
+        return gantl__fail(GANTL_ERR_INVALID, "training: a rank's rounds of %lld images are not groups of the "
+                           "minibatch-std group %d", (long long)bg, t->D.cfg.mbstd_group_size);
+    if (c->pl_weight != 0.0f && bg / c->pl_batch_shrink < 1)
+        return gantl__fail(GANTL_ERR_INVALID, "training: path length needs a rank's rounds of %lld images to be at least "
+                           "pl_batch_shrink (%d)", (long long)bg, c->pl_batch_shrink);
+    t->comm = *comm;
+    if (K == 1) return GANTL_OK;
+    /* rank 0's state everywhere */
+    void *data[12];
+    int64_t bytes[12];
+    int count = gantl__train_arrays(t, data, bytes);
+    gantl_status s = GANTL_OK;
+    for (int i = 0; i < count && s == GANTL_OK; i++) s = gantl_comm_broadcast(comm, data[i], bytes[i], 0);
+    gantl__train_scalars v;
+    gantl__train_scalars_get(t, &v);
+    if (s == GANTL_OK) s = gantl_comm_broadcast(comm, &v, (int64_t)sizeof v, 0);
+    if (s != GANTL_OK) return s;
+    t->opt_g.step = v.adam_g_step, t->opt_d.step = v.adam_d_step, t->cur_nimg = v.cur_nimg, t->batch_idx = v.batch_idx;
+    t->augment.sign_count = v.sign_count, t->rng.seed = v.rng_seed, t->rng.offset = v.rng_offset;
+    t->augment.sign_sum = v.sign_sum, t->pl_mean = v.pl_mean, t->augment.p = v.augment_p;
+    return GANTL_OK;
+}
+
+/* FNV-1a, 64 bits */
+static uint64_t gantl__fnv1a(uint64_t h, const void *data, int64_t bytes) {
+    const unsigned char *p = (const unsigned char *)data;
+    for (int64_t i = 0; i < bytes; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+GANTLDEF gantl_status gantl_trainer_check_replicas(gantl_trainer *t) {
+    if (t->comm.size == 1) return GANTL_OK;
+    void *data[12];
+    int64_t bytes[12];
+    int count = gantl__train_arrays(t, data, bytes);
+    uint64_t h = 0xcbf29ce484222325ull, h0;
+    for (int i = 0; i < count; i++) h = gantl__fnv1a(h, data[i], bytes[i]);
+    gantl__train_scalars v;
+    gantl__train_scalars_get(t, &v);
+    h = h0 = gantl__fnv1a(h, &v, (int64_t)sizeof v);
+    gantl_status s = gantl_comm_broadcast(&t->comm, &h0, (int64_t)sizeof h0, 0);
+    double differ = h != h0;
+    if (s == GANTL_OK) s = gantl_comm_allreduce_f64(&t->comm, &differ, 1);
+    if (s != GANTL_OK) return s;
+    if (differ > 0)
+        return gantl__fail(GANTL_ERR_COMM, "replicas differ: the training state of %g of %d ranks is not rank 0's%s",
+                           differ, t->comm.size, h != h0 ? " (this rank's among them)" : "");
     return GANTL_OK;
 }
 

@@ -73,6 +73,11 @@ static int cmd_info(int argc, char **argv) {
         if (b) printf(" %s", b->name);
     }
     printf("\nops: %d\n", GANTL_OP_COUNT);
+#ifdef GANTL_MPI
+    printf("data parallel: MPI (mpirun -np K gantl train|metrics ...)\n");
+#else
+    printf("data parallel: no (one process; make MPI=1 builds with MPI)\n");
+#endif
     if (list_ops)
         for (int op = 0; op < GANTL_OP_COUNT; op++)
             printf("  %-18s %d input%s\n", gantl_op_name(op), gantl_op_num_inputs(op), gantl_op_num_inputs(op) == 1 ? "" : "s");
@@ -195,12 +200,86 @@ bad:
     return -1;
 }
 
+/* ---- data parallelism: `mpirun -np K gantl train|metrics ...` in MPI builds (make MPI=1) ---- */
+
+static gantl_comm cli_comm; /* the ranks of train and metrics; one process unless MPI runs them */
+#ifdef GANTL_MPI
+static int cli_mpi; /* MPI was initialised */
+#endif
+
 static int fail(const char *command, const char *what) {
-    fprintf(stderr, "gantl %s: %s\n", command, what);
+    if (cli_comm.size > 1) fprintf(stderr, "gantl %s: rank %d: %s\n", command, cli_comm.rank, what);
+    else fprintf(stderr, "gantl %s: %s\n", command, what);
     return 1;
 }
 
 static int fail_status(const char *command) { return fail(command, gantl_last_error()); }
+
+#ifndef GANTL_MPI
+/* How many processes a launcher (mpirun, mpiexec) started, from its environment; 1 if none. */
+static int launched_processes(void) {
+    const char *names[3] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = getenv(names[i]);
+        if (v && atoi(v) > 1) return atoi(v);
+    }
+    return 1;
+}
+#endif
+
+/* Before train or metrics: MPI_Init in MPI builds; elsewhere a refusal to run as several
+   independent copies under mpirun. */
+static int parallel_begin(const char *command) {
+    cli_comm = gantl_comm_single();
+#ifdef GANTL_MPI
+    int provided = 0;
+    if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "gantl %s: MPI_Init failed\n", command);
+        return 0;
+    }
+    cli_mpi = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &cli_comm.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &cli_comm.size);
+    if (cli_comm.rank != 0 && !freopen("/dev/null", "w", stdout)) /* rank 0 speaks for all */
+        fprintf(stderr, "gantl %s: rank %d: cannot silence stdout\n", command, cli_comm.rank);
+    return 1;
+#else
+    int k = launched_processes();
+    if (k > 1) {
+        fprintf(stderr, "gantl %s: started as one of %d processes, but this gantl is built without MPI: they would "
+                "not train together (build with make MPI=1)\n", command, k);
+        return 0;
+    }
+    return 1;
+#endif
+}
+
+/* The command's communicator, collectives timing out after timeout seconds (<= 0: 600). */
+static int parallel_comm(const char *command, double timeout) {
+#ifdef GANTL_MPI
+    if (cli_mpi && cli_comm.size > 1 && gantl_comm_mpi_init(&cli_comm, timeout) != GANTL_OK) return !fail_status(command);
+#else
+    (void)command, (void)timeout;
+#endif
+    return 1;
+}
+
+/* After the command: with several ranks, a failure ends them all (a rank left waiting in a
+   collective would wait out its timeout). */
+static int parallel_end(int rc) {
+#ifdef GANTL_MPI
+    if (cli_mpi) {
+        fflush(stdout);
+        fflush(stderr);
+        if (rc != 0 && rc != 130 && cli_comm.size > 1) MPI_Abort(MPI_COMM_WORLD, rc); /* 130: all stopped together */
+        gantl_comm_mpi_free(&cli_comm);
+        MPI_Finalize();
+        cli_mpi = 0;
+    }
+#endif
+    cli_comm = gantl_comm_single();
+    return rc;
+}
 
 /* Images (N, C, H, W) in [-1, 1] -> a uint8 grid as the official code converts them:
    clamp(x * 127.5 + 128, 0, 255). */
@@ -622,10 +701,11 @@ static int cmd_train(int argc, char **argv) {
     static const char *const known[] = {"--data", "--out", "--cfg", "--res", "--kimg", "--batch", "--batch-gpu",
                                         "--gamma", "--aug", "--resume", "--seed", "--snap", "--tick", "--max-images",
                                         "--mirror", "--cond", "--channel-base", "--channel-max", "--metrics", "--metrics-num",
-                                        "--metrics-real", "--metrics-features", NULL};
+                                        "--metrics-real", "--metrics-features", "--comm-timeout", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *data = opt_get(&o, "--data"), *out = opt_get(&o, "--out"), *cfg_name = opt_get(&o, "--cfg");
+    const char *timeout_s = opt_get(&o, "--comm-timeout");
     const char *res_s = opt_get(&o, "--res"), *kimg_s = opt_get(&o, "--kimg"), *batch_s = opt_get(&o, "--batch");
     const char *bgpu_s = opt_get(&o, "--batch-gpu"), *gamma_s = opt_get(&o, "--gamma"), *aug = opt_get(&o, "--aug");
     const char *resume = opt_get(&o, "--resume"), *seed_s = opt_get(&o, "--seed"), *snap_s = opt_get(&o, "--snap");
@@ -637,8 +717,9 @@ static int cmd_train(int argc, char **argv) {
     if (!data || !out) return fail("train", "--data and --out are required"), 2;
     long res = 0, batch = 0, bgpu = 0, seed = 0, snap = 10, max_images = 0, mirror = 0, cond = 0, cbase = 0, cmax = 0;
     long metrics_num = 5000;
-    float kimg = -1, gamma = -1, tick_kimg = 1.0f, fixed_p = 0;
+    float kimg = -1, gamma = -1, tick_kimg = 1.0f, fixed_p = 0, comm_timeout = 600.0f;
     int aug_mode = 1; /* 0 none, 1 ada, 2 fixed p */
+    int K = cli_comm.size, rank = cli_comm.rank, main_rank = rank == 0; /* main_rank writes the files */
     if ((res_s && !parse_long(res_s, 4, 1024, &res)) || (batch_s && !parse_long(batch_s, 1, 1 << 16, &batch)) ||
         (bgpu_s && !parse_long(bgpu_s, 1, 1 << 16, &bgpu)) || (seed_s && !parse_long(seed_s, 0, LONG_MAX, &seed)) ||
         (snap_s && !parse_long(snap_s, 1, 1 << 20, &snap)) || (max_s && !parse_long(max_s, 1, LONG_MAX, &max_images)) ||
@@ -646,7 +727,8 @@ static int cmd_train(int argc, char **argv) {
         (cbase_s && !parse_long(cbase_s, 1, 1 << 20, &cbase)) || (cmax_s && !parse_long(cmax_s, 1, 1 << 16, &cmax)) ||
         (mnum_s && !parse_long(mnum_s, 2, 1 << 24, &metrics_num)) ||
         (kimg_s && (!parse_float(kimg_s, &kimg) || kimg <= 0)) || (gamma_s && (!parse_float(gamma_s, &gamma) || gamma < 0)) ||
-        (tick_s && (!parse_float(tick_s, &tick_kimg) || tick_kimg <= 0)))
+        (tick_s && (!parse_float(tick_s, &tick_kimg) || tick_kimg <= 0)) ||
+        (timeout_s && (!parse_float(timeout_s, &comm_timeout) || comm_timeout <= 0)))
         return fail("train", "a numeric option is out of range (see gantl train --help)"), 2;
     if (aug) {
         if (!strcmp(aug, "ada")) aug_mode = 1;
@@ -654,10 +736,11 @@ static int cmd_train(int argc, char **argv) {
         else if (!strncmp(aug, "fixed:", 6) && parse_float(aug + 6, &fixed_p) && fixed_p >= 0 && fixed_p <= 1) aug_mode = 2;
         else return fail("train", "--aug must be ada, noaug or fixed:P with P in [0, 1]"), 2;
     }
-    if (!make_dir(out)) {
+    if (main_rank && !make_dir(out)) {
         fprintf(stderr, "gantl train: cannot create the output folder '%s'\n", out);
         return 1;
     }
+    if (!parallel_comm("train", comm_timeout)) return 1;
     gantl_st_file ckpt;
     int have_ckpt = 0, exact = 0;
     if (resume) {
@@ -747,34 +830,43 @@ static int cmd_train(int argc, char **argv) {
         tc.augment = aug_mode != 0;
         tc.augment_p = aug_mode == 2 ? fixed_p : 0.0f;
         tc.ada_target = aug_mode == 1 ? 0.6f : -1.0f;
-        if (batch && pd.mbstd_group_size > (int)(bgpu ? bgpu : batch)) pd.mbstd_group_size = (int)(bgpu ? bgpu : batch);
+        /* the minibatch-std group within a rank's rounds */
+        int64_t per_rank = tc.batch_size / K, round = tc.batch_gpu && tc.batch_gpu < per_rank ? tc.batch_gpu : per_rank;
+        if (round > 0 && pd.mbstd_group_size > round) pd.mbstd_group_size = (int)round;
         if (st == GANTL_OK) st = gantl_trainer_init(&t, &pg, &pd, &tc, (uint64_t)seed);
         if (st == GANTL_OK && have_ckpt) st = gantl_trainer_load_networks(&t, &ckpt);
         if (st == GANTL_OK) st = gantl_sampler_init(&sampler, ds.count, (int)mirror, (uint64_t)seed);
     }
+    /* every rank reads the data and the checkpoint; rank 0's state then goes to all */
+    if (st == GANTL_OK) st = gantl_trainer_set_comm(&t, &cli_comm);
     if (have_ckpt) gantl_st_free(&ckpt), have_ckpt = 0;
     if (st != GANTL_OK) {
         fail_status("train");
         goto done;
     }
-    printf("%s: G %lld parameters, D %lld; batch %d, gamma %g, %s, %.1f kimg%s\n",
+    printf("%s: G %lld parameters, D %lld; batch %d, gamma %g, %s, %.1f kimg\n",
            exact ? "continuing the run" : resume ? "fine-tuning" : "training from scratch", (long long)t.G.params.numel,
            (long long)t.D.params.numel, t.cfg.batch_size, (double)t.cfg.r1_gamma,
-           !t.cfg.augment ? "no augmentation" : t.cfg.ada_target >= 0 ? "ADA" : "fixed augmentation", t.cfg.total_kimg,
-           exact ? "" : "");
-    if (metrics_s) { /* the real side's features once, before training */
+           !t.cfg.augment ? "no augmentation" : t.cfg.ada_target >= 0 ? "ADA" : "fixed augmentation", t.cfg.total_kimg);
+    if (K > 1)
+        printf("data parallel: %d ranks of %lld images (batch_gpu %lld), gradients averaged by MPI every phase\n", K,
+               (long long)gantl_trainer_local_batch(&t),
+               (long long)(t.cfg.batch_gpu < gantl_trainer_local_batch(&t) ? t.cfg.batch_gpu : gantl_trainer_local_batch(&t)));
+    if (metrics_s) { /* the real side's features once, before training (with K ranks, shared out) */
         printf("metrics %s of %ld samples at each snapshot; features of the real images...\n", metrics_s, metrics_num);
         fflush(stdout);
         if (!train_metrics_open(&tm, metrics_s, mfeat_s, mreal_s, &ds, metrics_num, (uint64_t)seed, out)) goto trained;
         have_tm = 1;
     }
     {
-        int64_t B = t.cfg.batch_size, C = ds.channels, R = ds.resolution, cdim = t.G.cfg.c_dim, zdim = t.G.cfg.z_dim;
+        /* B images per iteration, b = B / K of them on this rank: rows i * K + rank */
+        int64_t B = t.cfg.batch_size, b = gantl_trainer_local_batch(&t), C = ds.channels, R = ds.resolution;
+        int64_t cdim = t.G.cfg.c_dim, zdim = t.G.cfg.z_dim;
         int np = gantl_trainer_num_phases(&t);
         int64_t grid = R <= 64 ? 64 : 16;
-        float *reals = (float *)malloc((size_t)(B * C * R * R) * sizeof(float));
-        float *real_c = cdim ? (float *)malloc((size_t)(B * cdim) * sizeof(float)) : NULL;
-        float *gen_c = cdim ? (float *)calloc((size_t)(np * B * cdim), sizeof(float)) : NULL;
+        float *reals = (float *)malloc((size_t)(b * C * R * R) * sizeof(float));
+        float *real_c = cdim ? (float *)malloc((size_t)(b * cdim) * sizeof(float)) : NULL;
+        float *gen_c = cdim ? (float *)calloc((size_t)(np * b * cdim), sizeof(float)) : NULL;
         float *grid_z = (float *)malloc((size_t)(grid * zdim) * sizeof(float));
         float *grid_c = cdim ? (float *)calloc((size_t)(grid * cdim), sizeof(float)) : NULL;
         float *u = (float *)malloc((size_t)(np * B + 1) * sizeof(float));
@@ -790,7 +882,7 @@ static int cmd_train(int argc, char **argv) {
         gantl_rng grid_rng = gantl_rng_new((uint64_t)seed * 1000003u + 17u);
         gantl_rng_normal(&grid_rng, grid_z, grid * zdim, 0.0f, 1.0f);
         for (int64_t i = 0; cdim && i < grid; i++) grid_c[i * cdim + (i / 8) % cdim] = 1.0f;
-        if (!exact) {
+        if (!exact && main_rank) {
             float *shown = (float *)malloc((size_t)(grid * C * R * R) * sizeof(float));
             for (int64_t i = 0; i < grid; i++) idx[i] = (i * 7919) % ds.count;
             if (shown) {
@@ -803,8 +895,8 @@ static int cmd_train(int argc, char **argv) {
             save_fakes(path, &t, grid_z, grid_c, grid);
         }
         snprintf(path, sizeof path, "%s/stats.jsonl", out);
-        log = fopen(path, "a");
-        if (!log) {
+        log = main_rank ? fopen(path, "a") : NULL;
+        if (main_rank && !log) {
             fprintf(stderr, "gantl train: cannot open '%s'\n", path);
             goto train_done;
         }
@@ -816,14 +908,16 @@ static int cmd_train(int argc, char **argv) {
         memset(&sums, 0, sizeof sums);
         printf("Training for %.1f kimg; Ctrl-C saves a snapshot and stops.\n", t.cfg.total_kimg);
         while (!done) {
+            /* the whole batch's indices on every rank; each loads its rows */
             gantl_sampler_next(&sampler, B, idx, flip);
-            gantl_dataset_batch(&ds, idx, flip, B, reals, cdim ? real_c : NULL);
+            for (int64_t i = 0; K > 1 && i < b; i++) idx[i] = idx[i * K + rank], flip[i] = flip[i * K + rank];
+            gantl_dataset_batch(&ds, idx, flip, b, reals, cdim ? real_c : NULL);
             if (cdim) { /* generated labels: random labels of the data, as the official loop */
                 t.random.uniform(t.random.state, u, np * B);
-                memset(gen_c, 0, (size_t)(np * B * cdim) * sizeof(float));
-                for (int64_t i = 0; i < np * B; i++) {
-                    int64_t k = (int64_t)(u[i] * (float)ds.count);
-                    gen_c[i * cdim + ds.labels[k < ds.count ? k : ds.count - 1]] = 1.0f;
+                memset(gen_c, 0, (size_t)(np * b * cdim) * sizeof(float));
+                for (int64_t r = 0; r < np * b; r++) { /* row p * b + i: global row p * B + i * K + rank */
+                    int64_t k = (int64_t)(u[(r / b) * B + (r % b) * K + rank] * (float)ds.count);
+                    gen_c[r * cdim + ds.labels[k < ds.count ? k : ds.count - 1]] = 1.0f;
                 }
             }
             gantl_train_stats s;
@@ -832,6 +926,14 @@ static int cmd_train(int argc, char **argv) {
                 goto train_done;
             }
             tick_add(&sums, &s);
+            if (K > 1) { /* a signal on any rank stops every rank after the same iteration */
+                double stop = stop_requested;
+                if (gantl_comm_allreduce_f64(&cli_comm, &stop, 1) != GANTL_OK) {
+                    fail_status("train");
+                    goto train_done;
+                }
+                stop_requested = stop > 0;
+            }
             done = t.cur_nimg >= t.cfg.total_kimg * 1000.0 || stop_requested;
             double now = wall_seconds();
             if (isatty(1)) {
@@ -848,26 +950,32 @@ static int cmd_train(int argc, char **argv) {
             fflush(stdout);
             char metrics_json[2048] = "";
             if (done || (tick + 1) % snap == 0) { /* a snapshot, its sample grid and (--metrics) its scores */
-                char snap_path[4096];
-                if (!save_snapshot(out, &t, &ds, &sampler, use_labels, snap_path, sizeof snap_path)) goto train_done;
-                snprintf(path, sizeof path, "%s/fakes%06lld.png", out, (long long)(t.cur_nimg / 1000));
-                save_fakes(path, &t, grid_z, grid_c, grid);
-                printf("saved %s\n", snap_path);
-                fflush(stdout);
+                char snap_path[4096] = "";
+                if (gantl_trainer_check_replicas(&t) != GANTL_OK) { /* every rank, every snapshot: cheap */
+                    fail_status("train");
+                    goto train_done;
+                }
+                if (main_rank) {
+                    if (!save_snapshot(out, &t, &ds, &sampler, use_labels, snap_path, sizeof snap_path)) goto train_done;
+                    snprintf(path, sizeof path, "%s/fakes%06lld.png", out, (long long)(t.cur_nimg / 1000));
+                    save_fakes(path, &t, grid_z, grid_c, grid);
+                    printf("saved %s\n", snap_path);
+                    fflush(stdout);
+                }
+                /* every rank: each samples and extracts its share (the replicas agree, checked above) */
                 if (have_tm && !train_metrics_eval(&tm, &t.G_ema, t.cur_nimg / 1000.0, snap_path, metrics_json,
                                                    sizeof metrics_json))
                     goto train_done;
             }
-            fprintf(log, "{\"tick\": %lld, \"kimg\": %.3f, \"total_sec\": %.3f, \"sec_per_kimg\": %.3f, \"img_per_sec\": %.3f, "
+            if (log) fprintf(log, "{\"tick\": %lld, \"kimg\": %.3f, \"total_sec\": %.3f, \"sec_per_kimg\": %.3f, \"img_per_sec\": %.3f, "
                     "\"augment_p\": %.6f, \"pl_mean\": %.6f", (long long)tick, t.cur_nimg / 1000.0, now - start, per_kimg,
                     (t.cur_nimg - tick_start_nimg) / sec, (double)t.augment.p, (double)t.pl_mean);
-            for (int i = 0; i < 9; i++) {
+            for (int i = 0; log && i < 9; i++) {
                 double m = tick_mean(&sums, i);
                 if (m == m) fprintf(log, ", \"%s\": %.6g", tick_names[i], m);
             }
-            if (metrics_json[0]) fprintf(log, ", \"metrics\": %s", metrics_json);
-            fprintf(log, ", \"timestamp\": %.3f}\n", (double)time(NULL));
-            fflush(log);
+            if (log && metrics_json[0]) fprintf(log, ", \"metrics\": %s", metrics_json);
+            if (log) fprintf(log, ", \"timestamp\": %.3f}\n", (double)time(NULL)), fflush(log);
             tick++;
             memset(&sums, 0, sizeof sums);
             tick_start = wall_seconds(), tick_start_nimg = t.cur_nimg;
@@ -939,7 +1047,12 @@ static const command commands[] = {
      "  --metrics LIST      at each snapshot, score G_ema: fid, kid, pr, dc, modes (into metrics.jsonl)\n"
      "  --metrics-num N     generated images per evaluation (default 5000)\n"
      "  --metrics-real SPEC the real side (default: the training images)\n"
-     "  --metrics-features F  fmnist (default), fmnist:PATH or inception:PATH\n"},
+     "  --metrics-features F  fmnist (default), fmnist:PATH or inception:PATH\n"
+     "  --comm-timeout SEC  with mpirun (an MPI build): how long a rank waits for the others in a\n"
+     "                      collective before it gives up with an error (default 600)\n"
+     "  Data parallel (make MPI=1): mpirun -np K gantl train ... splits each batch over K processes\n"
+     "  (batch / K images each), averages the gradients every phase; rank 0 writes the files; the\n"
+     "  ranks share the --metrics sampling and feature extraction.\n"},
     {"metrics", cmd_metrics, "FID, KID, precision / recall, density / coverage, covered modes",
      "usage: gantl metrics --real SPEC --fake SPEC [options]\n"
      "       gantl metrics --real-features A.npy --fake-features B.npy [options]\n"
@@ -954,7 +1067,9 @@ static const command commands[] = {
      "  --mode-min M         modes: classes with at least M of the fake images (default 10)\n"
      "  --seed S             latents and subsets (default 0)\n"
      "  --cache DIR          feature cache (default $GANTL_CACHE, else ~/.cache/gantl)\n"
-     "  --json               only the JSON line\n"},
+     "  --json               only the JSON line\n"
+     "  With mpirun (an MPI build), the ranks share the image generation and feature extraction;\n"
+     "  --comm-timeout SEC bounds their waits (default 600).\n"},
     {"select", cmd_select, "rank source checkpoints (or datasets) for a target by recall, precision, FID or KID",
      "usage: gantl select --target SPEC --sources SPEC... [options]\n"
      "  Scores each source against the target in one feature space: the source's samples (a\n"
@@ -1006,11 +1121,16 @@ int main(int argc, char **argv) {
         printf("gantl %s\n", GANTL_VERSION);
         return 0;
     }
+    cli_comm = gantl_comm_single(); /* one process; train and metrics may make it K ranks */
     for (int i = 0; i < command_count; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         if (wants_help(argc - 1, argv + 1)) {
             printf("%s", commands[i].usage);
             return 0;
+        }
+        if (commands[i].run == cmd_train || commands[i].run == cmd_metrics) {
+            if (!parallel_begin(commands[i].name)) return parallel_end(1);
+            return parallel_end(commands[i].run(argc - 1, argv + 1));
         }
         return commands[i].run(argc - 1, argv + 1);
     }

@@ -144,22 +144,48 @@ static void cache_save(const char *dir, const char *path, const char *key, const
     gantl_st_writer_free(&w);
 }
 
-/* Features (n, dim) and, for the classifier, predictions of images (n, C, R, R) in [-1, 1]. */
-static int feature_set_from_images(feature_set *f, extractor *e, const float *images, int64_t n, int channels, int res) {
+/* With K ranks (mpirun), rank r's share [lo, hi) of n items: contiguous whole blocks. */
+static void rank_share(int64_t n, int64_t block, int64_t *lo, int64_t *hi) {
+    int64_t blocks = (n + block - 1) / block, K = cli_comm.size, r = cli_comm.rank;
+    *lo = blocks * r / K * block, *hi = blocks * (r + 1) / K * block;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* Features (n, dim) and, for the classifier, predictions of images (n, C, R, R) in [-1, 1] of
+   which this rank holds rows [lo, hi) (all of them with one process): it extracts those, then
+   every rank gets every row (a sum of zero-filled arrays over the ranks, exact). */
+static int feature_set_from_images(feature_set *f, extractor *e, const float *images, int64_t n, int64_t lo, int64_t hi,
+                                   int channels, int res) {
+    int64_t per = (int64_t)channels * res * res;
     f->n = n;
-    f->features = (float *)malloc((size_t)(n * e->dim) * sizeof(float));
-    f->predictions = e->kind == 0 ? (int32_t *)malloc((size_t)n * sizeof(int32_t)) : NULL;
-    int ok = f->features && (e->kind != 0 || f->predictions) &&
-             extractor_run(e, images, n, channels, res, f->features, f->predictions);
+    f->features = (float *)calloc((size_t)(n * e->dim) + 1, sizeof(float));
+    f->predictions = e->kind == 0 ? (int32_t *)calloc((size_t)n + 1, sizeof(int32_t)) : NULL;
+    int ok = f->features && (e->kind != 0 || f->predictions);
+    if (!ok) fail("metrics", "out of memory for the features");
+    if (ok && hi > lo)
+        ok = extractor_run(e, images + lo * per, hi - lo, channels, res, f->features + lo * e->dim,
+                           f->predictions ? f->predictions + lo : NULL);
+    if (ok && cli_comm.size > 1) {
+        float *pred = f->predictions ? (float *)calloc((size_t)n + 1, sizeof(float)) : NULL;
+        if (f->predictions && !pred) ok = 0, fail("metrics", "out of memory");
+        for (int64_t i = lo; ok && pred && i < hi; i++) pred[i] = (float)f->predictions[i]; /* class indices: exact as floats */
+        if (ok && (gantl_comm_allreduce_f32(&cli_comm, f->features, n * e->dim) != GANTL_OK ||
+                   (pred && gantl_comm_allreduce_f32(&cli_comm, pred, n) != GANTL_OK)))
+            ok = 0, fail("metrics", gantl_last_error());
+        for (int64_t i = 0; ok && pred && i < n; i++) f->predictions[i] = (int32_t)pred[i];
+        free(pred);
+    }
     if (!ok) feature_set_free(f);
     return ok;
 }
 
 /* n images (n, C, R, R) of a generator: z from (seed), constant noise, labels in turn for a
-   conditional G. NULL when out of memory. */
-static float *generator_images(gantl_generator *G, int64_t n, uint64_t seed) {
+   conditional G; only the blocks of 32 in rows [lo, hi) are generated (the z of the others are
+   drawn all the same, for the stream), the other rows are left unset. NULL when out of memory. */
+static float *generator_images(gantl_generator *G, int64_t n, int64_t lo, int64_t hi, uint64_t seed) {
     int64_t res = G->cfg.img_resolution, channels = G->cfg.img_channels, per = channels * res * res;
-    float *images = (float *)malloc((size_t)(n * per) * sizeof(float));
+    float *images = (float *)malloc((size_t)(n * per + 1) * sizeof(float));
     gantl_ctx *ctx = gantl_ctx_new(0);
     gantl_rng rng = gantl_rng_new(seed);
     int ok = images && ctx;
@@ -167,6 +193,10 @@ static float *generator_images(gantl_generator *G, int64_t n, uint64_t seed) {
         int64_t b = n - start < 32 ? n - start : 32, zs[2] = {b, G->cfg.z_dim}, cs[2] = {b, G->cfg.c_dim};
         gantl_ctx_reset(ctx);
         gantl_set_grad_enabled(ctx, 0);
+        if (start + b <= lo || start >= hi) { /* another rank's images: only their z, for the stream */
+            gantl_randn(ctx, &rng, 2, zs);
+            continue;
+        }
         gantl_tensor *c = NULL;
         if (G->cfg.c_dim) {
             c = gantl_zeros(ctx, 2, cs);
@@ -182,39 +212,56 @@ static float *generator_images(gantl_generator *G, int64_t n, uint64_t seed) {
     return ok ? images : NULL;
 }
 
+/* With K ranks, each generates and extracts its share of the images (a collective). */
 static int feature_set_from_generator(feature_set *f, gantl_generator *G, extractor *e, int64_t n, uint64_t seed) {
-    float *images = generator_images(G, n, seed);
+    int64_t lo, hi;
+    rank_share(n, 32, &lo, &hi);
+    float *images = generator_images(G, n, lo, hi, seed);
     if (!images) return fail("metrics", "out of memory for the generated images"), 0;
-    int ok = feature_set_from_images(f, e, images, n, G->cfg.img_channels, G->cfg.img_resolution);
+    int ok = feature_set_from_images(f, e, images, n, lo, hi, G->cfg.img_channels, G->cfg.img_resolution);
     free(images);
     return ok;
 }
 
-/* Features of all the images of a loaded dataset, through the cache when cache_dir is given. */
+/* Features of all the images of a loaded dataset, through the cache when cache_dir is given.
+   With K ranks (a collective), the cache is used only when every rank has it, else each loads
+   and extracts its share of the images; rank 0 writes the cache. */
 static int feature_set_from_dataset(feature_set *f, const gantl_dataset *ds, extractor *e, const char *cache_dir) {
     char path[4096], key[1500];
     memset(f, 0, sizeof *f);
     snprintf(key, sizeof key, "%s|%s", ds->name, e->name);
     cache_path(path, sizeof path, cache_dir ? cache_dir : ".", ds->name, e->name, ds->count);
     snprintf(f->name, sizeof f->name, "%s", ds->name);
-    if (cache_dir && cache_load(path, key, f, e->dim)) return 1;
-    int64_t per = (int64_t)ds->channels * ds->resolution * ds->resolution;
-    float *images = (float *)malloc((size_t)(ds->count * per) * sizeof(float));
-    int64_t *idx = (int64_t *)malloc((size_t)ds->count * sizeof(int64_t));
+    int hit = cache_dir && cache_load(path, key, f, e->dim);
+    if (cli_comm.size > 1) {
+        double hits = hit;
+        if (gantl_comm_allreduce_f64(&cli_comm, &hits, 1) != GANTL_OK) {
+            feature_set_free(f);
+            return fail("metrics", gantl_last_error()), 0;
+        }
+        if (hit && hits < cli_comm.size) feature_set_free(f), hit = 0;
+    }
+    snprintf(f->name, sizeof f->name, "%s", ds->name);
+    if (hit) return 1;
+    int64_t per = (int64_t)ds->channels * ds->resolution * ds->resolution, lo, hi;
+    rank_share(ds->count, 256, &lo, &hi); /* the classifier's batches */
+    float *images = (float *)malloc((size_t)(ds->count * per + 1) * sizeof(float));
+    int64_t *idx = (int64_t *)malloc((size_t)ds->count * sizeof(int64_t) + 1);
     int ok = images && idx;
     for (int64_t i = 0; ok && i < ds->count; i++) idx[i] = i;
-    if (ok) gantl_dataset_batch(ds, idx, NULL, ds->count, images, NULL);
-    else fail("metrics", "out of memory for the dataset's images");
+    if (ok && hi > lo) gantl_dataset_batch(ds, idx + lo, NULL, hi - lo, images + lo * per, NULL);
+    if (!ok) fail("metrics", "out of memory for the dataset's images");
     free(idx);
-    if (ok) ok = feature_set_from_images(f, e, images, ds->count, ds->channels, ds->resolution);
+    if (ok) ok = feature_set_from_images(f, e, images, ds->count, lo, hi, ds->channels, ds->resolution);
     free(images);
     if (ok) snprintf(f->name, sizeof f->name, "%s", ds->name);
-    if (ok && cache_dir) cache_save(cache_dir, path, key, f, e->dim);
+    if (ok && cache_dir && cli_comm.rank == 0) cache_save(cache_dir, path, key, f, e->dim);
     return ok;
 }
 
 /* Features of a source: a checkpoint's G_ema (n samples, seeded), or a dataset (a seeded
-   subset of n images, all if fewer), at the extractor's channels. */
+   subset of n images, all if fewer), at the extractor's channels. With K ranks, a collective:
+   every rank ends with all the features. */
 static int feature_set_make(feature_set *f, const char *spec, extractor *e, int64_t n, uint64_t seed, const char *cache_dir) {
     memset(f, 0, sizeof *f);
     if (is_checkpoint(spec)) {
@@ -341,16 +388,21 @@ static const char *default_cache_dir(char *buf, size_t size) {
 
 static int cmd_metrics(int argc, char **argv) {
     static const char *const known[] = {"--real", "--fake", "--metrics", "--features", "--num", "--k", "--strict", "--json",
-                                        "--real-features", "--fake-features", "--mode-min", "--seed", "--cache", NULL};
+                                        "--real-features", "--fake-features", "--mode-min", "--seed", "--cache",
+                                        "--comm-timeout", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *real_s = opt_get(&o, "--real"), *fake_s = opt_get(&o, "--fake"), *list = opt_get(&o, "--metrics");
     const char *feat_s = opt_get(&o, "--features"), *num_s = opt_get(&o, "--num"), *k_s = opt_get(&o, "--k");
     const char *strict_s = opt_get(&o, "--strict"), *json_s = opt_get(&o, "--json"), *rf = opt_get(&o, "--real-features");
     const char *ff = opt_get(&o, "--fake-features"), *min_s = opt_get(&o, "--mode-min"), *seed_s = opt_get(&o, "--seed");
-    const char *cache_s = opt_get(&o, "--cache");
+    const char *cache_s = opt_get(&o, "--cache"), *timeout_s = opt_get(&o, "--comm-timeout");
     if (o.error) return 2;
     long num = 10000, k = 3, strict = 0, json = 0, mode_min = 10, seed = 0;
+    float comm_timeout = 600.0f;
+    if (timeout_s && (!parse_float(timeout_s, &comm_timeout) || comm_timeout <= 0))
+        return fail("metrics", "--comm-timeout must be a positive number of seconds"), 2;
+    if (!parallel_comm("metrics", comm_timeout)) return 1;
     if ((num_s && !parse_long(num_s, 2, 1 << 24, &num)) || (k_s && !parse_long(k_s, 1, 1000, &k)) ||
         (strict_s && !parse_long(strict_s, 0, 1, &strict)) || (json_s && !parse_long(json_s, 0, 1, &json)) ||
         (min_s && !parse_long(min_s, 1, 1 << 24, &mode_min)) || (seed_s && !parse_long(seed_s, 0, LONG_MAX, &seed)))
@@ -394,7 +446,8 @@ static int cmd_metrics(int argc, char **argv) {
     }
     if (!json) printf("real: %s (%lld)\nfake: %s (%lld)\nfeatures: %s (%d-d)\n", real.name, (long long)real.n, fake.name,
                       (long long)fake.n, have_e ? e.name : "given", dim);
-    int ok = compute_metrics(stdout, &m, &real, &fake, dim, (int)k, (int)strict, mode_min, num_classes, (uint64_t)seed);
+    /* the features are on every rank; rank 0 computes and prints */
+    int ok = cli_comm.rank != 0 || compute_metrics(stdout, &m, &real, &fake, dim, (int)k, (int)strict, mode_min, num_classes, (uint64_t)seed);
     printf("\n");
     feature_set_free(&real);
     feature_set_free(&fake);
@@ -549,7 +602,8 @@ typedef struct train_metrics {
 } train_metrics;
 
 /* The real side: real_spec, or else the training set itself (as the official loop: the
-   dataset with its --max-images subset, no flips). */
+   dataset with its --max-images subset, no flips). With K ranks (mpirun), every rank calls it
+   (the features are shared out) and rank 0 alone writes metrics.jsonl. */
 static int train_metrics_open(train_metrics *tm, const char *list, const char *features, const char *real_spec,
                               const gantl_dataset *train_set, int64_t num, uint64_t seed, const char *out_dir) {
     char path[4096], buf[4096];
@@ -560,7 +614,7 @@ static int train_metrics_open(train_metrics *tm, const char *list, const char *f
     const char *cache_dir = default_cache_dir(buf, sizeof buf);
     int ok = real_spec ? feature_set_make(&tm->real, real_spec, &tm->e, num, seed, cache_dir)
                        : feature_set_from_dataset(&tm->real, train_set, &tm->e, cache_dir);
-    if (ok) {
+    if (ok && cli_comm.rank == 0) {
         snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
         tm->log = fopen(path, "a");
         if (!tm->log) fprintf(stderr, "gantl train: cannot open '%s'\n", path), ok = 0;
@@ -570,7 +624,10 @@ static int train_metrics_open(train_metrics *tm, const char *list, const char *f
 }
 
 /* Scores num samples of G (the EMA generator) against the real features: one line of
-   metrics.jsonl and of the console; the metrics' JSON object also into json (for stats.jsonl). */
+   metrics.jsonl and of the console; the metrics' JSON object also into json (for stats.jsonl).
+   With K ranks every rank calls it: each generates and extracts its share of the samples, then
+   every rank computes the scores (deterministic, small beside the sampling), so that none waits
+   in a collective while rank 0 alone computes them; rank 0 writes. */
 static int train_metrics_eval(train_metrics *tm, gantl_generator *G, double kimg, const char *snapshot, char *json,
                               size_t json_size) {
     feature_set fake;
@@ -589,12 +646,13 @@ static int train_metrics_eval(train_metrics *tm, gantl_generator *G, double kimg
     if (mem) fclose(mem);
     feature_set_free(&fake);
     if (!ok) return 0;
+    snprintf(json, json_size, "%s", line);
+    if (!tm->log) return 1; /* not rank 0 */
     fprintf(tm->log, "{\"kimg\": %.3f, \"snapshot\": ", kimg);
     json_string(tm->log, snapshot);
     fprintf(tm->log, ", \"num_fake\": %lld, \"num_real\": %lld, \"features\": ", (long long)tm->num, (long long)tm->real.n);
     json_string(tm->log, tm->e.name);
     fprintf(tm->log, ", \"metrics\": %s}\n", line);
-    snprintf(json, json_size, "%s", line);
     fflush(tm->log);
     printf("metrics at %.3f kimg (%.0f s): %s\n", kimg, wall_seconds() - t0, line);
     return 1;

@@ -38,6 +38,8 @@
 #include "test_metrics.c"
 #include "test_extractors.c"
 #include "test_inception.c"
+#include "test_parallel.c"
+#include "test_mpi.c"
 
 int main(int argc, char **argv) {
     if (argc > 1) test__filter = argv[1];
@@ -52,6 +54,8 @@ int main(int argc, char **argv) {
     run_metrics_tests();
     run_extractor_tests();
     run_inception_tests();
+    run_parallel_tests();
+    run_mpi_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
     return test__failed ? 1 : 0;
 }
