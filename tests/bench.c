@@ -41,6 +41,61 @@ static double bench_time(bench_fn fn, void *arg, double min_seconds) {
     return times[2];
 }
 
+/* The machine's peak single-precision FLOP/s, measured: each thread runs chains of independent
+   fused multiply-adds in the widest vectors the build targets (AVX-512 or AVX2 + FMA), enough
+   chains to cover the FMA latency. This is the roof a GEMM can reach at the clock the cores
+   actually run; 0 when the build targets neither (no vector FMA to measure). */
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include <immintrin.h>
+#if defined(__AVX512F__)
+#define PEAK_VEC __m512
+#define PEAK_SET1 _mm512_set1_ps
+#define PEAK_FMA _mm512_fmadd_ps
+#define PEAK_ADD _mm512_add_ps
+#define PEAK_LANES 16
+#define PEAK_STORE _mm512_storeu_ps
+#else
+#define PEAK_VEC __m256
+#define PEAK_SET1 _mm256_set1_ps
+#define PEAK_FMA _mm256_fmadd_ps
+#define PEAK_ADD _mm256_add_ps
+#define PEAK_LANES 8
+#define PEAK_STORE _mm256_storeu_ps
+#endif
+static float peak_fma_loop(int64_t iters) { /* 12 chains * PEAK_LANES lanes * 2 FLOP per iteration */
+    PEAK_VEC a = PEAK_SET1(0.999f), b = PEAK_SET1(1e-3f), acc[12];
+    for (int j = 0; j < 12; j++) acc[j] = PEAK_SET1((float)j);
+    for (int64_t i = 0; i < iters; i++)
+        for (int j = 0; j < 12; j++) acc[j] = PEAK_FMA(acc[j], a, b);
+    for (int j = 1; j < 12; j++) acc[0] = PEAK_ADD(acc[0], acc[j]);
+    float out[PEAK_LANES];
+    PEAK_STORE(out, acc[0]);
+    return out[0]; /* returned so that the loop is not optimised away */
+}
+static double peak_gflops(int *lanes) {
+    const int64_t iters = 10000000;
+    const double flop = (double)iters * 12.0 * PEAK_LANES * 2.0;
+    double best = 0.0;
+    *lanes = PEAK_LANES;
+    for (int rep = 0; rep < 5; rep++) { /* the best of 5: the first ones also clock the cores up */
+        double rate = 0.0;             /* sum over the threads of each one's own FLOP/s */
+        GANTL__OMP(parallel reduction(+ : rate))
+        {
+            double t0 = now_s();
+            float r = peak_fma_loop(iters); /* r * 0 keeps the loop: not folded without -ffast-math */
+            rate += flop / (now_s() - t0) + (double)(r * 0.0f);
+        }
+        best = rate > best ? rate : best;
+    }
+    return best * 1e-9;
+}
+#else
+static double peak_gflops(int *lanes) {
+    *lanes = 1;
+    return 0.0;
+}
+#endif
+
 typedef struct gemm_arg {
     int64_t m, n, k;
     int tb;
@@ -76,18 +131,24 @@ static void run_train_step(void *p) {
     gantl_trainer_step(&a->t, a->reals, NULL, NULL, NULL);
 }
 
-static void bench_training(const char *name, const char *preset, int res, int channels, int base, int max, int zdim,
-                           int map, int batch, float gamma) {
+/* Training img/s. preset as `gantl train --cfg` sets it; base / zdim / map / batch > 0 and gamma >= 0 override
+   it, and with override the run has no augmentation, path length or style mixing and mbstd group 4 (the
+   training issue's benchmark configuration). */
+static void bench_training(const char *name, const char *preset, int res, int channels, int override, int base,
+                           int max, int zdim, int map, int batch, float gamma) {
     gantl_g_config g;
     gantl_d_config d;
     gantl_train_config c;
     train_arg a;
     if (gantl_train_preset(preset, res, channels, 0, &g, &d, &c) != GANTL_OK) return;
-    if (base) g.channel_base = d.channel_base = base, g.channel_max = d.channel_max = max;
-    if (zdim) g.z_dim = g.w_dim = zdim;
-    if (map) g.mapping.num_layers = map;
-    c.augment = 0, c.batch_size = batch, c.r1_gamma = gamma, c.pl_weight = 0.0f, c.style_mixing_prob = 0.0f;
-    d.mbstd_group_size = 4;
+    if (override) {
+        g.channel_base = d.channel_base = base, g.channel_max = d.channel_max = max;
+        g.z_dim = g.w_dim = zdim;
+        g.mapping.num_layers = map;
+        c.augment = 0, c.batch_size = batch, c.r1_gamma = gamma, c.pl_weight = 0.0f, c.style_mixing_prob = 0.0f;
+        d.mbstd_group_size = 4;
+    }
+    batch = c.batch_size;
     if (gantl_trainer_init(&a.t, &g, &d, &c, 0) != GANTL_OK) {
         printf("bench %s: %s\n", name, gantl_last_error());
         return;
@@ -195,6 +256,13 @@ static void bench_inception(gantl_rng *rng) {
 
 int main(void) {
     printf("gantl bench: %d thread(s)\n", gantl_num_threads());
+    int lanes = 1;
+    double peak = peak_gflops(&lanes);
+    if (peak > 0)
+        printf("peak %.1f GFLOP/s fp32, measured: %d thread(s) of independent %d-lane FMA chains\n", peak,
+               gantl_num_threads(), lanes);
+    else
+        printf("peak: not measured (build without AVX2+FMA or AVX-512)\n");
     gantl_rng rng = gantl_rng_new(0);
     int64_t gemms[3][3] = {{512, 512, 512}, {1024, 1024, 1024}, {256, 4096, 1152}};
     for (int i = 0; i < 3; i++) {
@@ -205,8 +273,11 @@ int main(void) {
         gantl_rng_normal(&rng, g.a, g.m * g.k, 0, 1);
         gantl_rng_normal(&rng, g.b, g.k * g.n, 0, 1);
         double t = bench_time(run_gemm, &g, 1.0);
-        printf("bench sgemm_%lldx%lldx%lld %.3f ms %.1f GFLOP/s\n", (long long)g.m, (long long)g.n, (long long)g.k,
-               1e3 * t, 2.0 * (double)(g.m * g.n * g.k) / t * 1e-9);
+        double gflops = 2.0 * (double)(g.m * g.n * g.k) / t * 1e-9;
+        printf("bench sgemm_%lldx%lldx%lld %.3f ms %.1f GFLOP/s", (long long)g.m, (long long)g.n, (long long)g.k,
+               1e3 * t, gflops);
+        if (peak > 0) printf(" (%.0f%% of peak)", 100.0 * gflops / peak);
+        printf("\n");
         free(g.a), free(g.b), free(g.c);
     }
     /* a StyleGAN-sized 3x3 convolution: batch 32, 128 -> 128 channels, 16x16 */
@@ -218,10 +289,14 @@ int main(void) {
     double flops = 2.0 * 32 * 128 * 128 * 9 * 256;
     c.backward = 0;
     double t = bench_time(run_conv, &c, 1.0);
-    printf("bench conv3x3_fwd_32x128x16x16 %.3f ms %.1f GFLOP/s\n", 1e3 * t, flops / t * 1e-9);
+    printf("bench conv3x3_fwd_32x128x16x16 %.3f ms %.1f GFLOP/s", 1e3 * t, flops / t * 1e-9);
+    if (peak > 0) printf(" (%.0f%% of peak)", 100.0 * flops / t * 1e-9 / peak);
+    printf("\n");
     c.backward = 1;
     t = bench_time(run_conv, &c, 1.0);
-    printf("bench conv3x3_fwdbwd_32x128x16x16 %.3f ms %.1f GFLOP/s\n", 1e3 * t, 3 * flops / t * 1e-9);
+    printf("bench conv3x3_fwdbwd_32x128x16x16 %.3f ms %.1f GFLOP/s", 1e3 * t, 3 * flops / t * 1e-9);
+    if (peak > 0) printf(" (%.0f%% of peak)", 100.0 * 3 * flops / t * 1e-9 / peak);
+    printf("\n");
     augment_arg au;
     au.ctx = gantl_ctx_new(0);
     au.x = gantl_requires_grad(gantl_randn(params, &rng, 4, (int64_t[]){32, 3, 32, 32}));
@@ -236,8 +311,10 @@ int main(void) {
     gantl_ctx_free(au.ctx);
     gantl_ctx_free(c.ctx);
     gantl_ctx_free(params);
-    /* training: the configuration, then the small preset on 32x32 grey images */
-    bench_training("train_res32_cb4096_b32", "small", 32, 1, 4096, 128, 128, 2, 32, 0.01f);
+    /* training: the issue's configuration (no augmentation), then the small preset as `gantl train`
+       runs it on 32x32 grey images (ADA on, p = 0 at the start) */
+    bench_training("train_res32_cb4096_b32", "small", 32, 1, 1, 4096, 128, 128, 2, 32, 0.01f);
+    bench_training("train_small_preset_ada_res32", "small", 32, 1, 0, 0, 0, 0, 0, 0, 0.0f);
     /* generation: G of that configuration, batch 32 */
     gen_arg ga;
     gantl_g_config g;

@@ -1,6 +1,6 @@
 /* Timings of the metrics at realistic sizes (compare: tools/bench_metrics.py).
    Included into a benchmark translation unit after gantl.h (with GANTL_IMPLEMENTATION);
-   defines bench_metrics(), which prints one line per measurement to stdout. */
+   defines bench_metrics(), which prints one "bench" line per measurement to stdout. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +30,8 @@ static float *bm__features(uint64_t seed, int64_t n, int64_t d, float shift) {
 }
 
 static void bench_metrics(void) {
-    printf("metrics benchmark, %d threads\n", gantl_num_threads());
+    /* FID and PR on 10k x 2048 / 10k x 4096 features, W1 of 2048-point clouds, KID: one line each,
+       "bench NAME MS ms ...", which tools/bench_torch.py lines up with tools/bench_metrics.py */
     {   /* FID: two 10k x 2048 sets, statistics + FID */
         int64_t n = 10000, d = 2048;
         float *x = bm__features(1, n, d, 0.0f), *y = bm__features(2, n, d, 0.1f);
@@ -44,8 +45,8 @@ static void bench_metrics(void) {
             double t1 = bm__now();
             if (!st) st = gantl_fid_from_stats(&sx, &sy, &fid);
             double t2 = bm__now();
-            printf("fid 2 x (%lld, %lld): %.2f s (statistics %.2f s, fid from statistics %.2f s), fid = %.6f%s\n",
-                   (long long)n, (long long)d, t2 - t0, t1 - t0, t2 - t1, fid, st ? " FAILED" : "");
+            printf("bench fid_%lldx%lld %.1f ms (statistics %.2f s, fid from statistics %.2f s), fid = %.6f%s\n",
+                   (long long)n, (long long)d, 1e3 * (t2 - t0), t1 - t0, t2 - t1, fid, st ? " FAILED" : "");
             if (!st) {
                 gantl_fid_stats_free(&sx);
                 gantl_fid_stats_free(&sy);
@@ -63,8 +64,8 @@ static void bench_metrics(void) {
             double t0 = bm__now();
             gantl_status st = gantl_prdc_compute(x, n, y, n, d, 3, 0, &out);
             double t1 = bm__now();
-            printf("prdc 2 x (%lld, %lld), k = 3: %.2f s, P %.4f R %.4f D %.4f C %.4f%s\n", (long long)n, (long long)d,
-                   t1 - t0, out.precision, out.recall, out.density, out.coverage, st ? " FAILED" : "");
+            printf("bench prdc_%lldx%lld %.1f ms k = 3, P %.4f R %.4f D %.4f C %.4f%s\n", (long long)n, (long long)d,
+                   1e3 * (t1 - t0), out.precision, out.recall, out.density, out.coverage, st ? " FAILED" : "");
         }
         free(x), free(y);
     }
@@ -74,7 +75,7 @@ static void bench_metrics(void) {
         double w1 = 0.0, t0 = bm__now();
         gantl_status st = gantl_w1_2d(a, b, n, &w1);
         double t1 = bm__now();
-        printf("w1_2d n = %lld: %.3f s, w1 = %.6f%s\n", (long long)n, t1 - t0, w1, st ? " FAILED" : "");
+        printf("bench w1_2d_%lld %.1f ms w1 = %.6f%s\n", (long long)n, 1e3 * (t1 - t0), w1, st ? " FAILED" : "");
         free(a), free(b);
     }
     {   /* KID: 10 subsets of 1000 from 10k x 2048 sets (the usual 100 subsets take 10x) */
@@ -83,7 +84,7 @@ static void bench_metrics(void) {
         double mean = 0.0, std = 0.0, t0 = bm__now();
         gantl_status st = x && y ? gantl_kid(x, n, y, n, d, 10, 1000, 1, &mean, &std) : GANTL_ERR_NOMEM;
         double t1 = bm__now();
-        printf("kid 10 subsets of 1000, d = %lld: %.2f s, kid = %.6f +- %.6f%s\n", (long long)d, t1 - t0, mean, std,
+        printf("bench kid_10x1000_d%lld %.1f ms kid = %.6f +- %.6f%s\n", (long long)d, 1e3 * (t1 - t0), mean, std,
                st ? " FAILED" : "");
         free(x), free(y);
     }

@@ -10,6 +10,7 @@ tests/bench_metrics.c times in C, on the same sizes (random features, not the sa
   kid   10 subsets of 1000 from (10000, 2048) sets, float64, NVIDIA's formula
 
 Usage: /usr/bin/python3 tools/bench_metrics.py [--quick] [--skip fid,prdc,...]
+(`make bench` runs it through tools/bench_torch.py, which prints gantl's times beside these.)
 The numbers depend on the BLAS NumPy loads (printed first): Debian's default is the
 netlib reference BLAS (about 2 GFLOPS); OpenBLAS can be used without installing it
 system-wide via LD_LIBRARY_PATH=<dir of its libblas.so.3 and liblapack.so.3>.
@@ -53,6 +54,7 @@ def bench_fid(n, d):
     t2 = time.perf_counter()
     print(f"fid 2 x ({n}, {d}) numpy+scipy.linalg.sqrtm: {t2 - t0:.2f} s (statistics {t1 - t0:.2f} s, "
           f"sqrtm and rest {t2 - t1:.2f} s), fid = {fid:.6f}", flush=True)
+    return {f"fid_{n}x{d}": [("numpy + scipy sqrtm", t2 - t0)]}
 
 
 def sq_dists(u, v, vn):
@@ -95,11 +97,12 @@ def bench_prdc(n, d):
     t1 = time.perf_counter()
     print(f"prdc 2 x ({n}, {d}), k = 3, numpy blocked GEMM distances: {t1 - t0:.2f} s, "
           f"P {p:.4f} R {r:.4f} D {de:.4f} C {c:.4f}", flush=True)
+    out = {f"prdc_{n}x{d}": [("numpy blocked GEMM, P/R/D/C", t1 - t0)]}
     try:
         import torch
     except ImportError:
         print("prdc torch: skipped (no torch)", flush=True)
-        return
+        return out
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     t0 = time.perf_counter()
     kr = torch.cat([torch.cdist(xt[i:i + 1024], xt).kthvalue(4, dim=1).values for i in range(0, n, 1024)])
@@ -109,6 +112,8 @@ def bench_prdc(n, d):
     t1 = time.perf_counter()
     print(f"prdc torch.cdist (precision and recall only, as NVIDIA): {t1 - t0:.2f} s, "
           f"P {prec.float().mean():.4f} R {rec.float().mean():.4f}", flush=True)
+    out[f"prdc_{n}x{d}"].append(("torch.cdist, P/R only", t1 - t0))
+    return out
 
 
 def bench_w1(n):
@@ -121,6 +126,7 @@ def bench_w1(n):
     w1 = c[r, col].mean()
     t1 = time.perf_counter()
     print(f"w1_2d n = {n} scipy linear_sum_assignment: {t1 - t0:.3f} s, w1 = {w1:.6f}", flush=True)
+    return {f"w1_2d_{n}": [("scipy linear_sum_assignment", t1 - t0)]}
 
 
 def bench_kid(n, d, subsets, m):
@@ -138,6 +144,22 @@ def bench_kid(n, d, subsets, m):
     t1 = time.perf_counter()
     print(f"kid {subsets} subsets of {m}, d = {d}, numpy float64: {t1 - t0:.2f} s, kid = {np.mean(t):.6f} "
           f"+- {np.std(t):.6f}", flush=True)
+    return {f"kid_{subsets}x{m}_d{d}": [("numpy float64", t1 - t0)]}
+
+
+def reference_times(quick=False, skip=()):
+    """{benchmark name: [(what, seconds), ...]} for the names tests/bench_metrics.c prints."""
+    q = quick
+    out = {}
+    if "fid" not in skip:
+        out.update(bench_fid(1000 if q else 10000, 256 if q else 2048))
+    if "prdc" not in skip:
+        out.update(bench_prdc(1000 if q else 10000, 256 if q else 4096))
+    if "w1" not in skip:
+        out.update(bench_w1(256 if q else 2048))
+    if "kid" not in skip:
+        out.update(bench_kid(1000 if q else 10000, 256 if q else 2048, 2 if q else 10, 100 if q else 1000))
+    return out
 
 
 def main():
@@ -145,17 +167,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="small sizes, to check the script")
     ap.add_argument("--skip", default="", help="comma-separated: fid,prdc,w1,kid")
     args = ap.parse_args()
-    skip = set(args.skip.split(","))
-    q = args.quick
     print(blas_line(), flush=True)
-    if "fid" not in skip:
-        bench_fid(1000 if q else 10000, 256 if q else 2048)
-    if "prdc" not in skip:
-        bench_prdc(1000 if q else 10000, 256 if q else 4096)
-    if "w1" not in skip:
-        bench_w1(256 if q else 2048)
-    if "kid" not in skip:
-        bench_kid(1000 if q else 10000, 256 if q else 2048, 2 if q else 10, 100 if q else 1000)
+    reference_times(args.quick, set(args.skip.split(",")))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
 #!/usr/bin/python3
-"""Runs build/bench and the same work in PyTorch (same thread count), and prints ratios.
+"""Runs build/bench and the same work in PyTorch (same thread count), and, when SciPy is
+installed, the metrics in NumPy / SciPy / torch.cdist (tools/bench_metrics.py); prints one table.
 
-ratio = PyTorch time / gantl time, so above 1 means gantl is faster.
+ratio = reference time / gantl time, so above 1 means gantl is faster. PyTorch and NumPy use
+the BLAS that Debian's alternatives point libblas.so.3 at: the reference BLAS unless OpenBLAS
+is installed (apt-get install libopenblas0-pthread), which the comparison should have; the
+line "BLAS loaded" says which one ran.
 """
 import os
 import subprocess
@@ -63,7 +67,7 @@ def torch_benchmarks():
         out[f"augment_bgc_p{p:g}_fwdbwd_32x3x32x32"] = median_time(aug_fwdbwd)
     out.update(training_benchmarks())
     out.update(inception_benchmarks())
-    return out
+    return {name: [("PyTorch", t)] for name, t in out.items()}
 
 
 def inception_benchmarks():
@@ -89,6 +93,22 @@ def training_benchmarks():
                 epilogue_kwargs=dict(mbstd_group_size=4))
     cfg = dict(train_ref.CFG, batch_size=32, batch_gpu=32, lr_g=0.0025, lr_d=0.0025, r1_gamma=0.01, pl_weight=0.0,
                style_mixing_prob=0.0, ema_kimg=10.0, ema_rampup=0.05)
+    out = {"train_res32_cb4096_b32": train_time(g_kw, d_kw, cfg)}
+    # the small preset as `gantl train` runs it: the same networks with mbstd group 4, ADA ('bgc', p = 0
+    # at the start, as the official pipeline: the geometric stage runs at p = 0 too)
+    out["train_small_preset_ada_res32"] = train_time(
+        g_kw, d_kw, dict(cfg, augment=1, augment_p=0.0, ada_target=0.6, ada_interval=4, ada_kimg=500.0))
+    G = sg2_ref.Generator(**g_kw).eval()
+    z = torch.randn([32, 128])
+    with torch.no_grad():
+        out["generate_res32_cb4096_b32"] = median_time(lambda: G(z, None, noise_mode='const'))
+    return out
+
+
+def train_time(g_kw, d_kw, cfg):
+    """Seconds per iteration (Gmain and Dmain; iteration 0, with R1, is the warm-up)."""
+    import train_ref
+    import sg2_ref
     train_ref.G_KW = g_kw  # the Trainer builds G_ema from G_KW
     G = sg2_ref.Generator(**g_kw).train()
     D = sg2_ref.Discriminator(**d_kw).train()
@@ -99,12 +119,7 @@ def training_benchmarks():
     t0 = time.perf_counter()
     for _ in range(3):
         trainer.step(reals, scratch, 'x')
-    out = {"train_res32_cb4096_b32": (time.perf_counter() - t0) / 3}
-    G.eval()
-    z = torch.randn([32, 128])
-    with torch.no_grad():
-        out["generate_res32_cb4096_b32"] = median_time(lambda: G(z, None, noise_mode='const'))
-    return out
+    return (time.perf_counter() - t0) / 3
 
 
 def main():
@@ -113,21 +128,40 @@ def main():
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
     torch.set_num_threads(threads)
     ref = torch_benchmarks()
-    print(f"{'benchmark':36s} {'gantl ms':>10s} {'torch ms':>10s} {'torch/gantl':>12s}")
+    try:
+        import bench_metrics  # NumPy / SciPy (and torch.cdist) doing the metrics
+        print(bench_metrics.blas_line(), flush=True)
+        for name, rows in bench_metrics.reference_times().items():
+            ref.setdefault(name, []).extend(rows)
+    except ImportError:
+        print("python3-scipy not installed: no NumPy / SciPy comparison for the metrics")
+    print(f"{'benchmark':36s} {'gantl ms':>10s} {'ref ms':>10s} {'ref/gantl':>10s}  {'reference':28s} gantl's notes")
     for line in text.splitlines():
         parts = line.split()
         if len(parts) < 4 or parts[0] != "bench":
             print(line)
             continue
         name, ms = parts[1], float(parts[2])
-        t = ref.get(name)
         extra = " ".join(parts[4:])
-        if t is None:
-            print(f"{name:36s} {ms:10.3f} {'-':>10s} {'-':>12s}  {extra}")
-        else:
-            print(f"{name:36s} {ms:10.3f} {1e3 * t:10.3f} {1e3 * t / ms:12.2f}  {extra}")
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; BLAS: "
-          f"{'mkl' if torch.backends.mkl.is_available() else 'see torch.__config__.show()'}")
+        rows = ref.get(name) or [("-", None)]
+        for i, (what, t) in enumerate(rows):
+            label, shown = (name, f"{ms:10.3f}") if i == 0 else ("", f"{'':10s}")
+            if t is None:
+                print(f"{label:36s} {shown} {'-':>10s} {'-':>10s}  {what:28s} {extra}")
+            else:
+                print(f"{label:36s} {shown} {1e3 * t:10.3f} {1e3 * t / ms:10.2f}  {what:28s} {extra if i == 0 else ''}")
+    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; BLAS loaded: {loaded_blas()}")
+
+
+def loaded_blas():
+    """The BLAS / LAPACK shared objects this process has mapped (what PyTorch and NumPy call)."""
+    libs = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if any(k in os.path.basename(path) for k in ("blas", "lapack", "mkl")):
+                libs.add(os.path.realpath(path))
+    return ", ".join(sorted(libs)) or "none found"
 
 
 if __name__ == "__main__":
