@@ -2,7 +2,9 @@
    between two image sources (folders, dataset specs, .npy arrays, or checkpoints whose
    G_ema is sampled), in the feature space of the Fashion-MNIST classifier (the default,
    for 28-32 px grey images) or of Inception-v3 (the FID network, weights given).
-   Features of datasets are cached, keyed by the dataset and the extractor.
+   Features of datasets are cached, keyed by the dataset (its name and a hash of its pixels and
+   labels) and the extractor (its name and its weights file's size and modification time), so
+   a changed folder or weights file is never served stale features.
    Included by examples/gantl.c (one translation unit). */
 
 #define FEATURES_FMNIST_DEFAULT "models/fmnist_cnn.safetensors"
@@ -10,10 +12,23 @@
 typedef struct extractor {
     int kind; /* 0: the classifier, 1: Inception */
     char name[600];
+    char signature[64]; /* the weights file's "size:mtime", part of the cache key */
     gantl_classifier cls;
     gantl_inception inc;
     int dim, num_classes;
 } extractor;
+
+/* The weights file's size and modification time, "size:mtime" ("?" when it cannot be read). */
+static void file_signature(char *out, size_t size, const char *path) {
+#if defined(__unix__) || defined(__APPLE__)
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        snprintf(out, size, "%lld:%lld", (long long)st.st_size, (long long)st.st_mtime);
+        return;
+    }
+#endif
+    snprintf(out, size, "?");
+}
 
 static int extractor_open(extractor *e, const char *spec) {
     memset(e, 0, sizeof *e);
@@ -25,6 +40,7 @@ static int extractor_open(extractor *e, const char *spec) {
         }
         e->kind = 0, e->dim = GANTL_CLASSIFIER_FEATURES, e->num_classes = e->cls.num_classes;
         snprintf(e->name, sizeof e->name, "fmnist-cnn:%s", path);
+        file_signature(e->signature, sizeof e->signature, path);
         return 1;
     }
     if (!strncmp(spec, "inception:", 10)) {
@@ -34,6 +50,7 @@ static int extractor_open(extractor *e, const char *spec) {
         }
         e->kind = 1, e->dim = GANTL_INCEPTION_FEATURES;
         snprintf(e->name, sizeof e->name, "inception:%s", spec + 10);
+        file_signature(e->signature, sizeof e->signature, spec + 10);
         return 1;
     }
     fprintf(stderr, "gantl: unknown feature extractor '%s' (fmnist, fmnist:PATH or inception:PATH)\n", spec);
@@ -99,12 +116,25 @@ static int is_checkpoint(const char *spec) {
     return n > 12 && !strcmp(spec + n - 12, ".safetensors");
 }
 
-/* The cache file of a dataset's features: a hash of the names, in dir. */
-static void cache_path(char *path, size_t size, const char *dir, const char *dataset, const char *extractor_name, int64_t n) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    char key[1600];
-    snprintf(key, sizeof key, "%s|%s|%lld", dataset, extractor_name, (long long)n);
-    for (const char *p = key; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+/* 64-bit FNV-1a of n bytes, continuing from h (start: 1469598103934665603). */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = (const unsigned char *)data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The cache key of a dataset's features: the dataset's name and a hash of its pixels and
+   labels, the extractor's name and its weights file's signature. */
+static void cache_key(char *key, size_t size, const gantl_dataset *ds, const extractor *e) {
+    uint64_t h = fnv1a(1469598103934665603ULL, ds->images,
+                       (size_t)(ds->count * ds->channels * ds->resolution * ds->resolution));
+    if (ds->labels) h = fnv1a(h, ds->labels, (size_t)ds->count * sizeof(int32_t));
+    snprintf(key, size, "%s|pixels %016llx|%s|%s", ds->name, (unsigned long long)h, e->name, e->signature);
+}
+
+/* The cache file of a dataset's features: a hash of its key, in dir. */
+static void cache_path(char *path, size_t size, const char *dir, const char *key) {
+    uint64_t h = fnv1a(1469598103934665603ULL, key, strlen(key));
     snprintf(path, size, "%s/features-%016llx.safetensors", dir, (unsigned long long)h);
 }
 
@@ -229,8 +259,8 @@ static int feature_set_from_generator(feature_set *f, gantl_generator *G, extrac
 static int feature_set_from_dataset(feature_set *f, const gantl_dataset *ds, extractor *e, const char *cache_dir) {
     char path[4096], key[1500];
     memset(f, 0, sizeof *f);
-    snprintf(key, sizeof key, "%s|%s", ds->name, e->name);
-    cache_path(path, sizeof path, cache_dir ? cache_dir : ".", ds->name, e->name, ds->count);
+    cache_key(key, sizeof key, ds, e);
+    cache_path(path, sizeof path, cache_dir ? cache_dir : ".", key);
     snprintf(f->name, sizeof f->name, "%s", ds->name);
     int hit = cache_dir && cache_load(path, key, f, e->dim);
     if (cli_comm.size > 1) {
