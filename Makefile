@@ -8,9 +8,20 @@
 #        make clean
 #        make MPI=1      the CLI with data-parallel training over MPI (mpicc; Debian: openmpi-bin
 #                        libopenmpi-dev): mpirun -np K build/gantl train ...
+#        make cuda       with nvcc: build/gantl-cuda (the CLI with --device cuda), build/test-cuda,
+#                        build/bench-cuda, build/mlp-cuda
+#        make cuda MPI=1 NCCL=1  the same with data-parallel training on GPUs: gradients
+#                        all-reduced by NCCL, ranks launched by MPI (mpirun -np K
+#                        build/gantl-cuda train --device cuda ...)
+#        make cuda-check compile and link the CUDA backend and its programs (no GPU needed);
+#                        also the NCCL build in build/nccl when nccl.h is found
+#        make test-cuda  the CUDA backend against the CPU (needs a GPU)
+#        make bench-cuda training img/s and GEMM/conv fraction of peak on the GPU (beside PyTorch
+#                        when python3-torch with CUDA is installed)
 # Variables: CC, CXX, ARCH (default -march=native), OPENMP (1/0, detected), MPI (1: build/gantl
 # with MPI), MPICC, MPICXX, V=1 to echo commands. make test also builds build/gantl-mpi and runs
-# the MPI tests when mpicc and mpirun are found.
+# the MPI tests when mpicc and mpirun are found. CUDA: NVCC, CUDA_ARCH (nvcc -gencode flags),
+# NVCCFLAGS, NCCL (1: the NCCL transport), NCCL_HOME, CUDA_HOME.
 
 CC ?= cc
 CXX ?= c++
@@ -48,7 +59,8 @@ CLI_CC = $(CC)
 CLI_FLAGS = $(ALL_CFLAGS)
 endif
 
-.PHONY: all test test-tools asan bench demo mlp-demo fixtures classifier clean config compile-check FORCE
+.PHONY: all test test-tools asan bench demo mlp-demo fixtures classifier clean config compile-check FORCE \
+	cuda cuda-check test-cuda bench-cuda need-nvcc
 
 all: config $(BUILD)/gantl $(BUILD)/mlp
 
@@ -100,6 +112,13 @@ compile-check: | $(BUILD)
 	$(Q)$(BUILD)/compile_c_cpp && $(BUILD)/compile_cpp_c
 	$(Q)$(CC) -std=c99 $(WARN) -Werror -fsyntax-only tests/compile_stb.c
 	$(Q)$(CXX) -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_stb.c
+	$(Q)$(CC) -std=c99 $(WARN) -Werror -DGANTL_STATIC -c tests/compile_impl.c -o $(BUILD)/impl_static_c.o
+	$(Q)$(CXX) -std=c++17 $(WARN) -Werror -DGANTL_STATIC -x c++ -c tests/compile_impl.c -o $(BUILD)/impl_static_cpp.o
+	$(Q)$(CC) -std=c99 $(WARN) -Werror -o $(BUILD)/compile_alloc tests/compile_alloc.c $(LDLIBS) && $(BUILD)/compile_alloc
+	$(Q)if $(CC) -std=c99 -DGANTL_MALLOC=malloc -E tests/compile_impl.c -o /dev/null > $(BUILD)/alloc_one.log 2>&1; then \
+		echo "compile check: GANTL_MALLOC without GANTL_REALLOC and GANTL_FREE compiled; it must be an #error"; exit 1; \
+	elif ! grep -q 'define all of GANTL_MALLOC, GANTL_REALLOC and GANTL_FREE' $(BUILD)/alloc_one.log; then \
+		cat $(BUILD)/alloc_one.log; exit 1; fi
 ifeq ($(HAVE_MPI),1)
 	$(Q)$(MPICC) -std=c99 $(WARN) -Werror -DGANTL_MPI -fsyntax-only tests/compile_impl.c
 	$(Q)$(MPICXX) -std=c++17 $(WARN) -Werror -DGANTL_MPI -fsyntax-only -x c++ tests/compile_impl.c
@@ -109,8 +128,10 @@ ifeq ($(HAVE_CLANG),1)
 	$(Q)clang++ -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_impl.c
 	$(Q)clang -std=c99 $(WARN) -Werror -fsyntax-only tests/compile_stb.c
 	$(Q)clang++ -std=c++17 $(WARN) -Werror -fsyntax-only -x c++ tests/compile_stb.c
+	$(Q)clang -std=c99 $(WARN) -Werror -DGANTL_STATIC -c tests/compile_impl.c -o $(BUILD)/impl_static_clang.o
+	$(Q)clang++ -std=c++17 $(WARN) -Werror -DGANTL_STATIC -x c++ -c tests/compile_impl.c -o $(BUILD)/impl_static_clangxx.o
 endif
-	@echo "compile check: C99 and C++17 (gcc$(if $(HAVE_CLANG), and clang)), with and without stb$(if $(HAVE_MPI), and GANTL_MPI), declarations-only units link: ok"
+	@echo "compile check: C99 and C++17 (gcc$(if $(HAVE_CLANG), and clang)), with and without stb$(if $(HAVE_MPI), and GANTL_MPI), GANTL_STATIC, allocator overrides (all three or an #error), declarations-only units link: ok"
 
 test: compile-check test-tools $(BUILD)/test $(BUILD)/gantl $(if $(HAVE_MPI),$(BUILD)/gantl-mpi)
 	$(Q)./$(BUILD)/test
@@ -128,10 +149,11 @@ test-tools: | $(BUILD)
 asan: $(BUILD)/test-asan $(BUILD)/gantl $(if $(HAVE_MPI),$(BUILD)/gantl-mpi)
 	$(Q)ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/test-asan
 
+# Beside PyTorch (python3-torch) and NumPy / SciPy (python3-scipy) when installed, with OpenBLAS
+# (libopenblas0-pthread) so that they do not run Debian's reference BLAS; one table of ratios.
 bench: $(BUILD)/bench
 	$(Q)if $(PYTHON) -c 'import torch' 2>/dev/null; then $(PYTHON) tools/bench_torch.py; \
 	else ./$(BUILD)/bench; echo "python3-torch not installed: no PyTorch comparison"; fi
-	$(Q)if $(PYTHON) -c 'import scipy' 2>/dev/null; then $(PYTHON) tools/bench_metrics.py; fi
 
 # The paper's main result on the bundled defaults (installs missing Debian packages first).
 demo:
@@ -150,6 +172,97 @@ fixtures:
 	$(PYTHON) tools/ref_metrics.py
 	$(PYTHON) tools/train_ref.py
 	$(PYTHON) tools/toy2d_ref.py
+
+# ---- CUDA: gantl_cuda.cu with nvcc; the C programs compiled by nvcc too (it hands .c files
+# to the host C compiler) with GANTL_WITH_CUDA, and linked with cuBLAS. The plain build and
+# make test never need CUDA. Default architectures: Ampere (sm_80) and Hopper (sm_90), plus
+# PTX for newer GPUs; e.g. CUDA_ARCH="-arch=native" on a machine with a GPU.
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+	-gencode arch=compute_90,code=compute_90
+NVCCFLAGS ?= -O2 -g
+NVCC_CU = $(NVCCFLAGS) -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror --Werror all-warnings
+NVCC_C = $(NVCCFLAGS) -DGANTL_WITH_CUDA -Xcompiler -std=c99 -Xcompiler -Wall -Xcompiler -Wextra -Xcompiler -Werror \
+	$(addprefix -Xcompiler ,$(ARCH) $(OMPFLAGS))
+NVCC_LIBS = -lcublas -lm $(addprefix -Xcompiler ,$(OMPFLAGS))
+CUDA_OBJ = $(BUILD)/gantl_cuda.o
+# NCCL (NCCL=1): nccl.h and libnccl under NCCL_HOME (default: the CUDA toolkit of nvcc, else
+# /usr or /usr/local where nccl.h is). gantl_cuda.cu then has the NCCL transport
+# (GANTL_NCCL), and every CUDA program links -lnccl.
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+NCCL_HOME ?= $(firstword $(foreach d,$(CUDA_HOME) /usr /usr/local,$(if $(wildcard $(d)/include/nccl.h),$(d))))
+NCCL_LIBDIR = $(firstword $(foreach d,lib64 lib lib/x86_64-linux-gnu lib/aarch64-linux-gnu,$(if $(wildcard \
+	$(NCCL_HOME)/$(d)/libnccl.so*),$(NCCL_HOME)/$(d))))
+NCCL_CFLAGS = -DGANTL_NCCL -I$(NCCL_HOME)/include
+NCCL_LIBS = $(if $(NCCL_LIBDIR),-L$(NCCL_LIBDIR) -Xlinker -rpath -Xlinker $(NCCL_LIBDIR)) -lnccl
+# MPI=1 in the CUDA build: the CLI with GANTL_MPI, mpicc's flags handed to nvcc (Open MPI's
+# --showme, else MPICH's -compile_info / -link_info)
+MPI_SHOW_CFLAGS = $(or $(shell $(MPICC) --showme:compile 2>/dev/null),$(wordlist 2,999,$(shell $(MPICC) -compile_info -c 2>/dev/null)))
+MPI_SHOW_LIBS = $(or $(shell $(MPICC) --showme:link 2>/dev/null),$(wordlist 2,999,$(shell $(MPICC) -link_info 2>/dev/null)))
+nvcc_flag = $(if $(filter -I% -D% -L% -l%,$(1)),$(1),$(if $(filter -Wl$(comma)%,$(1)),-Xlinker $(patsubst -Wl$(comma)%,%,$(1)),$(if \
+	$(filter -c %.c,$(1)),,-Xcompiler $(1))))
+comma = ,
+ifeq ($(NCCL),1)
+CUDA_CU_DEFS = $(NCCL_CFLAGS)
+CUDA_C_DEFS = $(NCCL_CFLAGS)
+CUDA_LINK = $(NCCL_LIBS)
+endif
+ifeq ($(MPI),1)
+CUDA_CLI_DEFS = -DGANTL_MPI $(foreach f,$(MPI_SHOW_CFLAGS),$(call nvcc_flag,$(f)))
+CUDA_CLI_LINK = $(foreach f,$(MPI_SHOW_LIBS),$(call nvcc_flag,$(f)))
+endif
+
+need-nvcc:
+	@test -n "$(NVCC)" || { echo "gantl: the CUDA targets need nvcc (the CUDA toolkit; looked in PATH and /usr/local/cuda/bin)"; exit 1; }
+	@$(if $(filter 1,$(NCCL)),test -n "$(NCCL_HOME)" || { echo "gantl: NCCL=1 needs nccl.h (looked in $(CUDA_HOME)/include, /usr/include, /usr/local/include; set NCCL_HOME)"; exit 1; },true)
+	@$(if $(filter 1,$(MPI)),command -v $(MPICC) >/dev/null 2>&1 || \
+		{ echo "gantl: MPI=1 needs $(MPICC) (Debian: apt-get install openmpi-bin libopenmpi-dev)"; exit 1; },true)
+
+# a change of NCCL / MPI flags rebuilds the CUDA programs
+$(BUILD)/.cuda-flags: FORCE | $(BUILD)
+	@echo '$(CUDA_CU_DEFS) | $(CUDA_CLI_DEFS) | $(CUDA_LINK) $(CUDA_CLI_LINK)' | cmp -s - $@ || \
+		echo '$(CUDA_CU_DEFS) | $(CUDA_CLI_DEFS) | $(CUDA_LINK) $(CUDA_CLI_LINK)' > $@
+
+$(CUDA_OBJ): gantl_cuda.cu $(HEADERS) $(BUILD)/.cuda-flags | $(BUILD) need-nvcc
+	$(Q)$(NVCC) $(NVCC_CU) $(CUDA_CU_DEFS) -c $< -o $@
+
+$(BUILD)/gantl-cuda: examples/gantl.c $(wildcard examples/*.c examples/*.h) $(HEADERS) $(CUDA_OBJ) | need-nvcc
+	$(Q)$(NVCC) $(NVCC_C) $(CUDA_C_DEFS) $(CUDA_CLI_DEFS) -c $< -o $(BUILD)/gantl-cuda.o
+	$(Q)$(NVCC) -o $@ $(BUILD)/gantl-cuda.o $(CUDA_OBJ) $(NVCC_LIBS) $(CUDA_LINK) $(CUDA_CLI_LINK)
+
+$(BUILD)/mlp-cuda: examples/mlp.c $(HEADERS) $(CUDA_OBJ) | need-nvcc
+	$(Q)$(NVCC) $(NVCC_C) $(CUDA_C_DEFS) -c $< -o $(BUILD)/mlp-cuda.o
+	$(Q)$(NVCC) -o $@ $(BUILD)/mlp-cuda.o $(CUDA_OBJ) $(NVCC_LIBS) $(CUDA_LINK)
+
+$(BUILD)/test-cuda: tests/test_cuda.c tests/test.h $(HEADERS) $(CUDA_OBJ) | need-nvcc
+	$(Q)$(NVCC) $(NVCC_C) $(CUDA_C_DEFS) -c $< -o $(BUILD)/test-cuda.o
+	$(Q)$(NVCC) -o $@ $(BUILD)/test-cuda.o $(CUDA_OBJ) $(NVCC_LIBS) $(CUDA_LINK)
+
+$(BUILD)/bench-cuda: tests/bench_cuda.c $(HEADERS) $(CUDA_OBJ) | need-nvcc
+	$(Q)$(NVCC) $(NVCC_C) $(CUDA_C_DEFS) -c $< -o $(BUILD)/bench-cuda.o
+	$(Q)$(NVCC) -o $@ $(BUILD)/bench-cuda.o $(CUDA_OBJ) $(NVCC_LIBS) $(CUDA_LINK)
+
+cuda: $(BUILD)/gantl-cuda $(BUILD)/test-cuda $(BUILD)/bench-cuda $(BUILD)/mlp-cuda
+
+# Compile and link only: what CI runs (it has nvcc but no GPU). With nccl.h found, also
+# the NCCL build (as make cuda NCCL=1, plus MPI=1 when mpicc is found) of gantl_cuda.cu, the
+# CLI and test-cuda, in $(BUILD)/nccl.
+cuda-check: cuda
+ifneq ($(NCCL_HOME),)
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/nccl NCCL=1 MPI=$(if $(HAVE_MPI),1,0) NCCL_HOME=$(NCCL_HOME) \
+		$(BUILD)/nccl/gantl-cuda $(BUILD)/nccl/test-cuda
+	@echo "cuda check: NCCL ($(NCCL_HOME)): gantl_cuda.cu with GANTL_NCCL, the CLI$(if $(HAVE_MPI), with MPI,) and test-cuda linked with -lnccl in $(BUILD)/nccl: ok (nothing run)"
+else
+	@echo "cuda check: NCCL skipped: nccl.h not found (looked in $(CUDA_HOME)/include, /usr/include, /usr/local/include; set NCCL_HOME)"
+endif
+	@echo "cuda check: gantl_cuda.cu ($(words $(filter -gencode,$(CUDA_ARCH))) targets), the CLI, mlp, test-cuda and bench-cuda compiled with nvcc and linked with cuBLAS: ok (nothing run)"
+
+test-cuda: $(BUILD)/test-cuda
+	$(Q)./$(BUILD)/test-cuda
+
+bench-cuda: $(BUILD)/bench-cuda
+	$(Q)./$(BUILD)/bench-cuda
+	$(Q)if $(PYTHON) -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then \
+		$(PYTHON) tools/bench_cuda_torch.py; else echo "PyTorch with CUDA not available: no PyTorch comparison"; fi
 
 # The Fashion-MNIST feature extractor shipped in models/ (about 30 minutes on 2 cores;
 # 92.85% test accuracy, deterministic for a given thread count).

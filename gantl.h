@@ -79,7 +79,12 @@
 #include <stdint.h>
 
 #ifdef GANTL_STATIC
+/* a program uses only some of the functions: no "defined but not used" warnings for the rest */
+#if defined(__GNUC__) || defined(__clang__)
+#define GANTLDEF static __attribute__((unused))
+#else
 #define GANTLDEF static
+#endif
 #else
 #define GANTLDEF extern
 #endif
@@ -178,6 +183,18 @@ typedef struct gantl_ctx gantl_ctx;
 
 /* A context owns the tensors of one step. chunk_bytes: first arena chunk (0: 16 MiB). */
 GANTLDEF gantl_ctx *gantl_ctx_new(size_t chunk_bytes);
+/* A context on a device (GANTL_CUDA: call gantl_cuda_init first). Tensor headers stay in
+   host memory; tensor data comes from the device backend's allocator (for CUDA, managed
+   memory, which the host can also read and write). Leaves made in it (gantl_new,
+   gantl_from_data, gantl_randn, ...) are on the device, and ops run on their inputs'
+   device. NULL when the device has no backend (see gantl_last_error). gantl_ctx_new(n)
+   is gantl_ctx_new_device(GANTL_CPU, n). */
+GANTLDEF gantl_ctx *gantl_ctx_new_device(gantl_device device, size_t chunk_bytes);
+GANTLDEF gantl_device gantl_ctx_device(const gantl_ctx *ctx);
+/* For device backends: marks ctx failed with status (sticky until reset; later ops return
+   NULL, as after an out-of-memory) and sets the message of gantl_last_error. ctx NULL:
+   only the message. */
+GANTLDEF void gantl_ctx_set_error(gantl_ctx *ctx, gantl_status status, const char *fmt, ...);
 GANTLDEF void gantl_ctx_free(gantl_ctx *ctx);
 /* Drops every tensor of the context; memory is kept for the next step. */
 GANTLDEF void gantl_ctx_reset(gantl_ctx *ctx);
@@ -208,6 +225,13 @@ GANTLDEF gantl_tensor *gantl_full_like(gantl_ctx *ctx, const gantl_tensor *t, fl
 GANTLDEF gantl_tensor *gantl_requires_grad(gantl_tensor *t);
 /* A leaf sharing x's data, cut from the graph. */
 GANTLDEF gantl_tensor *gantl_detach(gantl_ctx *ctx, gantl_tensor *x);
+/* A copy of x on device, as a new leaf of ctx: gradients do not flow back through it (x
+   itself when it is already there). A copy to a device other than the CPU needs a context
+   on that device. NULL on failure (gantl_ctx_status). */
+GANTLDEF gantl_tensor *gantl_to_device(gantl_ctx *ctx, gantl_tensor *x, gantl_device device);
+/* Waits until the device's work has finished (nothing to do on the CPU); GANTL_ERR_DEVICE
+   with a message if the device reported an error. */
+GANTLDEF gantl_status gantl_device_synchronize(gantl_device device);
 
 GANTLDEF int gantl_same_shape(const gantl_tensor *a, const gantl_tensor *b);
 /* Writes "(2, 3, 4)" into buf; returns buf. */
@@ -271,14 +295,48 @@ typedef enum gantl_op {
 GANTLDEF const char *gantl_op_name(int op);
 GANTLDEF int gantl_op_num_inputs(int op);
 
-/* A device backend: one forward kernel per op, in table order (NULL: not supported). */
+/* A device backend: one forward kernel per op, in table order (NULL: not supported), then
+   the device's memory and the flat-buffer kernels of parameter sets and optimizers. The CPU
+   backend leaves those NULL (host memory, host loops). A kernel that fails calls
+   gantl_ctx_set_error; a hook that fails sets gantl_last_error and returns its status. */
 typedef void (*gantl_kernel_fn)(gantl_ctx *ctx, gantl_tensor *out);
 typedef struct gantl_backend {
     const char *name;
     gantl_kernel_fn forward[GANTL_OP_COUNT];
+    void *(*alloc)(size_t bytes); /* memory the host can read and write too (CUDA: managed); NULL on failure */
+    void (*free)(void *p);
+    gantl_status (*synchronize)(void);                              /* wait until idle; report errors */
+    gantl_status (*copy)(void *dst, const void *src, size_t bytes); /* any of host and device memory */
+    gantl_status (*fill)(float *x, float value, int64_t n);         /* x = value */
+    gantl_status (*add)(float *y, const float *x, int64_t n);       /* y += x (gradient accumulation) */
+    gantl_status (*lerp)(float *d, const float *s, float t, int64_t n);  /* d = s + (d - s) * t (EMA) */
+    gantl_status (*nan_to_num)(float *x, float limit, int64_t n);   /* NaN -> 0, clamp to +-limit */
+    /* One tensor's Adam update, as gantl_adam_step: m = b1 m + one_b1 g; v = b2 v + one_b2 g^2;
+       p -= step_size * m / (sqrt(v) / bc2_sqrt + eps). */
+    gantl_status (*adam)(float *p, const float *g, float *m, float *v, int64_t n, float b1, float b2, float one_b1,
+                         float one_b2, float step_size, float bc2_sqrt, float eps);
+    /* One tensor's SGD update, as gantl_sgd_step (first: its first step). */
+    gantl_status (*sgd)(float *p, const float *g, float *buf, int64_t n, float lr, float momentum, int first);
+    /* x /= d (the mean of all-reduced gradients, as the host loop); may be NULL: the host
+       then divides (device memory is host-addressable) */
+    gantl_status (*divide)(float *x, float d, int64_t n);
 } gantl_backend;
 GANTLDEF void gantl_register_backend(gantl_device device, const gantl_backend *backend);
 GANTLDEF const gantl_backend *gantl_get_backend(gantl_device device);
+
+/* The CUDA backend, defined in gantl_cuda.cu (compile it with nvcc and link it, with
+   -lcublas; see the Makefile's cuda targets). gantl_cuda_init selects GPU device_index,
+   creates the cuBLAS handle and registers the backend for GANTL_CUDA; without a usable GPU
+   or driver it returns GANTL_ERR_DEVICE with the reason in gantl_last_error. By default
+   every kernel waits for the GPU before returning, which the library's host code that
+   reads device data (batch norm's running statistics, the networks' bookkeeping) relies
+   on. gantl_cuda_set_sync(0) queues kernels instead, for programs that call
+   gantl_device_synchronize before any host access; it returns the previous setting. */
+extern gantl_status gantl_cuda_init(int device_index);
+extern int gantl_cuda_set_sync(int on);
+/* The number of CUDA GPUs this process sees (0 without a driver or GPU); needs no
+   gantl_cuda_init. For picking one GPU per rank: local rank % count. */
+extern int gantl_cuda_device_count(void);
 
 /* Elementwise, with NumPy broadcasting for two inputs. */
 GANTLDEF gantl_tensor *gantl_add(gantl_ctx *ctx, gantl_tensor *a, gantl_tensor *b);
@@ -394,10 +452,15 @@ typedef struct gantl_params {
     float *data;            /* (numel,) values */
     float *grad;            /* (numel,) gradients; NULL for buffers */
     int requires_grad;
+    int32_t device;         /* gantl_device of data and grad (gantl_params_to_device) */
 } gantl_params;
 
 GANTLDEF void gantl_params_init(gantl_params *P, int requires_grad);
 GANTLDEF void gantl_params_free(gantl_params *P);
+/* Moves the values and gradients of P (and its tensors) to device memory, or back with
+   GANTL_CPU; tensor pointers stay valid. Make optimizers after the move: their state goes
+   where the set is. Adding tensors to a set on a device works (each add reallocates). */
+GANTLDEF gantl_status gantl_params_to_device(gantl_params *P, gantl_device device);
 /* Adds a zero-filled tensor; NULL on out-of-memory (see gantl_last_error). */
 GANTLDEF gantl_tensor *gantl_params_add(gantl_params *P, const char *name, int ndim, const int64_t *shape);
 GANTLDEF gantl_tensor *gantl_params_find(const gantl_params *P, const char *name);
@@ -430,6 +493,7 @@ typedef struct gantl_adam {
     float *m;       /* (numel,) first moments */
     float *v;       /* (numel,) second moments */
     int64_t *steps; /* (count,) steps taken by each tensor (for its bias correction) */
+    int32_t device; /* where m and v are: the set's device at gantl_adam_init */
 } gantl_adam;
 GANTLDEF gantl_status gantl_adam_init(gantl_adam *opt, const gantl_params *P, double lr, double beta1, double beta2,
                                       double eps);
@@ -444,6 +508,7 @@ typedef struct gantl_sgd {
     int count;
     float *buf;     /* (numel,) momentum buffer */
     int64_t *steps; /* (count,) steps taken by each tensor */
+    int32_t device; /* where buf is: the set's device at gantl_sgd_init */
 } gantl_sgd;
 GANTLDEF gantl_status gantl_sgd_init(gantl_sgd *opt, const gantl_params *P, double lr, double momentum);
 GANTLDEF void gantl_sgd_step(gantl_sgd *opt, gantl_params *P);
@@ -494,6 +559,26 @@ GANTLDEF gantl_status gantl_params_broadcast(const gantl_comm *c, gantl_params *
    GANTL_ERR_COMM with MPI's message rather than aborting. */
 GANTLDEF gantl_status gantl_comm_mpi_init(gantl_comm *c, double timeout_seconds);
 GANTLDEF void gantl_comm_mpi_free(gantl_comm *c);
+#endif
+#ifdef GANTL_NCCL
+/* NCCL on the GPU of the CUDA backend: defined in gantl_cuda.cu when it is compiled with
+   GANTL_NCCL and linked with -lnccl (make cuda NCCL=1). Call gantl_cuda_init first, on
+   every rank (each rank its own GPU). bootstrap is any communicator of the same ranks (MPI:
+   gantl_comm_mpi_init), used only here: rank 0 makes the ncclUniqueId and broadcasts it
+   through bootstrap, then every rank joins (ncclCommInitRank). c then has bootstrap's rank
+   and size. Its collectives run on the GPU with ncclAllReduce / ncclBroadcast on a stream
+   of their own, ordered after the work queued on the default stream, and return when they
+   are done. Buffers may be device memory (managed or not: a parameter set on GANTL_CUDA)
+   or host memory, which goes through a device staging buffer. As the MPI transport, no
+   call waits forever: the stream and ncclCommGetAsyncError are polled, and past
+   timeout_seconds (<= 0: 600; init included) or on an NCCL error the communicator is
+   aborted (ncclCommAbort) and the call returns GANTL_ERR_COMM naming the collective; the
+   communicator is then unusable (end every rank). Without GANTL_NCCL in gantl_cuda.cu
+   these functions do not exist. */
+extern gantl_status gantl_comm_nccl_init(gantl_comm *c, const gantl_comm *bootstrap, double timeout_seconds);
+/* Ends c (ncclCommFinalize / ncclCommDestroy, or nothing more after an abort); c becomes
+   gantl_comm_single(). Every rank calls it. */
+extern void gantl_comm_nccl_free(gantl_comm *c);
 #endif
 
 /* ---------------------------------------------------------------------------------------
@@ -1009,7 +1094,10 @@ typedef struct gantl_train_config {
 GANTLDEF void gantl_train_config_default(gantl_train_config *cfg);
 /* The official configurations 'cifar', 'paper256', 'auto' (for one GPU), and 'small', a
    configuration that trains usefully on two CPU cores (32x32, narrow networks). They set
-   the network configs for the dataset's resolution, channels and labels. */
+   the network configs for the dataset's resolution, channels and labels. batch_gpu is
+   train.py's mb // ref_gpus: 32 for cifar (2 reference GPUs), 8 for paper256 (8), 0 (the
+   whole batch) for auto and small; whoever changes batch_size sets batch_gpu too (train.py's
+   --batch: batch_gpu = batch // gpus). */
 GANTLDEF gantl_status gantl_train_preset(const char *name, int resolution, int img_channels, int c_dim,
                                          gantl_g_config *g, gantl_d_config *d, gantl_train_config *cfg);
 GANTLDEF int gantl_train_config_to_json(const gantl_train_config *cfg, char *buf, size_t size);
@@ -1043,6 +1131,7 @@ typedef struct gantl_trainer {
     void (*phase_hook)(void *user, const char *phase, const gantl_params *params);
     void *phase_hook_user;
     gantl_comm comm; /* the ranks (gantl_trainer_set_comm); one process by default */
+    int32_t device;  /* gantl_device of the networks, optimizer state and ctx (gantl_trainer_to_device) */
 } gantl_trainer;
 
 /* Builds G, D (initialised from seed), G_ema = G, the optimizers with the lazy
@@ -1053,6 +1142,19 @@ GANTLDEF void gantl_trainer_free(gantl_trainer *t);
 /* Fine-tuning from a pretrained checkpoint: copies G, D and G_ema by name (what the file
    lacks of G_ema comes from G). The networks must have the checkpoint's configs. */
 GANTLDEF gantl_status gantl_trainer_load_networks(gantl_trainer *t, const gantl_st_file *f);
+/* Training on a device (GANTL_CUDA: call gantl_cuda_init first): moves the parameters and
+   buffers of G, D and G_ema and both optimizers' state there, and makes the per-step context
+   a context on the device, so that every op, backward, Adam and EMA update of
+   gantl_trainer_step runs there; GANTL_CPU moves it all back. Call it after
+   gantl_trainer_init, gantl_trainer_load_networks or gantl_trainer_from_snapshot and
+   before gantl_trainer_set_comm. gantl_trainer_step still takes host arrays (copied in each
+   round); the values the trainer reads on the host (losses, logits' signs for ADA, the path
+   length mean, w_avg) are read after gantl_device_synchronize. The random stream is drawn
+   on the host, so a device run draws the same numbers as a CPU run; results differ by float
+   rounding (cuBLAS against gantl's SGEMM, sums in other orders). gantl_trainer_write and
+   the other host access to the state work unchanged (device memory is host-addressable).
+   On failure (no backend, out of device memory) everything is moved back where it was. */
+GANTLDEF gantl_status gantl_trainer_to_device(gantl_trainer *t, gantl_device device);
 /* The number of phases whose z an iteration draws (4 with lazy regularisation, else 2). */
 GANTLDEF int gantl_trainer_num_phases(const gantl_trainer *t);
 /* Makes t rank comm->rank of comm->size replicas (on every rank, after gantl_trainer_init,
@@ -1625,10 +1727,17 @@ typedef struct gantl__chunk {
     struct gantl__chunk *next;
     size_t size, used;
     unsigned char *base; /* GANTL__ALIGN-aligned start inside the allocation */
+    void *device_mem;    /* a device chunk: the backend's allocation (this header is host memory) */
 } gantl__chunk;
 
+/* A context has one or two arenas: host chunks hold tensor headers, host buffers and the data
+   of CPU tensors; a context on a device also has device chunks (from the backend's
+   allocator) for its device tensors' data. held, used, peak and the limit count both. */
 struct gantl_ctx {
-    gantl__chunk *chunks;  /* newest first; allocation happens in the newest */
+    gantl__chunk *chunks;  /* host memory; newest first; allocation happens in the newest */
+    gantl__chunk *dchunks; /* device memory (a context on a device), likewise */
+    const gantl_backend *backend; /* the device's backend; NULL on the CPU */
+    int device;            /* gantl_device */
     size_t chunk_bytes;    /* size of a fresh chunk */
     size_t held, limit;    /* bytes in chunks; limit (0: none) */
     size_t used, peak;     /* bytes handed out this step; most in any step */
@@ -1638,10 +1747,23 @@ struct gantl_ctx {
     size_t scratch_bytes;
 };
 
-static gantl__chunk *gantl__chunk_new(size_t size) {
-    gantl__chunk *c = (gantl__chunk *)GANTL_MALLOC(sizeof(gantl__chunk) + size + GANTL__ALIGN);
+/* Section 4b: the backend registered for a device (NULL if none). */
+static const gantl_backend *gantl__device_backend(int device);
+
+/* A chunk of size usable bytes: host memory (be NULL), or from the backend's allocator. */
+static gantl__chunk *gantl__chunk_new(size_t size, const gantl_backend *be) {
+    gantl__chunk *c = (gantl__chunk *)GANTL_MALLOC(sizeof(gantl__chunk) + (be ? 0 : size + GANTL__ALIGN));
     if (!c) return NULL;
+    c->device_mem = NULL;
     uintptr_t p = (uintptr_t)(c + 1);
+    if (be) {
+        c->device_mem = be->alloc(size + GANTL__ALIGN);
+        if (!c->device_mem) {
+            GANTL_FREE(c);
+            return NULL;
+        }
+        p = (uintptr_t)c->device_mem;
+    }
     c->base = (unsigned char *)((p + GANTL__ALIGN - 1) & ~(uintptr_t)(GANTL__ALIGN - 1));
     c->next = NULL;
     c->size = size;
@@ -1649,7 +1771,24 @@ static gantl__chunk *gantl__chunk_new(size_t size) {
     return c;
 }
 
-GANTLDEF gantl_ctx *gantl_ctx_new(size_t chunk_bytes) {
+static void gantl__chunks_free(gantl__chunk *c, const gantl_backend *be) {
+    for (gantl__chunk *next; c; c = next) {
+        next = c->next;
+        if (c->device_mem) be->free(c->device_mem);
+        GANTL_FREE(c);
+    }
+}
+
+GANTLDEF gantl_ctx *gantl_ctx_new_device(gantl_device device, size_t chunk_bytes) {
+    const gantl_backend *be = NULL;
+    if (device != GANTL_CPU) {
+        be = gantl__device_backend(device);
+        if (!be || !be->alloc || !be->free) {
+            gantl__fail(GANTL_ERR_UNSUPPORTED, "gantl_ctx_new_device: no backend with memory for device %d%s",
+                        (int)device, device == GANTL_CUDA ? " (link gantl_cuda.cu and call gantl_cuda_init)" : "");
+            return NULL;
+        }
+    }
     gantl_ctx *ctx = (gantl_ctx *)GANTL_MALLOC(sizeof(gantl_ctx));
     if (!ctx) {
         gantl__fail(GANTL_ERR_NOMEM, "gantl_ctx_new: out of memory");
@@ -1658,35 +1797,43 @@ GANTLDEF gantl_ctx *gantl_ctx_new(size_t chunk_bytes) {
     memset(ctx, 0, sizeof *ctx);
     ctx->chunk_bytes = chunk_bytes ? chunk_bytes : ((size_t)16 << 20);
     ctx->grad_enabled = 1;
+    ctx->device = (int)device;
+    ctx->backend = be;
     return ctx;
 }
 
+GANTLDEF gantl_ctx *gantl_ctx_new(size_t chunk_bytes) { return gantl_ctx_new_device(GANTL_CPU, chunk_bytes); }
+GANTLDEF gantl_device gantl_ctx_device(const gantl_ctx *ctx) { return (gantl_device)ctx->device; }
+
 GANTLDEF void gantl_ctx_free(gantl_ctx *ctx) {
     if (!ctx) return;
-    for (gantl__chunk *c = ctx->chunks, *next; c; c = next) {
-        next = c->next;
-        GANTL_FREE(c);
-    }
+    gantl__chunks_free(ctx->chunks, NULL);
+    gantl__chunks_free(ctx->dchunks, ctx->backend);
     GANTL_FREE(ctx->scratch);
     GANTL_FREE(ctx);
 }
 
-GANTLDEF void gantl_ctx_reset(gantl_ctx *ctx) {
-    /* Several chunks this step: replace them by one that holds them all, so the next
-       step of the same shape allocates nothing. */
-    if (ctx->chunks && ctx->chunks->next) {
+/* Several chunks in an arena this step: replace them by one that holds them all, so the
+   next step of the same shape allocates nothing. */
+static void gantl__arena_reset(gantl_ctx *ctx, gantl__chunk **list, const gantl_backend *be) {
+    if (*list && (*list)->next) {
         size_t total = 0;
-        for (gantl__chunk *c = ctx->chunks, *next; c; c = next) {
-            next = c->next;
-            total += c->size;
-            GANTL_FREE(c);
-        }
-        ctx->chunks = gantl__chunk_new(total);
-        ctx->held = ctx->chunks ? total : 0;
+        for (gantl__chunk *c = *list; c; c = c->next) total += c->size;
+        gantl__chunks_free(*list, be);
+        ctx->held -= total;
+        *list = gantl__chunk_new(total, be);
+        if (*list) ctx->held += total;
     }
-    if (ctx->chunks) ctx->chunks->used = 0;
+    if (*list) (*list)->used = 0;
+}
+
+GANTLDEF void gantl_ctx_reset(gantl_ctx *ctx) {
+    /* queued device work may still read the memory about to be reused */
+    gantl_status device_status = ctx->backend && ctx->backend->synchronize ? ctx->backend->synchronize() : GANTL_OK;
+    gantl__arena_reset(ctx, &ctx->chunks, NULL);
+    gantl__arena_reset(ctx, &ctx->dchunks, ctx->backend);
     ctx->used = 0;
-    ctx->status = GANTL_OK;
+    ctx->status = device_status; /* a device error outlives the reset */
 }
 
 GANTLDEF gantl_status gantl_ctx_status(const gantl_ctx *ctx) { return ctx->status; }
@@ -1700,6 +1847,15 @@ GANTLDEF int gantl_set_grad_enabled(gantl_ctx *ctx, int enabled) {
     return previous;
 }
 
+GANTLDEF void gantl_ctx_set_error(gantl_ctx *ctx, gantl_status status, const char *fmt, ...) {
+    if (ctx && ctx->status != GANTL_OK) return; /* keep the first error's message */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(gantl__error_message, sizeof gantl__error_message, fmt, ap);
+    va_end(ap);
+    if (ctx) ctx->status = status;
+}
+
 static void gantl__out_of_memory(gantl_ctx *ctx, size_t bytes) {
     if (ctx->status == GANTL_OK)
         gantl__fail(GANTL_ERR_NOMEM, "gantl: out of memory allocating %zu bytes (context holds %zu, limit %zu)",
@@ -1707,11 +1863,11 @@ static void gantl__out_of_memory(gantl_ctx *ctx, size_t bytes) {
     ctx->status = GANTL_ERR_NOMEM;
 }
 
-/* Bump allocation from the arena, GANTL__ALIGN-aligned; NULL (and a sticky status) when
+/* Bump allocation from an arena, GANTL__ALIGN-aligned; NULL (and a sticky status) when
    memory or the limit runs out. */
-static void *gantl__alloc(gantl_ctx *ctx, size_t bytes) {
+static void *gantl__arena_alloc(gantl_ctx *ctx, gantl__chunk **list, const gantl_backend *be, size_t bytes) {
     bytes = (bytes + GANTL__ALIGN - 1) & ~(size_t)(GANTL__ALIGN - 1);
-    gantl__chunk *c = ctx->chunks;
+    gantl__chunk *c = *list;
     if (!c || c->size - c->used < bytes) {
         size_t size = bytes > ctx->chunk_bytes ? bytes : ctx->chunk_bytes;
         if (ctx->limit && ctx->held + size > ctx->limit) size = bytes;
@@ -1719,13 +1875,13 @@ static void *gantl__alloc(gantl_ctx *ctx, size_t bytes) {
             gantl__out_of_memory(ctx, bytes);
             return NULL;
         }
-        gantl__chunk *fresh = gantl__chunk_new(size);
+        gantl__chunk *fresh = gantl__chunk_new(size, be);
         if (!fresh) {
             gantl__out_of_memory(ctx, bytes);
             return NULL;
         }
         fresh->next = c;
-        ctx->chunks = c = fresh;
+        *list = c = fresh;
         ctx->held += size;
     }
     void *p = c->base + c->used;
@@ -1733,6 +1889,18 @@ static void *gantl__alloc(gantl_ctx *ctx, size_t bytes) {
     ctx->used += bytes;
     if (ctx->used > ctx->peak) ctx->peak = ctx->used;
     return p;
+}
+
+/* Host memory from the arena (tensor headers, host buffers, CPU tensors' data). */
+static void *gantl__alloc(gantl_ctx *ctx, size_t bytes) { return gantl__arena_alloc(ctx, &ctx->chunks, NULL, bytes); }
+
+/* Memory for the data of a tensor on device: host memory for the CPU, else the device arena
+   of a context on that device. */
+static void *gantl__alloc_on(gantl_ctx *ctx, int device, size_t bytes) {
+    if (device == GANTL_CPU) return gantl__alloc(ctx, bytes);
+    GANTL__CHECK(device == ctx->device, "a tensor on device %d in a context on device %d: make the context with "
+                 "gantl_ctx_new_device(%d, ...)", device, ctx->device, device);
+    return gantl__arena_alloc(ctx, &ctx->dchunks, ctx->backend, bytes);
 }
 
 /* Kernel workspace: contents are not kept between calls. NULL on out-of-memory. */
@@ -1792,8 +1960,9 @@ static int64_t gantl__numel(int ndim, const int64_t *shape) {
     return n;
 }
 
-/* A tensor header with a fresh data buffer (data == NULL for views, set by the caller). */
-static gantl_tensor *gantl__tensor(gantl_ctx *ctx, int ndim, const int64_t *shape, int with_data) {
+/* A tensor header on device with a fresh data buffer (data == NULL for views, set by the
+   caller). */
+static gantl_tensor *gantl__tensor_on(gantl_ctx *ctx, int ndim, const int64_t *shape, int with_data, int device) {
     GANTL__CHECK(ndim >= 0 && ndim <= GANTL_MAX_DIMS, "tensor: ndim %d is not in 0..%d", ndim, GANTL_MAX_DIMS);
     for (int d = 0; d < ndim; d++)
         GANTL__CHECK(shape[d] >= 0, "tensor: size %lld of axis %d is negative", (long long)shape[d], d);
@@ -1805,12 +1974,17 @@ static gantl_tensor *gantl__tensor(gantl_ctx *ctx, int ndim, const int64_t *shap
     for (int d = 0; d < GANTL_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
     t->numel = gantl__numel(ndim, shape);
     t->op = GANTL_OP_NONE;
-    t->device = GANTL_CPU;
+    t->device = device;
     if (with_data) {
-        t->data = (float *)gantl__alloc(ctx, (size_t)(t->numel ? t->numel : 1) * sizeof(float));
+        t->data = (float *)gantl__alloc_on(ctx, device, (size_t)(t->numel ? t->numel : 1) * sizeof(float));
         if (!t->data) return NULL;
     }
     return t;
+}
+
+/* A tensor header on the context's device. */
+static gantl_tensor *gantl__tensor(gantl_ctx *ctx, int ndim, const int64_t *shape, int with_data) {
+    return gantl__tensor_on(ctx, ndim, shape, with_data, ctx->device);
 }
 
 GANTLDEF gantl_tensor *gantl_new(gantl_ctx *ctx, int ndim, const int64_t *shape) {
@@ -1837,6 +2011,11 @@ static void gantl__fill(float *out, float value, int64_t n) {
 
 GANTLDEF gantl_tensor *gantl_full(gantl_ctx *ctx, int ndim, const int64_t *shape, float value) {
     gantl_tensor *t = gantl_new(ctx, ndim, shape);
+    if (t && ctx->backend && t->device == ctx->device && ctx->backend->fill) { /* on the device */
+        gantl_status s = ctx->backend->fill(t->data, value, t->numel);
+        if (s != GANTL_OK) ctx->status = s;
+        return s == GANTL_OK ? t : NULL;
+    }
     if (t) gantl__fill(t->data, value, t->numel);
     return t;
 }
@@ -1849,6 +2028,11 @@ GANTLDEF gantl_tensor *gantl_full_like(gantl_ctx *ctx, const gantl_tensor *t, fl
 }
 GANTLDEF gantl_tensor *gantl_from_data(gantl_ctx *ctx, int ndim, const int64_t *shape, const float *data) {
     gantl_tensor *t = gantl_new(ctx, ndim, shape);
+    if (t && ctx->backend && ctx->backend->copy) { /* a device tensor: one host-to-device copy */
+        gantl_status s = ctx->backend->copy(t->data, data, (size_t)t->numel * sizeof(float));
+        if (s != GANTL_OK) ctx->status = s;
+        return s == GANTL_OK ? t : NULL;
+    }
     if (t) memcpy(t->data, data, (size_t)t->numel * sizeof(float));
     return t;
 }
@@ -1878,6 +2062,40 @@ GANTLDEF gantl_tensor *gantl_detach(gantl_ctx *ctx, gantl_tensor *x) {
     if (t) {
         t->data = x->data;
         t->device = x->device;
+    }
+    return t;
+}
+
+GANTLDEF gantl_status gantl_device_synchronize(gantl_device device) {
+    const gantl_backend *be = device == GANTL_CPU ? NULL : gantl__device_backend(device);
+    return be && be->synchronize ? be->synchronize() : GANTL_OK;
+}
+
+/* Before the library's host code reads the data of x: on a device, its queued work done (a
+   no-op on the CPU, and all but free with the CUDA backend's default wait after every op);
+   a device failure marks ctx. */
+static void gantl__host_sync(gantl_ctx *ctx, const gantl_tensor *x) {
+    if (!x || x->device == GANTL_CPU) return;
+    gantl_status s = gantl_device_synchronize((gantl_device)x->device);
+    if (s != GANTL_OK && ctx && ctx->status == GANTL_OK) ctx->status = s;
+}
+
+GANTLDEF gantl_tensor *gantl_to_device(gantl_ctx *ctx, gantl_tensor *x, gantl_device device) {
+    if (!x || x->device == (int)device) return x;
+    if (ctx->status != GANTL_OK) return NULL;
+    gantl_tensor *t = gantl__tensor_on(ctx, x->ndim, x->shape, 1, (int)device);
+    if (!t) return NULL;
+    /* both ends are host-addressable (device memory is managed); the backend's copy is
+       faster than the host touching device pages, and waits for queued work */
+    const gantl_backend *be = gantl__device_backend(device != GANTL_CPU ? (int)device : x->device);
+    gantl_status s = GANTL_OK;
+    if (be && be->copy)
+        s = be->copy(t->data, x->data, (size_t)x->numel * sizeof(float));
+    else
+        memcpy(t->data, x->data, (size_t)x->numel * sizeof(float));
+    if (s != GANTL_OK) {
+        ctx->status = s;
+        return NULL;
     }
     return t;
 }
@@ -2716,6 +2934,7 @@ static const int gantl__op_inputs[GANTL_OP_COUNT] = {
 #undef GANTL__OP_INPUTS
 };
 
+/* The CPU's memory is host memory and its flat-buffer loops are in section 6: no hooks. */
 static const gantl_backend gantl__cpu_backend = {
     "cpu",
     {
@@ -2723,9 +2942,24 @@ static const gantl_backend gantl__cpu_backend = {
         GANTL_OP_TABLE(GANTL__OP_CPU)
 #undef GANTL__OP_CPU
     },
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 };
 
 static const gantl_backend *gantl__backends[GANTL_DEVICE_COUNT] = {&gantl__cpu_backend, NULL};
+
+static const gantl_backend *gantl__device_backend(int device) {
+    return device >= 0 && device < GANTL_DEVICE_COUNT ? gantl__backends[device] : NULL;
+}
+
+/* The backend of a device other than the CPU whose hook the caller needs: a programmer
+   error if there is none (a set or tensor cannot be on a device without its backend). */
+static const gantl_backend *gantl__device_hooks(int device, const char *op) {
+    const gantl_backend *be = gantl__device_backend(device);
+    GANTL__CHECK(be && be->alloc && be->free && be->synchronize && be->copy && be->fill && be->add && be->lerp &&
+                     be->nan_to_num && be->adam && be->sgd,
+                 "%s: device %d has no backend with memory and vector kernels", op, device);
+    return be;
+}
 
 GANTLDEF const char *gantl_op_name(int op) {
     return op >= 0 && op < GANTL_OP_COUNT ? gantl__op_names[op] : "invalid op";
@@ -2748,10 +2982,9 @@ GANTLDEF const gantl_backend *gantl_get_backend(gantl_device device) {
 static gantl_tensor *gantl__node(gantl_ctx *ctx, gantl_op op, int ndim, const int64_t *shape, gantl_tensor *a,
                                  gantl_tensor *b, gantl_tensor *c, int with_data) {
     gantl_tensor *src[GANTL_MAX_SRC] = {a, b, c};
-    gantl_tensor *t = gantl__tensor(ctx, ndim, shape, with_data);
+    gantl_tensor *t = gantl__tensor_on(ctx, ndim, shape, with_data, a->device); /* the output's data on a's device */
     if (!t) return NULL;
     t->op = op;
-    t->device = a->device;
     for (int i = 0; i < GANTL_MAX_SRC; i++) {
         t->src[i] = src[i];
         if (!src[i]) continue;
@@ -3794,6 +4027,11 @@ static void gantl__backprop(gantl_ctx *ctx, int n_outputs, gantl_tensor *const *
                 if (!(t->flags & GANTL_FLAG_PARAM) || !t->grad || !gt) continue;
                 t->flags |= GANTL_FLAG_GRAD_SET;
                 if (gt == GANTL__ZERO) continue;
+                if (t->device != GANTL_CPU) { /* a parameter set on a device: its kernel */
+                    gantl_status s = gantl__device_hooks(t->device, "backward")->add(t->grad, gt->data, t->numel);
+                    if (s != GANTL_OK) ctx->status = s;
+                    continue;
+                }
                 GANTL__OMP(parallel for schedule(static) if (t->numel > 32768))
                 for (int64_t i = 0; i < t->numel; i++) t->grad[i] += gt->data[i];
             }
@@ -3821,6 +4059,37 @@ GANTLDEF void gantl_backward(gantl_ctx *ctx, gantl_tensor *loss) {
 
 #define GANTL__PARAM_ALIGN 16 /* floats: each slice starts on a 64-byte boundary */
 
+/* Flat buffers of a set or optimizer on device: host memory for the CPU, else the backend's. */
+static float *gantl__flat_alloc(int device, int64_t n) {
+    size_t bytes = (size_t)(n ? n : 1) * sizeof(float);
+    return device == GANTL_CPU ? (float *)GANTL_MALLOC(bytes) : (float *)gantl__device_hooks(device, "params")->alloc(bytes);
+}
+static void gantl__flat_free(int device, void *p) {
+    if (device == GANTL_CPU) GANTL_FREE(p);
+    else if (p) gantl__device_hooks(device, "params")->free(p);
+}
+/* x (n) = 0 on device; the status of the device's kernel. */
+static gantl_status gantl__flat_zero(int device, float *x, int64_t n) {
+    if (n <= 0) return GANTL_OK;
+    if (device != GANTL_CPU) return gantl__device_hooks(device, "params")->fill(x, 0.0f, n);
+    memset(x, 0, (size_t)n * sizeof(float));
+    return GANTL_OK;
+}
+/* A set's buffer grown from P->numel to total floats: realloc on the CPU; on a device a new
+   allocation and a copy (the old one is freed only on success, as realloc does). */
+static float *gantl__flat_grow(const gantl_params *P, float *old, int64_t total) {
+    if (P->device == GANTL_CPU) return (float *)GANTL_REALLOC(old, (size_t)total * sizeof(float));
+    const gantl_backend *be = gantl__device_hooks(P->device, "params_add");
+    float *fresh = (float *)be->alloc((size_t)total * sizeof(float));
+    if (!fresh) return NULL;
+    if (old && P->numel && be->copy(fresh, old, (size_t)P->numel * sizeof(float)) != GANTL_OK) {
+        be->free(fresh);
+        return NULL;
+    }
+    if (old) be->free(old);
+    return fresh;
+}
+
 GANTLDEF void gantl_params_init(gantl_params *P, int requires_grad) {
     memset(P, 0, sizeof *P);
     P->requires_grad = requires_grad;
@@ -3832,8 +4101,8 @@ GANTLDEF void gantl_params_free(gantl_params *P) {
         GANTL_FREE(P->tensors[i]);
     }
     GANTL_FREE(P->tensors);
-    GANTL_FREE(P->data);
-    GANTL_FREE(P->grad);
+    gantl__flat_free(P->device, P->data);
+    gantl__flat_free(P->device, P->grad);
     memset(P, 0, sizeof *P);
 }
 
@@ -3864,10 +4133,10 @@ GANTLDEF gantl_tensor *gantl_params_add(gantl_params *P, const char *name, int n
     }
     /* Grow both buffers before committing, so a failure leaves P as it was. */
     if (t && copy && P->count < P->capacity && total > 0) {
-        data = (float *)GANTL_REALLOC(P->data, (size_t)total * sizeof(float));
+        data = gantl__flat_grow(P, P->data, total);
         if (data) P->data = data;
         if (data && P->requires_grad) {
-            grad = (float *)GANTL_REALLOC(P->grad, (size_t)total * sizeof(float));
+            grad = gantl__flat_grow(P, P->grad, total);
             if (grad) P->grad = grad;
         }
     }
@@ -3878,20 +4147,43 @@ GANTLDEF gantl_tensor *gantl_params_add(gantl_params *P, const char *name, int n
         gantl__fail(GANTL_ERR_NOMEM, "params_add: out of memory adding '%s' (%lld floats)", name, (long long)numel);
         return NULL;
     }
-    memset(P->data + P->numel, 0, (size_t)slice * sizeof(float));
-    if (P->grad) memset(P->grad + P->numel, 0, (size_t)slice * sizeof(float));
+    gantl__flat_zero(P->device, P->data + P->numel, slice);
+    if (P->grad) gantl__flat_zero(P->device, P->grad + P->numel, slice);
     memset(t, 0, sizeof *t);
     t->ndim = ndim;
     for (int d = 0; d < GANTL_MAX_DIMS; d++) t->shape[d] = d < ndim ? shape[d] : 1;
     t->numel = numel;
     t->op = GANTL_OP_NONE;
-    t->device = GANTL_CPU;
+    t->device = P->device;
     t->flags = GANTL_FLAG_PARAM | (P->requires_grad ? (uint32_t)(GANTL_FLAG_REQUIRES_GRAD | GANTL_FLAG_GRAD_SET) : 0u);
     t->name = copy;
     P->tensors[P->count++] = t;
     P->numel = total;
     gantl__params_rebind(P);
     return t;
+}
+
+GANTLDEF gantl_status gantl_params_to_device(gantl_params *P, gantl_device device) {
+    if ((int)device == P->device) return GANTL_OK;
+    const gantl_backend *be = gantl__device_hooks(device != GANTL_CPU ? (int)device : P->device, "params_to_device");
+    float *data = gantl__flat_alloc((int)device, P->numel), *grad = P->grad ? gantl__flat_alloc((int)device, P->numel) : NULL;
+    gantl_status s = data && (grad || !P->grad) ? GANTL_OK : GANTL_ERR_NOMEM;
+    if (s == GANTL_OK && P->numel) s = be->copy(data, P->data, (size_t)P->numel * sizeof(float));
+    if (s == GANTL_OK && P->numel && grad) s = be->copy(grad, P->grad, (size_t)P->numel * sizeof(float));
+    if (s != GANTL_OK) {
+        gantl__flat_free((int)device, data);
+        gantl__flat_free((int)device, grad);
+        if (s == GANTL_ERR_NOMEM)
+            gantl__fail(s, "params_to_device: out of memory for %lld parameters on device %d", (long long)P->numel,
+                        (int)device);
+        return s;
+    }
+    gantl__flat_free(P->device, P->data);
+    gantl__flat_free(P->device, P->grad);
+    P->data = data, P->grad = grad, P->device = (int32_t)device;
+    for (int i = 0; i < P->count; i++) P->tensors[i]->device = (int32_t)device;
+    gantl__params_rebind(P);
+    return GANTL_OK;
 }
 
 GANTLDEF gantl_tensor *gantl_params_find(const gantl_params *P, const char *name) {
@@ -3901,7 +4193,7 @@ GANTLDEF gantl_tensor *gantl_params_find(const gantl_params *P, const char *name
 }
 
 GANTLDEF void gantl_params_zero_grad(gantl_params *P) {
-    if (P->grad) memset(P->grad, 0, (size_t)P->numel * sizeof(float));
+    if (P->grad) gantl__flat_zero(P->device, P->grad, P->numel);
     for (int i = 0; i < P->count; i++) P->tensors[i]->flags &= ~(uint32_t)GANTL_FLAG_GRAD_SET;
 }
 
@@ -3920,6 +4212,10 @@ GANTLDEF void gantl_params_requires_grad(gantl_params *P, int on) {
 GANTLDEF void gantl_params_nan_to_num_grad(gantl_params *P, float limit) {
     float *g = P->grad;
     if (!g) return;
+    if (P->device != GANTL_CPU) {
+        gantl__device_hooks(P->device, "params_nan_to_num_grad")->nan_to_num(g, limit, P->numel);
+        return;
+    }
     GANTL__OMP(parallel for schedule(static) if (P->numel > 65536))
     for (int64_t i = 0; i < P->numel; i++) {
         float v = g[i];
@@ -3937,11 +4233,21 @@ static void gantl__params_check_layout(const gantl_params *a, const gantl_params
 
 GANTLDEF void gantl_params_copy(gantl_params *dst, const gantl_params *src) {
     gantl__params_check_layout(dst, src, "params_copy");
-    if (src->numel) memcpy(dst->data, src->data, (size_t)src->numel * sizeof(float));
+    if (!src->numel) return;
+    if (dst->device != GANTL_CPU || src->device != GANTL_CPU) /* the copy of either device's backend */
+        gantl__device_hooks(dst->device != GANTL_CPU ? dst->device : src->device, "params_copy")
+            ->copy(dst->data, src->data, (size_t)src->numel * sizeof(float));
+    else
+        memcpy(dst->data, src->data, (size_t)src->numel * sizeof(float));
 }
 
 GANTLDEF void gantl_params_lerp(gantl_params *dst, const gantl_params *src, float t) {
     gantl__params_check_layout(dst, src, "params_lerp");
+    if (dst->device != GANTL_CPU || src->device != GANTL_CPU) {
+        GANTL__CHECK(dst->device == src->device, "params_lerp: sets on devices %d and %d", dst->device, src->device);
+        gantl__device_hooks(dst->device, "params_lerp")->lerp(dst->data, src->data, t, src->numel);
+        return;
+    }
     float *d = dst->data;
     const float *s = src->data;
     GANTL__OMP(parallel for schedule(static) if (src->numel > 65536))
@@ -3957,13 +4263,9 @@ GANTLDEF gantl_status gantl_params_clone_layout(gantl_params *dst, const gantl_p
             return GANTL_ERR_NOMEM;
         }
     }
-    return GANTL_OK;
-}
-
-static float *gantl__zalloc_floats(int64_t n) {
-    float *p = (float *)GANTL_MALLOC((size_t)(n ? n : 1) * sizeof(float));
-    if (p) memset(p, 0, (size_t)(n ? n : 1) * sizeof(float));
-    return p;
+    gantl_status s = gantl_params_to_device(dst, (gantl_device)src->device); /* where src is */
+    if (s != GANTL_OK) gantl_params_free(dst);
+    return s;
 }
 
 GANTLDEF gantl_status gantl_adam_init(gantl_adam *opt, const gantl_params *P, double lr, double beta1, double beta2,
@@ -3972,9 +4274,12 @@ GANTLDEF gantl_status gantl_adam_init(gantl_adam *opt, const gantl_params *P, do
     opt->lr = lr, opt->beta1 = beta1, opt->beta2 = beta2, opt->eps = eps;
     opt->numel = P->numel;
     opt->count = P->count;
-    opt->m = gantl__zalloc_floats(P->numel);
-    opt->v = gantl__zalloc_floats(P->numel);
+    opt->device = P->device;
+    opt->m = gantl__flat_alloc(P->device, P->numel);
+    opt->v = gantl__flat_alloc(P->device, P->numel);
     opt->steps = (int64_t *)GANTL_MALLOC((size_t)(P->count ? P->count : 1) * sizeof(int64_t));
+    if (opt->m) gantl__flat_zero(P->device, opt->m, P->numel);
+    if (opt->v) gantl__flat_zero(P->device, opt->v, P->numel);
     if (!opt->m || !opt->v || !opt->steps) {
         gantl_adam_free(opt);
         return gantl__fail(GANTL_ERR_NOMEM, "adam_init: out of memory for %lld parameters", (long long)P->numel);
@@ -4003,6 +4308,12 @@ GANTLDEF void gantl_adam_step(gantl_adam *opt, gantl_params *P) {
         double bc1 = 1.0 - pow(opt->beta1, (double)step), bc2 = 1.0 - pow(opt->beta2, (double)step);
         float step_size = (float)(opt->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
         float *p = P->data + off, *g = P->grad + off, *m = opt->m + off, *v = opt->v + off;
+        if (P->device != GANTL_CPU) {
+            GANTL__CHECK(opt->device == P->device, "adam_step: parameters on device %d, optimizer state on %d",
+                         P->device, opt->device);
+            gantl__device_hooks(P->device, "adam_step")->adam(p, g, m, v, n, b1, b2, one_b1, one_b2, step_size, bc2_sqrt, eps);
+            continue;
+        }
         GANTL__OMP(parallel for schedule(static) if (n > 65536))
         for (int64_t i = 0; i < n; i++) {
             m[i] = m[i] * b1 + g[i] * one_b1;
@@ -4013,8 +4324,8 @@ GANTLDEF void gantl_adam_step(gantl_adam *opt, gantl_params *P) {
 }
 
 GANTLDEF void gantl_adam_free(gantl_adam *opt) {
-    GANTL_FREE(opt->m);
-    GANTL_FREE(opt->v);
+    gantl__flat_free(opt->device, opt->m);
+    gantl__flat_free(opt->device, opt->v);
     GANTL_FREE(opt->steps);
     opt->m = opt->v = NULL;
     opt->steps = NULL;
@@ -4025,7 +4336,9 @@ GANTLDEF gantl_status gantl_sgd_init(gantl_sgd *opt, const gantl_params *P, doub
     opt->lr = lr, opt->momentum = momentum;
     opt->numel = P->numel;
     opt->count = P->count;
-    opt->buf = gantl__zalloc_floats(P->numel);
+    opt->device = P->device;
+    opt->buf = gantl__flat_alloc(P->device, P->numel);
+    if (opt->buf) gantl__flat_zero(P->device, opt->buf, P->numel);
     opt->steps = (int64_t *)GANTL_MALLOC((size_t)(P->count ? P->count : 1) * sizeof(int64_t));
     if (!opt->buf || !opt->steps) {
         gantl_sgd_free(opt);
@@ -4047,6 +4360,12 @@ GANTLDEF void gantl_sgd_step(gantl_sgd *opt, gantl_params *P) {
         int first = opt->steps[k]++ == 0;
         int64_t off = t->data - P->data, n = t->numel;
         float *p = P->data + off, *g = P->grad + off, *buf = opt->buf + off;
+        if (P->device != GANTL_CPU) {
+            GANTL__CHECK(opt->device == P->device, "sgd_step: parameters on device %d, optimizer state on %d",
+                         P->device, opt->device);
+            gantl__device_hooks(P->device, "sgd_step")->sgd(p, g, buf, n, lr, mu, first);
+            continue;
+        }
         GANTL__OMP(parallel for schedule(static) if (n > 65536))
         for (int64_t i = 0; i < n; i++) {
             float d = g[i];
@@ -4057,7 +4376,7 @@ GANTLDEF void gantl_sgd_step(gantl_sgd *opt, gantl_params *P) {
 }
 
 GANTLDEF void gantl_sgd_free(gantl_sgd *opt) {
-    GANTL_FREE(opt->buf);
+    gantl__flat_free(opt->device, opt->buf);
     GANTL_FREE(opt->steps);
     opt->buf = NULL;
     opt->steps = NULL;
@@ -4114,15 +4433,22 @@ GANTLDEF gantl_status gantl_comm_broadcast(const gantl_comm *c, void *buf, int64
 
 GANTLDEF gantl_status gantl_params_allreduce_grad(const gantl_comm *c, gantl_params *P) {
     GANTL__CHECK(P->grad || P->numel == 0, "params_allreduce_grad: the set has no gradients");
-    gantl_status s = gantl_comm_allreduce_f32(c, P->grad, P->numel);
+    /* device gradients: finished before a transport that reads them from the host (MPI) */
+    gantl_status s = P->device != GANTL_CPU && c->size > 1 ? gantl_device_synchronize((gantl_device)P->device) : GANTL_OK;
+    if (s != GANTL_OK) return s;
+    s = gantl_comm_allreduce_f32(c, P->grad, P->numel);
     if (s != GANTL_OK || c->size == 1) return s;
     float *g = P->grad, k = (float)c->size;
+    const gantl_backend *be = P->device != GANTL_CPU ? gantl__device_hooks(P->device, "params_allreduce_grad") : NULL;
+    if (be && be->divide) return be->divide(g, k, P->numel); /* on the device, not through host page faults */
     GANTL__OMP(parallel for schedule(static) if (P->numel > 65536))
     for (int64_t i = 0; i < P->numel; i++) g[i] /= k;
     return GANTL_OK;
 }
 
 GANTLDEF gantl_status gantl_params_broadcast(const gantl_comm *c, gantl_params *P, int root) {
+    gantl_status s = P->device != GANTL_CPU && c->size > 1 ? gantl_device_synchronize((gantl_device)P->device) : GANTL_OK;
+    if (s != GANTL_OK) return s;
     return gantl_comm_broadcast(c, P->data, P->numel * (int64_t)sizeof(float), root);
 }
 
@@ -7264,6 +7590,7 @@ GANTLDEF gantl_tensor *gantl_generator_mapping(gantl_ctx *ctx, gantl_generator *
     for (int i = 0; i < M->num_layers; i++) x = gantl__fc_forward(ctx, &M->fc[i], x); /* (N, w_dim) */
     if (!x) return NULL;
     if (update_w_avg && M->w_avg) { /* w_avg = lerp(mean_n(w), w_avg, beta), outside the graph */
+        gantl__host_sync(ctx, x);
         for (int d = 0; d < M->w_dim; d++) {
             double mean = 0.0;
             for (int64_t n = 0; n < N; n++) mean += x->data[n * M->w_dim + d];
@@ -7954,14 +8281,14 @@ GANTLDEF gantl_status gantl_train_preset(const char *name, int resolution, int i
     g->c_dim = d->c_dim = c_dim;
     /* train.py: conv_clamp 256 everywhere; gantl computes in fp32 (num_fp16_res 0) */
     g->conv_clamp = d->conv_clamp = 256.0f;
-    int map = 8, mb = 64, mbstd = 8;
+    int map = 8, mb = 64, mbstd = 8, ref_gpus = 1;
     double fmaps = 1.0, lrate = 0.0025, gamma = 1.0, ema = 20.0, ramp = -1.0, kimg = 25000.0;
     if (!strcmp(name, "cifar")) {
-        map = 2, mb = 64, mbstd = 32, fmaps = 1.0, gamma = 0.01, ema = 500.0, ramp = 0.05, kimg = 100000.0;
+        map = 2, mb = 64, mbstd = 32, fmaps = 1.0, gamma = 0.01, ema = 500.0, ramp = 0.05, kimg = 100000.0, ref_gpus = 2;
         t->pl_weight = 0.0f, t->style_mixing_prob = 0.0f;
         d->architecture = GANTL_D_ORIG;
     } else if (!strcmp(name, "paper256")) {
-        map = 8, mb = 64, mbstd = 8, fmaps = 0.5, gamma = 1.0, ema = 20.0;
+        map = 8, mb = 64, mbstd = 8, fmaps = 0.5, gamma = 1.0, ema = 20.0, ref_gpus = 8;
     } else if (!strcmp(name, "auto")) { /* train.py's heuristics for one GPU */
         int per = 4096 / resolution < 32 ? 4096 / resolution : 32;
         mb = per < 64 ? (per > 1 ? per : 1) : 64;
@@ -7986,6 +8313,9 @@ GANTLDEF gantl_status gantl_train_preset(const char *name, int resolution, int i
     g->mapping.num_layers = map;
     d->mbstd_group_size = mbstd;
     t->batch_size = mb;
+    /* train.py: batch_gpu = mb // ref_gpus, the rounds of the reference setup (cifar 2 GPUs,
+       paper256 8); auto and small: one GPU, the whole batch (0) */
+    t->batch_gpu = ref_gpus > 1 ? mb / ref_gpus : 0;
     t->lr_g = t->lr_d = lrate;
     t->r1_gamma = (float)gamma;
     t->ema_kimg = (float)ema;
@@ -8162,6 +8492,58 @@ GANTLDEF gantl_status gantl_trainer_load_networks(gantl_trainer *t, const gantl_
     return s;
 }
 
+/* An Adam's state moved where P now is: a fresh optimizer there, the moments copied. */
+static gantl_status gantl__adam_move(gantl_adam *opt, const gantl_params *P) {
+    if (opt->device == P->device) return GANTL_OK;
+    gantl_adam fresh;
+    gantl_status s = gantl_adam_init(&fresh, P, opt->lr, opt->beta1, opt->beta2, opt->eps);
+    if (s != GANTL_OK) return s;
+    const gantl_backend *be = gantl__device_hooks(P->device != GANTL_CPU ? P->device : opt->device, "trainer_to_device");
+    size_t bytes = (size_t)opt->numel * sizeof(float);
+    if (opt->numel && (s = be->copy(fresh.m, opt->m, bytes)) == GANTL_OK) s = be->copy(fresh.v, opt->v, bytes);
+    if (s != GANTL_OK) {
+        gantl_adam_free(&fresh);
+        return s;
+    }
+    memcpy(fresh.steps, opt->steps, (size_t)(opt->count ? opt->count : 1) * sizeof(int64_t));
+    fresh.step = opt->step;
+    gantl_adam_free(opt);
+    *opt = fresh;
+    return GANTL_OK;
+}
+
+GANTLDEF gantl_status gantl_trainer_to_device(gantl_trainer *t, gantl_device device) {
+    if ((int)device == t->device) return GANTL_OK;
+    if (device != GANTL_CPU) {
+        const gantl_backend *be = gantl_get_backend(device);
+        if (!be || !be->alloc || !be->free || !be->synchronize || !be->copy || !be->fill || !be->add || !be->lerp ||
+            !be->nan_to_num || !be->adam || !be->sgd)
+            return gantl__fail(GANTL_ERR_UNSUPPORTED, "trainer_to_device: no backend for device %d%s", (int)device,
+                               device == GANTL_CUDA ? " (link gantl_cuda.cu and call gantl_cuda_init)" : "");
+    }
+    gantl_device from = (gantl_device)t->device;
+    gantl_ctx *ctx = gantl_ctx_new_device(device, 0);
+    if (!ctx) return gantl__fail(GANTL_ERR_NOMEM, "trainer_to_device: out of memory");
+    gantl_params *sets[6] = {&t->G.params, &t->G.buffers, &t->D.params, &t->D.buffers, &t->G_ema.params, &t->G_ema.buffers};
+    gantl_status s = from != GANTL_CPU ? gantl_device_synchronize(from) : GANTL_OK;
+    for (int i = 0; i < 6 && s == GANTL_OK; i++) s = gantl_params_to_device(sets[i], device);
+    if (s == GANTL_OK) s = gantl__adam_move(&t->opt_g, &t->G.params);
+    if (s == GANTL_OK) s = gantl__adam_move(&t->opt_d, &t->D.params);
+    if (s != GANTL_OK) { /* everything back where it was (best effort), the first error kept */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", gantl_last_error());
+        for (int i = 0; i < 6; i++) gantl_params_to_device(sets[i], from);
+        gantl__adam_move(&t->opt_g, &t->G.params);
+        gantl__adam_move(&t->opt_d, &t->D.params);
+        gantl_ctx_free(ctx);
+        return gantl__fail(s, "trainer_to_device: %s", msg);
+    }
+    gantl_ctx_free(t->ctx);
+    t->ctx = ctx;
+    t->device = (int32_t)device;
+    return GANTL_OK;
+}
+
 GANTLDEF int gantl_trainer_num_phases(const gantl_trainer *t) {
     return (t->cfg.g_reg_interval > 0 ? 2 : 1) + (t->cfg.d_reg_interval > 0 ? 2 : 1);
 }
@@ -8224,6 +8606,7 @@ static gantl_status gantl__train_w_avg(gantl_trainer *t, const gantl_tensor *ws)
     int64_t n = ws->shape[0], stride = ws->shape[1] * ws->shape[2];
     double *sum = (double *)gantl__alloc(t->ctx, (size_t)M->w_dim * sizeof(double));
     if (!sum) return gantl_ctx_status(t->ctx);
+    gantl__host_sync(t->ctx, ws);
     for (int d = 0; d < M->w_dim; d++) {
         double acc = 0.0;
         for (int64_t i = 0; i < n; i++) acc += ws->data[i * stride + d];
@@ -8317,6 +8700,7 @@ static double gantl__mean_of(const gantl_tensor *x) {
 static gantl_tensor *gantl__train_pl_mean_parallel(gantl_trainer *t, gantl_tensor *lengths, gantl_tensor **extra) {
     gantl_ctx *ctx = t->ctx;
     if (!lengths) return NULL;
+    gantl__host_sync(ctx, lengths);
     double local = 0.0, total;
     for (int64_t i = 0; i < lengths->numel; i++) local += lengths->data[i];
     total = local;
@@ -8347,7 +8731,8 @@ static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const fl
                                                gantl__train_rows(ctx, gen_c, start, n, cdim), NULL);
         gantl_tensor *logits = gantl__train_run_D(t, img, gantl__train_rows(ctx, gen_c, start, n, cdim));
         gantl_tensor *loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, logits)));
-        if (!loss) return gantl_ctx_status(ctx);
+        gantl__host_sync(ctx, loss);
+        if (!loss || ctx->status != GANTL_OK) return gantl_ctx_status(ctx);
         sums->loss_g += loss->data[0], sums->n_g++;
         sums->score_fake += gantl__mean_of(logits), sums->n_fake++;
         gantl_backward(ctx, gantl_scale(ctx, loss, gain));
@@ -8371,11 +8756,13 @@ static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const fl
                                                         t->cfg.pl_decay), t->pl_mean);
         else
             pl_mean = gantl__train_pl_mean_parallel(t, lengths, &extra);
-        if (!pl_mean) return gantl_ctx_status(ctx);
+        gantl__host_sync(ctx, pl_mean);
+        if (!pl_mean || ctx->status != GANTL_OK) return gantl_ctx_status(ctx);
         t->pl_mean = pl_mean->data[0];
         gantl_tensor *penalty = gantl_square(ctx, gantl_sub(ctx, lengths, pl_mean));
         gantl_tensor *loss = gantl_mean_all(ctx, gantl_scale(ctx, penalty, t->cfg.pl_weight));
-        if (!loss) return gantl_ctx_status(ctx);
+        gantl__host_sync(ctx, loss);
+        if (!loss || ctx->status != GANTL_OK) return gantl_ctx_status(ctx);
         sums->loss_pl += loss->data[0], sums->pl_penalty += gantl__mean_of(penalty), sums->n_pl++;
         gantl_backward(ctx, gantl_scale(ctx, extra ? gantl_add(ctx, loss, extra) : loss, gain));
     }
@@ -8387,7 +8774,8 @@ static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const fl
         gantl_set_grad_enabled(ctx, was);
         gantl_tensor *logits = gantl__train_run_D(t, img, gantl__train_rows(ctx, gen_c, start, n, cdim));
         gantl_tensor *loss = gantl_mean_all(ctx, gantl_softplus(ctx, logits));
-        if (!loss) return gantl_ctx_status(ctx);
+        gantl__host_sync(ctx, loss);
+        if (!loss || ctx->status != GANTL_OK) return gantl_ctx_status(ctx);
         sums->loss_d += loss->data[0];
         sums->score_fake += gantl__mean_of(logits), sums->n_fake++;
         gantl_backward(ctx, gantl_scale(ctx, loss, gain));
@@ -8399,7 +8787,8 @@ static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const fl
         gantl_tensor *real = gantl_from_data(ctx, 4, s4, reals + start * C * R * R);
         if (do_r1) gantl_requires_grad(real);
         gantl_tensor *logits = gantl__train_run_D(t, real, gantl__train_rows(ctx, real_c, start, n, cdim));
-        if (!logits) return gantl_ctx_status(ctx);
+        gantl__host_sync(ctx, logits);
+        if (!logits || ctx->status != GANTL_OK) return gantl_ctx_status(ctx);
         double sign = 0.0;
         for (int64_t i = 0; i < logits->numel; i++) sign += (logits->data[i] > 0) - (logits->data[i] < 0);
         gantl_augment_accumulate(&t->augment, logits); /* the ADA statistic: sign(D(aug(real))) */
@@ -8407,7 +8796,8 @@ static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const fl
         gantl_tensor *loss = NULL;
         if (do_main) {
             loss = gantl_mean_all(ctx, gantl_softplus(ctx, gantl_neg(ctx, logits)));
-            if (!loss) return gantl_ctx_status(ctx);
+            gantl__host_sync(ctx, loss);
+            if (!loss || ctx->status != GANTL_OK) return gantl_ctx_status(ctx);
             sums->loss_d += loss->data[0], sums->n_d++;
         }
         if (do_r1) {
@@ -8416,7 +8806,8 @@ static gantl_status gantl__train_round(gantl_trainer *t, unsigned what, const fl
             int axes[3] = {1, 2, 3};
             gantl_tensor *penalty = gantl_sum(ctx, gantl_square(ctx, grads), 3, axes, 0);
             gantl_tensor *loss_r1 = gantl_mean_all(ctx, gantl_scale(ctx, penalty, t->cfg.r1_gamma / 2.0f));
-            if (!loss_r1) return gantl_ctx_status(ctx);
+            gantl__host_sync(ctx, loss_r1);
+            if (!loss_r1 || ctx->status != GANTL_OK) return gantl_ctx_status(ctx);
             sums->loss_r1 += loss_r1->data[0], sums->r1_penalty += gantl__mean_of(penalty), sums->n_r1++;
             loss = loss ? gantl_add(ctx, loss, loss_r1) : loss_r1;
         }
@@ -8513,6 +8904,8 @@ GANTLDEF gantl_status gantl_trainer_step(gantl_trainer *t, const float *reals, c
     double beta = pow(0.5, (double)B / (ema_nimg > 1e-8 ? ema_nimg : 1e-8));
     gantl_params_lerp(&t->G_ema.params, &t->G.params, (float)beta);
     gantl_params_copy(&t->G_ema.buffers, &t->G.buffers);
+    /* on a device: the Adam, EMA and copy kernels finished, and any failure of theirs reported */
+    if (t->device != GANTL_CPU && (s = gantl_device_synchronize((gantl_device)t->device)) != GANTL_OK) return s;
     t->cur_nimg += B;
     t->batch_idx++;
     if (c->augment && t->batch_idx % c->ada_interval == 0) gantl_augment_update(&t->augment, B);

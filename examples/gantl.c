@@ -67,6 +67,9 @@ static int cmd_info(int argc, char **argv) {
 #else
     printf("cpu threads: 1 (built without OpenMP)\n");
 #endif
+#ifdef GANTL_WITH_CUDA
+    if (gantl_cuda_init(0) != GANTL_OK) printf("cuda: built with the CUDA backend, but %s\n", gantl_last_error());
+#endif
     printf("backends:");
     for (int d = 0; d < GANTL_DEVICE_COUNT; d++) {
         const gantl_backend *b = gantl_get_backend((gantl_device)d);
@@ -215,6 +218,53 @@ static int fail(const char *command, const char *what) {
 
 static int fail_status(const char *command) { return fail(command, gantl_last_error()); }
 
+#ifdef GANTL_WITH_CUDA
+/* This process's index among the ranks on its machine: the launcher's variable (Open MPI,
+   MPICH / Hydra, MVAPICH, Slurm), else MPI's shared-memory split; 0 for one process. */
+static int local_rank(void) {
+    const char *names[5] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID",
+                            "PMI_LOCAL_RANK"};
+    if (cli_comm.size <= 1) return 0;
+    for (int i = 0; i < 5; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v) return atoi(v);
+    }
+    int r = 0;
+#ifdef GANTL_MPI
+    MPI_Comm node; /* collective: every rank gets here alike (same launcher, same variables) */
+    if (cli_mpi && MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &r);
+        MPI_Comm_free(&node);
+    }
+#endif
+    return r;
+}
+#endif
+
+/* --device cpu | cuda | cuda:N: where generate, discriminate, metrics (the generator) and
+   train run. The CUDA build (make cuda: build/gantl-cuda, with GANTL_WITH_CUDA) initialises
+   the GPU here: cuda:N, or for cuda GPU 0, or with several ranks (mpirun) the local rank
+   modulo the GPUs of the machine, one GPU per rank. The plain build has no CUDA backend and
+   says so. 0 on success, else the exit status. */
+static int parse_device(const char *command, const char *spec, gantl_device *dev) {
+    *dev = GANTL_CPU;
+    if (!spec || !strcmp(spec, "cpu")) return 0;
+    if (strcmp(spec, "cuda") && strncmp(spec, "cuda:", 5)) return fail(command, "--device must be cpu, cuda or cuda:N"), 2;
+#ifdef GANTL_WITH_CUDA
+    long index = 0;
+    if (spec[4] == ':' && !parse_long(spec + 5, 0, 1023, &index)) return fail(command, "--device cuda:N needs a GPU index"), 2;
+    if (spec[4] != ':' && cli_comm.size > 1) {
+        int count = gantl_cuda_device_count();
+        index = count > 0 ? local_rank() % count : 0;
+    }
+    if (gantl_cuda_init((int)index) != GANTL_OK) return fail_status(command);
+    *dev = GANTL_CUDA;
+    return 0;
+#else
+    return fail(command, "--device cuda: this build has no CUDA backend (make cuda builds build/gantl-cuda)"), 2;
+#endif
+}
+
 #ifndef GANTL_MPI
 /* How many processes a launcher (mpirun, mpiexec) started, from its environment; 1 if none. */
 static int launched_processes(void) {
@@ -330,7 +380,7 @@ static int load_generator(const char *command, const char *path, const char *net
 
 static int cmd_generate(int argc, char **argv) {
     static const char *const known[] = {"--ckpt", "--net", "--seeds", "--z", "--trunc", "--noise-mode", "--class",
-                                        "--out", "--outdir", "--npy", "--batch", "--noise-seed", NULL};
+                                        "--out", "--outdir", "--npy", "--batch", "--noise-seed", "--device", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *ckpt = opt_get(&o, "--ckpt"), *net = opt_get(&o, "--net"), *seeds_spec = opt_get(&o, "--seeds");
@@ -348,6 +398,9 @@ static int cmd_generate(int argc, char **argv) {
     if (batch_s && !parse_long(batch_s, 1, 4096, &batch)) return fail("generate", "--batch must be 1..4096"), 2;
     if (noise_seed_s && !parse_long(noise_seed_s, 0, LONG_MAX, &noise_seed)) return fail("generate", "bad --noise-seed"), 2;
     if (klass && !parse_long(klass, 0, INT_MAX, &class_index)) return fail("generate", "--class must be a class index"), 2;
+    gantl_device dev;
+    int dev_rc = parse_device("generate", opt_get(&o, "--device"), &dev);
+    if (dev_rc) return dev_rc;
     if (noise) {
         if (!strcmp(noise, "const")) mode = GANTL_NOISE_CONST;
         else if (!strcmp(noise, "random")) mode = GANTL_NOISE_RANDOM;
@@ -356,6 +409,11 @@ static int cmd_generate(int argc, char **argv) {
     }
     gantl_generator G;
     if (load_generator("generate", ckpt, net ? net : "G_ema", &G)) return 1;
+    if (dev != GANTL_CPU && (gantl_params_to_device(&G.params, dev) != GANTL_OK ||
+                             gantl_params_to_device(&G.buffers, dev) != GANTL_OK)) {
+        gantl_generator_free(&G);
+        return fail_status("generate");
+    }
     int rc = 1;
     int64_t n = 0, z_dim = G.cfg.z_dim;
     float *z = NULL, *images = NULL;
@@ -410,9 +468,9 @@ static int cmd_generate(int argc, char **argv) {
     }
     int64_t C = G.cfg.img_channels, R = G.cfg.img_resolution, per = C * R * R;
     images = (float *)malloc((size_t)(n * per) * sizeof(float));
-    ctx = gantl_ctx_new(0);
+    ctx = gantl_ctx_new_device(dev, 0);
     if (!images || !ctx) {
-        fail("generate", "out of memory");
+        fail("generate", ctx ? "out of memory" : gantl_last_error());
         goto done;
     }
     gantl_rng rng = gantl_rng_new((uint64_t)noise_seed);
@@ -428,7 +486,7 @@ static int cmd_generate(int argc, char **argv) {
         }
         gantl_tensor *ws = gantl_generator_mapping(ctx, &G, zt, ct, psi, -1, 0);
         gantl_tensor *img = gantl_generator_synthesis(ctx, &G, ws, mode, &rng, NULL);
-        if (!img) {
+        if (!img || gantl_device_synchronize(dev) != GANTL_OK) {
             fail_status("generate");
             goto done;
         }
@@ -467,7 +525,7 @@ done:
 }
 
 static int cmd_discriminate(int argc, char **argv) {
-    static const char *const known[] = {"--ckpt", "--images", "--out", "--class", "--batch", NULL};
+    static const char *const known[] = {"--ckpt", "--images", "--out", "--class", "--batch", "--device", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *ckpt = opt_get(&o, "--ckpt"), *images = opt_get(&o, "--images"), *out = opt_get(&o, "--out");
@@ -477,12 +535,20 @@ static int cmd_discriminate(int argc, char **argv) {
     if (!ckpt || !images) return fail("discriminate", "--ckpt and --images are required"), 2;
     if (batch_s && !parse_long(batch_s, 1, 4096, &batch)) return fail("discriminate", "--batch must be 1..4096"), 2;
     if (klass && !parse_long(klass, 0, INT_MAX, &class_index)) return fail("discriminate", "--class must be a class index"), 2;
+    gantl_device dev;
+    int dev_rc = parse_device("discriminate", opt_get(&o, "--device"), &dev);
+    if (dev_rc) return dev_rc;
     gantl_st_file f;
     gantl_discriminator D;
     if (gantl_st_load(&f, ckpt) != GANTL_OK) return fail_status("discriminate");
     gantl_status s = gantl_discriminator_from_file(&D, &f, "D.");
     gantl_st_free(&f);
     if (s != GANTL_OK) return fail_status("discriminate");
+    if (dev != GANTL_CPU && (gantl_params_to_device(&D.params, dev) != GANTL_OK ||
+                             gantl_params_to_device(&D.buffers, dev) != GANTL_OK)) {
+        gantl_discriminator_free(&D);
+        return fail_status("discriminate");
+    }
     int rc = 1;
     gantl_npy a;
     float *x = NULL, *logits = NULL;
@@ -505,9 +571,9 @@ static int cmd_discriminate(int argc, char **argv) {
     int64_t n = a.shape[0], per = C * R * R;
     x = (float *)malloc((size_t)(a.numel ? a.numel : 1) * sizeof(float));
     logits = (float *)malloc((size_t)(n ? n : 1) * sizeof(float));
-    ctx = gantl_ctx_new(0);
+    ctx = gantl_ctx_new_device(dev, 0);
     if (!x || !logits || !ctx) {
-        fail("discriminate", "out of memory");
+        fail("discriminate", ctx ? "out of memory" : gantl_last_error());
         goto done;
     }
     gantl_npy_to_f32(&a, x);
@@ -522,7 +588,7 @@ static int cmd_discriminate(int argc, char **argv) {
             for (int64_t i = 0; ct && i < b; i++) ct->data[i * D.cfg.c_dim + class_index] = 1.0f;
         }
         gantl_tensor *l = gantl_discriminator_forward(ctx, &D, gantl_from_data(ctx, 4, xs, x + start * per), ct);
-        if (!l) {
+        if (!l || gantl_device_synchronize(dev) != GANTL_OK) {
             fail_status("discriminate");
             goto done;
         }
@@ -608,6 +674,16 @@ static double wall_seconds(void) {
 #endif
 }
 
+/* Seconds as dnnlib.util.format_time writes them: "42s", "3m 07s", "2h 05m 09s", "1d 04h 10m". */
+static const char *format_time(double seconds, char *buf, size_t size) {
+    long long s = seconds > 0 && seconds < 1e12 ? (long long)(seconds + 0.5) : 0;
+    if (s < 60) snprintf(buf, size, "%llds", s);
+    else if (s < 60 * 60) snprintf(buf, size, "%lldm %02llds", s / 60, s % 60);
+    else if (s < 24 * 60 * 60) snprintf(buf, size, "%lldh %02lldm %02llds", s / 3600, (s / 60) % 60, s % 60);
+    else snprintf(buf, size, "%lldd %02lldh %02lldm", s / 86400, (s / 3600) % 24, (s / 60) % 60);
+    return buf;
+}
+
 static int make_dir(const char *path) {
 #if defined(__unix__) || defined(__APPLE__)
     char buf[4096];
@@ -661,7 +737,7 @@ static int save_fakes(const char *path, gantl_trainer *t, const float *grid_z, c
     gantl_generator *G = &t->G_ema;
     int64_t C = G->cfg.img_channels, R = G->cfg.img_resolution, per = C * R * R, zdim = G->cfg.z_dim;
     float *images = (float *)malloc((size_t)(count * per) * sizeof(float));
-    gantl_ctx *ctx = gantl_ctx_new(0);
+    gantl_ctx *ctx = gantl_ctx_new_device((gantl_device)G->params.device, 0); /* where the trainer is */
     int ok = images && ctx;
     for (int64_t start = 0; ok && start < count; start += 16) {
         int64_t b = count - start < 16 ? count - start : 16, zs[2] = {b, zdim}, cs[2] = {b, G->cfg.c_dim};
@@ -670,7 +746,7 @@ static int save_fakes(const char *path, gantl_trainer *t, const float *grid_z, c
         gantl_tensor *c = grid_c ? gantl_from_data(ctx, 2, cs, grid_c + start * G->cfg.c_dim) : NULL;
         gantl_tensor *ws = gantl_generator_mapping(ctx, G, gantl_from_data(ctx, 2, zs, grid_z + start * zdim), c, 1.0f, -1, 0);
         gantl_tensor *img = gantl_generator_synthesis(ctx, G, ws, GANTL_NOISE_CONST, NULL, NULL);
-        if (!img) ok = 0;
+        if (!img || gantl_device_synchronize((gantl_device)img->device) != GANTL_OK) ok = 0;
         else memcpy(images + start * per, img->data, (size_t)(b * per) * sizeof(float));
     }
     if (ok) ok = write_png(path, images, count, C, R, R);
@@ -701,11 +777,11 @@ static int cmd_train(int argc, char **argv) {
     static const char *const known[] = {"--data", "--out", "--cfg", "--res", "--kimg", "--batch", "--batch-gpu",
                                         "--gamma", "--aug", "--resume", "--seed", "--snap", "--tick", "--max-images",
                                         "--mirror", "--cond", "--channel-base", "--channel-max", "--metrics", "--metrics-num",
-                                        "--metrics-real", "--metrics-features", "--comm-timeout", NULL};
+                                        "--metrics-real", "--metrics-features", "--comm-timeout", "--device", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *data = opt_get(&o, "--data"), *out = opt_get(&o, "--out"), *cfg_name = opt_get(&o, "--cfg");
-    const char *timeout_s = opt_get(&o, "--comm-timeout");
+    const char *timeout_s = opt_get(&o, "--comm-timeout"), *device_s = opt_get(&o, "--device");
     const char *res_s = opt_get(&o, "--res"), *kimg_s = opt_get(&o, "--kimg"), *batch_s = opt_get(&o, "--batch");
     const char *bgpu_s = opt_get(&o, "--batch-gpu"), *gamma_s = opt_get(&o, "--gamma"), *aug = opt_get(&o, "--aug");
     const char *resume = opt_get(&o, "--resume"), *seed_s = opt_get(&o, "--seed"), *snap_s = opt_get(&o, "--snap");
@@ -730,6 +806,9 @@ static int cmd_train(int argc, char **argv) {
         (tick_s && (!parse_float(tick_s, &tick_kimg) || tick_kimg <= 0)) ||
         (timeout_s && (!parse_float(timeout_s, &comm_timeout) || comm_timeout <= 0)))
         return fail("train", "a numeric option is out of range (see gantl train --help)"), 2;
+    /* --kimg and --tick in double precision, compared with a margin far below an image: as a
+       float, 0.064 kimg is 64.000003 images, and the run took one more iteration than asked */
+    double total_kimg = kimg_s ? strtod(kimg_s, NULL) : -1.0, tick_nimg = (tick_s ? strtod(tick_s, NULL) : 1.0) * 1000.0;
     if (aug) {
         if (!strcmp(aug, "ada")) aug_mode = 1;
         else if (!strcmp(aug, "noaug")) aug_mode = 0;
@@ -741,6 +820,18 @@ static int cmd_train(int argc, char **argv) {
         return 1;
     }
     if (!parallel_comm("train", comm_timeout)) return 1;
+    /* the device (with mpirun, each rank its GPU), and with NCCL the trainer's communicator */
+    gantl_device dev = GANTL_CPU;
+    int dev_rc = parse_device("train", device_s, &dev);
+    if (dev_rc) return dev_rc;
+    const gantl_comm *train_comm = &cli_comm; /* the CLI's own collectives stay on MPI */
+#ifdef GANTL_NCCL
+    gantl_comm nccl_comm = gantl_comm_single();
+    if (dev == GANTL_CUDA && K > 1) {
+        if (gantl_comm_nccl_init(&nccl_comm, &cli_comm, comm_timeout) != GANTL_OK) return fail_status("train");
+        train_comm = &nccl_comm;
+    }
+#endif
     gantl_st_file ckpt;
     int have_ckpt = 0, exact = 0;
     if (resume) {
@@ -797,7 +888,7 @@ static int cmd_train(int argc, char **argv) {
                 if (st == GANTL_OK && sd && sd->type == GANTL_JSON_STRING) sseed = strtoull(sd->string, NULL, 10);
                 if (st == GANTL_OK) st = gantl_sampler_init(&sampler, ds.count, m && m->number != 0, sseed);
                 if (st == GANTL_OK) sampler.epoch = e ? (int64_t)e->number : 0, sampler.position = p ? (int64_t)p->number : 0;
-                if (st == GANTL_OK && kimg > 0) t.cfg.total_kimg = kimg; /* a continued run may be extended */
+                if (st == GANTL_OK && total_kimg > 0) t.cfg.total_kimg = total_kimg; /* a continued run may be extended */
             }
             gantl_json_free(&j);
         }
@@ -823,8 +914,10 @@ static int cmd_train(int argc, char **argv) {
             if (cbase) pg.channel_base = pd.channel_base = (int)cbase;
             if (cmax) pg.channel_max = pd.channel_max = (int)cmax;
         }
-        if (kimg > 0) tc.total_kimg = kimg;
-        if (batch) tc.batch_size = (int)batch;
+        if (total_kimg > 0) tc.total_kimg = total_kimg;
+        /* as train.py's --batch: batch_size = batch, batch_gpu = batch // gpus (the ranks); the
+           presets' own batch_gpu (cifar 32, paper256 8) holds only for their own batch */
+        if (batch) tc.batch_size = (int)batch, tc.batch_gpu = (int)batch / K;
         if (bgpu) tc.batch_gpu = (int)bgpu;
         if (gamma >= 0) tc.r1_gamma = gamma;
         tc.augment = aug_mode != 0;
@@ -838,7 +931,8 @@ static int cmd_train(int argc, char **argv) {
         if (st == GANTL_OK) st = gantl_sampler_init(&sampler, ds.count, (int)mirror, (uint64_t)seed);
     }
     /* every rank reads the data and the checkpoint; rank 0's state then goes to all */
-    if (st == GANTL_OK) st = gantl_trainer_set_comm(&t, &cli_comm);
+    if (st == GANTL_OK && dev != GANTL_CPU) st = gantl_trainer_to_device(&t, dev);
+    if (st == GANTL_OK) st = gantl_trainer_set_comm(&t, train_comm);
     if (have_ckpt) gantl_st_free(&ckpt), have_ckpt = 0;
     if (st != GANTL_OK) {
         fail_status("train");
@@ -848,10 +942,12 @@ static int cmd_train(int argc, char **argv) {
            exact ? "continuing the run" : resume ? "fine-tuning" : "training from scratch", (long long)t.G.params.numel,
            (long long)t.D.params.numel, t.cfg.batch_size, (double)t.cfg.r1_gamma,
            !t.cfg.augment ? "no augmentation" : t.cfg.ada_target >= 0 ? "ADA" : "fixed augmentation", t.cfg.total_kimg);
+    if (dev != GANTL_CPU) printf("device: %s%s\n", gantl_get_backend(dev)->name, K > 1 ? " (rank 0's)" : "");
     if (K > 1)
-        printf("data parallel: %d ranks of %lld images (batch_gpu %lld), gradients averaged by MPI every phase\n", K,
+        printf("data parallel: %d ranks of %lld images (batch_gpu %lld), gradients averaged by %s every phase\n", K,
                (long long)gantl_trainer_local_batch(&t),
-               (long long)(t.cfg.batch_gpu < gantl_trainer_local_batch(&t) ? t.cfg.batch_gpu : gantl_trainer_local_batch(&t)));
+               (long long)(t.cfg.batch_gpu < gantl_trainer_local_batch(&t) ? t.cfg.batch_gpu : gantl_trainer_local_batch(&t)),
+               train_comm != &cli_comm ? "NCCL" : "MPI");
     if (metrics_s) { /* the real side's features once, before training (with K ranks, shared out) */
         printf("metrics %s of %ld samples at each snapshot; features of the real images...\n", metrics_s, metrics_num);
         fflush(stdout);
@@ -934,13 +1030,16 @@ static int cmd_train(int argc, char **argv) {
                 }
                 stop_requested = stop > 0;
             }
-            done = t.cur_nimg >= t.cfg.total_kimg * 1000.0 || stop_requested;
+            done = t.cur_nimg >= t.cfg.total_kimg * 1000.0 - 1e-6 || stop_requested;
             double now = wall_seconds();
-            if (isatty(1)) {
-                printf("\rkimg %.3f  %.1f img/s   ", t.cur_nimg / 1000.0, (t.cur_nimg - tick_start_nimg) / (now - tick_start));
+            if (isatty(1)) { /* the live line: progress, speed in this tick, and the time left at that speed */
+                double rate = (t.cur_nimg - tick_start_nimg) / (now - tick_start);
+                char eta_text[32];
+                format_time((t.cfg.total_kimg * 1000.0 - t.cur_nimg) / rate, eta_text, sizeof eta_text);
+                printf("\rkimg %.3f / %g  %.1f img/s  ETA %s      ", t.cur_nimg / 1000.0, t.cfg.total_kimg, rate, eta_text);
                 fflush(stdout);
             }
-            if (!done && t.cur_nimg < tick_start_nimg + tick_kimg * 1000.0) continue;
+            if (!done && t.cur_nimg < tick_start_nimg + tick_nimg - 1e-6) continue;
             double sec = now - tick_start, per_kimg = sec / ((t.cur_nimg - tick_start_nimg) / 1000.0);
             double eta = per_kimg * (t.cfg.total_kimg - t.cur_nimg / 1000.0);
             printf("%stick %-4lld kimg %-8.3f time %-8.0fs sec/kimg %-7.1f img/s %-6.1f eta %-6.0fs G %.3f D %.3f augment %.3f\n",
@@ -993,6 +1092,9 @@ trained:
 done:
     if (have_ckpt) gantl_st_free(&ckpt);
     gantl_dataset_free(&ds);
+#ifdef GANTL_NCCL
+    if (rc == 0 || rc == 130) gantl_comm_nccl_free(&nccl_comm); /* else parallel_end aborts every rank */
+#endif
     return rc;
 }
 
@@ -1016,12 +1118,14 @@ static const command commands[] = {
      "  --out FILE          a PNG grid (default generated.png when no other output is given)\n"
      "  --outdir DIR        one PNG per image (seedNNNN.png)\n"
      "  --npy FILE          the raw float32 (N, C, H, W) output in [-1, 1]\n"
-     "  --batch B           images per forward pass (default 16)\n"},
+     "  --batch B           images per forward pass (default 16)\n"
+     "  --device D          cpu (default), cuda or cuda:N (build/gantl-cuda, from make cuda)\n"},
     {"discriminate", cmd_discriminate, "run a checkpoint's discriminator on images",
      "usage: gantl discriminate --ckpt F --images X.npy [--out logits.npy] [--class N] [--batch B]\n"
      "  --images X.npy   float images in [-1, 1] of shape (N, C, H, W)\n"
      "  --out FILE       write the (N, 1) logits as float32 .npy (default: print them)\n"
-     "  --class N        class index for a conditional discriminator\n"},
+     "  --class N        class index for a conditional discriminator\n"
+     "  --device D       cpu (default), cuda or cuda:N (build/gantl-cuda, from make cuda)\n"},
     {"export", cmd_export, "a checkpoint's networks without the training state, to share or fine-tune",
      "usage: gantl export --ckpt SNAPSHOT --out FILE [--with-d 0]\n"
      "  Keeps G, G_ema and (unless --with-d 0) D with their configurations; drops the Adam\n"
@@ -1034,7 +1138,9 @@ static const command commands[] = {
      "  --cfg NAME          small (default: two CPU cores), cifar, paper256 or auto\n"
      "  --res R             resize or pad the images to R x R\n"
      "  --kimg N            length of the run in thousands of images\n"
-     "  --batch B           images per iteration;  --batch-gpu B: per forward pass\n"
+     "  --batch B           images per iteration, in one forward pass per process (as train.py: batch_gpu\n"
+     "                      = B / processes; the cifar and paper256 presets' own 64 run in rounds of 32 and 8);\n"
+     "                      --batch-gpu B: images per forward pass\n"
      "  --gamma G           R1 weight\n"
      "  --aug MODE          ada (default: adaptive p, target 0.6), noaug, or fixed:P\n"
      "  --resume CKPT       a snapshot of this run: continue exactly where it stopped;\n"
@@ -1050,9 +1156,13 @@ static const command commands[] = {
      "  --metrics-features F  fmnist (default), fmnist:PATH or inception:PATH\n"
      "  --comm-timeout SEC  with mpirun (an MPI build): how long a rank waits for the others in a\n"
      "                      collective before it gives up with an error (default 600)\n"
+     "  --device D          cpu (default), cuda or cuda:N (build/gantl-cuda, from make cuda): G, D,\n"
+     "                      G_ema, the optimizers and every step on the GPU; with mpirun, cuda gives\n"
+     "                      each rank the GPU local rank % GPUs of its machine\n"
      "  Data parallel (make MPI=1): mpirun -np K gantl train ... splits each batch over K processes\n"
      "  (batch / K images each), averages the gradients every phase; rank 0 writes the files; the\n"
-     "  ranks share the --metrics sampling and feature extraction.\n"},
+     "  ranks share the --metrics sampling and feature extraction. On GPUs (make cuda MPI=1 NCCL=1,\n"
+     "  --device cuda) the gradients are averaged by NCCL.\n"},
     {"metrics", cmd_metrics, "FID, KID, precision / recall, density / coverage, covered modes",
      "usage: gantl metrics --real SPEC --fake SPEC [options]\n"
      "       gantl metrics --real-features A.npy --fake-features B.npy [options]\n"
@@ -1068,6 +1178,8 @@ static const command commands[] = {
      "  --seed S             latents and subsets (default 0)\n"
      "  --cache DIR          feature cache (default $GANTL_CACHE, else ~/.cache/gantl)\n"
      "  --json               only the JSON line\n"
+     "  --device D           where a checkpoint's G_ema samples: cpu (default), cuda or cuda:N\n"
+     "                       (build/gantl-cuda); features are extracted on the CPU\n"
      "  With mpirun (an MPI build), the ranks share the image generation and feature extraction;\n"
      "  --comm-timeout SEC bounds their waits (default 600).\n"},
     {"select", cmd_select, "rank source checkpoints (or datasets) for a target by recall, precision, FID or KID",

@@ -9,6 +9,10 @@
 
 #define FEATURES_FMNIST_DEFAULT "models/fmnist_cnn.safetensors"
 
+/* Where a checkpoint's generator samples (gantl metrics --device); features are extracted on
+   the CPU. */
+static gantl_device metrics_device = GANTL_CPU;
+
 typedef struct extractor {
     int kind; /* 0: the classifier, 1: Inception */
     char name[600];
@@ -216,7 +220,7 @@ static int feature_set_from_images(feature_set *f, extractor *e, const float *im
 static float *generator_images(gantl_generator *G, int64_t n, int64_t lo, int64_t hi, uint64_t seed) {
     int64_t res = G->cfg.img_resolution, channels = G->cfg.img_channels, per = channels * res * res;
     float *images = (float *)malloc((size_t)(n * per + 1) * sizeof(float));
-    gantl_ctx *ctx = gantl_ctx_new(0);
+    gantl_ctx *ctx = gantl_ctx_new_device((gantl_device)G->params.device, 0); /* where G is (--device) */
     gantl_rng rng = gantl_rng_new(seed);
     int ok = images && ctx;
     for (int64_t start = 0; ok && start < n; start += 32) {
@@ -234,7 +238,7 @@ static float *generator_images(gantl_generator *G, int64_t n, int64_t lo, int64_
         }
         gantl_tensor *w = gantl_generator_mapping(ctx, G, gantl_randn(ctx, &rng, 2, zs), c, 1.0f, -1, 0);
         gantl_tensor *img = gantl_generator_synthesis(ctx, G, w, GANTL_NOISE_CONST, NULL, NULL);
-        if (!img) ok = 0;
+        if (!img || gantl_device_synchronize((gantl_device)img->device) != GANTL_OK) ok = 0;
         else memcpy(images + start * per, img->data, (size_t)img->numel * sizeof(float));
     }
     gantl_ctx_free(ctx);
@@ -301,6 +305,11 @@ static int feature_set_make(feature_set *f, const char *spec, extractor *e, int6
         gantl_status s = gantl_generator_from_file(&G, &st, gantl_st_find(&st, "G_ema.mapping.fc0.weight") ? "G_ema." : "G.");
         gantl_st_free(&st);
         if (s != GANTL_OK) return fail("metrics", gantl_last_error()), 0;
+        if (metrics_device != GANTL_CPU && ((s = gantl_params_to_device(&G.params, metrics_device)) != GANTL_OK ||
+                                            (s = gantl_params_to_device(&G.buffers, metrics_device)) != GANTL_OK)) {
+            gantl_generator_free(&G);
+            return fail("metrics", gantl_last_error()), 0;
+        }
         int ok = feature_set_from_generator(f, &G, e, n, seed);
         gantl_generator_free(&G);
         if (ok) snprintf(f->name, sizeof f->name, "%s (G, %lld samples)", spec, (long long)n);
@@ -419,7 +428,7 @@ static const char *default_cache_dir(char *buf, size_t size) {
 static int cmd_metrics(int argc, char **argv) {
     static const char *const known[] = {"--real", "--fake", "--metrics", "--features", "--num", "--k", "--strict", "--json",
                                         "--real-features", "--fake-features", "--mode-min", "--seed", "--cache",
-                                        "--comm-timeout", NULL};
+                                        "--comm-timeout", "--device", NULL};
     options o = {argc, argv, 0};
     if (!opt_check(&o, known)) return 2;
     const char *real_s = opt_get(&o, "--real"), *fake_s = opt_get(&o, "--fake"), *list = opt_get(&o, "--metrics");
@@ -427,12 +436,15 @@ static int cmd_metrics(int argc, char **argv) {
     const char *strict_s = opt_get(&o, "--strict"), *json_s = opt_get(&o, "--json"), *rf = opt_get(&o, "--real-features");
     const char *ff = opt_get(&o, "--fake-features"), *min_s = opt_get(&o, "--mode-min"), *seed_s = opt_get(&o, "--seed");
     const char *cache_s = opt_get(&o, "--cache"), *timeout_s = opt_get(&o, "--comm-timeout");
+    const char *device_s = opt_get(&o, "--device");
     if (o.error) return 2;
     long num = 10000, k = 3, strict = 0, json = 0, mode_min = 10, seed = 0;
     float comm_timeout = 600.0f;
     if (timeout_s && (!parse_float(timeout_s, &comm_timeout) || comm_timeout <= 0))
         return fail("metrics", "--comm-timeout must be a positive number of seconds"), 2;
     if (!parallel_comm("metrics", comm_timeout)) return 1;
+    int dev_rc = parse_device("metrics", device_s, &metrics_device);
+    if (dev_rc) return dev_rc;
     if ((num_s && !parse_long(num_s, 2, 1 << 24, &num)) || (k_s && !parse_long(k_s, 1, 1000, &k)) ||
         (strict_s && !parse_long(strict_s, 0, 1, &strict)) || (json_s && !parse_long(json_s, 0, 1, &json)) ||
         (min_s && !parse_long(min_s, 1, 1 << 24, &mode_min)) || (seed_s && !parse_long(seed_s, 0, LONG_MAX, &seed)))

@@ -2,7 +2,7 @@
    it falls. The smallest complete gantl program: parameters, a per-step arena, a forward
    pass, backward into the flat gradient buffer, an optimizer step.
 
-   build: cc -O2 -fopenmp examples/mlp.c -o mlp -lm   (or: make demo) */
+   build: cc -O2 -fopenmp examples/mlp.c -o mlp -lm   (or: make mlp-demo) */
 #define GANTL_IMPLEMENTATION
 #include "../gantl.h"
 

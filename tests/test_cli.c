@@ -2,6 +2,7 @@
    outputs against the library and its error messages. POSIX only. */
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <time.h> /* nanosleep */
 /* Runs a shell command, captures stdout+stderr into out; returns the exit code. */
 static int cli_run(const char *command, char *out, size_t size) {
     char full[2048];
@@ -12,6 +13,18 @@ static int cli_run(const char *command, char *out, size_t size) {
     out[n] = 0;
     int status = pclose(p);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* 1 when n floats agree: bit for bit, as the CLI and this test are built with the same flags;
+   within 1e-5 * max(1, |value|) in the sanitizer build (make asan: -O1, other rounding). */
+static int cli_same_floats(const float *a, const float *b, int64_t n) {
+#if defined(__SANITIZE_ADDRESS__)
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabs((double)a[i] - b[i]) <= 1e-5 * fmax(1.0, fabs(b[i])))) return 0;
+    return 1;
+#else
+    return memcmp(a, b, (size_t)n * sizeof(float)) == 0;
+#endif
 }
 
 static void test_cli_generate_matches_library(void) {
@@ -39,7 +52,7 @@ static void test_cli_generate_matches_library(void) {
     gantl_npy a;
     CHECK(gantl_npy_load(&a, "build/test_cli.npy") == GANTL_OK);
     CHECK(a.dtype == GANTL_F32 && a.ndim == 4 && a.shape[0] == 4 && a.shape[1] == 3 && a.shape[2] == 16);
-    if (a.numel == img->numel) CHECK(memcmp(a.data, img->data, (size_t)img->numel * sizeof(float)) == 0);
+    if (a.numel == img->numel) CHECK(cli_same_floats((const float *)a.data, img->data, img->numel));
     gantl_npy_free(&a);
     /* a 2x2 grid of 16x16 RGB images: PNG width and height are big-endian at bytes 16..23 */
     unsigned char *png;
@@ -76,11 +89,149 @@ static void test_cli_discriminate_matches_library(void) {
     gantl_tensor *l = gantl_discriminator_forward(ctx, &D, x, NULL);
     gantl_npy a;
     CHECK(gantl_npy_load(&a, "build/test_cli_l.npy") == GANTL_OK && a.ndim == 2 && a.shape[0] == l->shape[0]);
-    if (a.numel == l->numel) CHECK(memcmp(a.data, l->data, (size_t)l->numel * sizeof(float)) == 0);
+    if (a.numel == l->numel) CHECK(cli_same_floats((const float *)a.data, l->data, l->numel));
     gantl_npy_free(&a);
     gantl_ctx_free(ctx);
     gantl_discriminator_free(&D);
     gantl_st_free(&f);
+    remove("build/test_cli_x.npy");
+    remove("build/test_cli_l.npy");
+}
+
+/* The library's images for z and class index klass (-1: unconditional), as the CLI makes them:
+   psi 1, one batch, random noise from gantl_rng_new(noise_seed). */
+static gantl_tensor *cli_lib_images(gantl_ctx *ctx, gantl_generator *G, gantl_tensor *z, int klass, gantl_noise_mode mode,
+                                    uint64_t noise_seed) {
+    gantl_tensor *c = NULL;
+    if (klass >= 0) {
+        int64_t cs[2] = {z->shape[0], G->cfg.c_dim};
+        c = gantl_zeros(ctx, 2, cs);
+        for (int64_t i = 0; i < z->shape[0]; i++) c->data[i * G->cfg.c_dim + klass] = 1.0f;
+    }
+    gantl_rng rng = gantl_rng_new(noise_seed);
+    return gantl_generator_synthesis(ctx, G, gantl_generator_mapping(ctx, G, z, c, 1.0f, -1, 0), mode, &rng, NULL);
+}
+
+/* 1 when the float32 .npy at path holds t's shape and values: bit for bit in a build with the
+   CLI's flags, within 1e-5 * max(1, |value|) when the test binary is built otherwise (make asan). */
+static int cli_npy_equals(const char *path, const gantl_tensor *t) {
+    gantl_npy a;
+    if (!t || gantl_npy_load(&a, path) != GANTL_OK) return 0;
+    int same = a.dtype == GANTL_F32 && a.ndim == t->ndim && a.numel == t->numel;
+    for (int d = 0; same && d < t->ndim; d++) same = a.shape[d] == t->shape[d];
+    const float *v = (const float *)a.data;
+    for (int64_t i = 0; same && i < t->numel; i++) same = fabs((double)v[i] - t->data[i]) <= 1e-5 * fmax(1.0, fabs(t->data[i]));
+    gantl_npy_free(&a);
+    return same;
+}
+
+/* generate --z, --class, --noise-mode const|random|none and the default --net G_ema, and
+   discriminate --class, on a conditional checkpoint made from the fixtures (G_ema: sg2_gc's G;
+   G: the same with every parameter scaled by 1.1; D: sg2_dc's D), against the library. */
+static void test_cli_generate_options_and_conditional(void) {
+    const char *ckpt = "build/test_cli_cond.safetensors";
+    gantl_st_file fg, fd;
+    gantl_generator G;
+    gantl_discriminator D;
+    if (gantl_st_load(&fg, "tests/fixtures/sg2_gc.safetensors") != GANTL_OK) {
+        CHECK_MSG(0, "%s", gantl_last_error());
+        return;
+    }
+    if (gantl_st_load(&fd, "tests/fixtures/sg2_dc.safetensors") != GANTL_OK) {
+        CHECK_MSG(0, "%s", gantl_last_error());
+        gantl_st_free(&fg);
+        return;
+    }
+    if (gantl_generator_from_file(&G, &fg, "G.") != GANTL_OK || gantl_discriminator_from_file(&D, &fd, "D.") != GANTL_OK) {
+        CHECK_MSG(0, "%s", gantl_last_error());
+        gantl_st_free(&fg);
+        gantl_st_free(&fd);
+        return;
+    }
+    CHECK(G.cfg.c_dim == 3 && D.cfg.c_dim == 3);
+    gantl_st_writer w;
+    gantl_st_writer_init(&w);
+    char gjson[1024], djson[1024];
+    gantl_g_config_to_json(&G.cfg, gjson, sizeof gjson);
+    gantl_d_config_to_json(&D.cfg, djson, sizeof djson);
+    gantl_st_writer_meta(&w, "gantl.G", gjson);
+    gantl_st_writer_meta(&w, "gantl.D", djson);
+    gantl_generator G_train;
+    CHECK(gantl_generator_from_file(&G_train, &fg, "G.") == GANTL_OK);
+    for (int64_t i = 0; i < G_train.params.numel; i++) G_train.params.data[i] *= 1.1f;
+    CHECK(gantl_generator_write(&G, &w, "G_ema.") == GANTL_OK);
+    CHECK(gantl_generator_write(&G_train, &w, "G.") == GANTL_OK);
+    CHECK(gantl_discriminator_write(&D, &w, "D.") == GANTL_OK);
+    CHECK(gantl_st_writer_save(&w, ckpt) == GANTL_OK);
+    gantl_st_writer_free(&w);
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    gantl_set_grad_enabled(ctx, 0);
+    gantl_rng rng = gantl_rng_new(21);
+    int64_t zs[2] = {3, G.cfg.z_dim};
+    gantl_tensor *z = gantl_randn(ctx, &rng, 2, zs);
+    CHECK(gantl_npy_save("build/test_cli_z.npy", GANTL_F32, 2, z->shape, z->data) == GANTL_OK);
+    struct {
+        const char *args;
+        gantl_generator *net;
+        int klass;
+        gantl_noise_mode mode;
+        int noise_seed;
+    } runs[] = {
+        {"--class 1 --noise-mode const", &G, 1, GANTL_NOISE_CONST, 0}, /* default --net: G_ema */
+        {"--class 1 --noise-mode none", &G, 1, GANTL_NOISE_NONE, 0},
+        {"--class 1 --noise-mode random --noise-seed 5", &G, 1, GANTL_NOISE_RANDOM, 5},
+        {"--class 1 --noise-mode random --noise-seed 6", &G, 1, GANTL_NOISE_RANDOM, 6},
+        {"--class 1 --noise-mode const --net G", &G_train, 1, GANTL_NOISE_CONST, 0},
+        {"--class 2 --net G_ema", &G, 2, GANTL_NOISE_CONST, 0},
+    };
+    enum { RUNS = sizeof runs / sizeof runs[0], NUMEL = 3 * 1 * 16 * 16 };
+    static float images[RUNS][NUMEL];
+    char out[4096];
+    for (int r = 0; r < RUNS; r++) {
+        char command[512];
+        snprintf(command, sizeof command, "./build/gantl generate --ckpt %s --z build/test_cli_z.npy %s --npy build/test_cli_g.npy",
+                 ckpt, runs[r].args);
+        int rc = cli_run(command, out, sizeof out);
+        CHECK_MSG(rc == 0 && strstr(out, "wrote build/test_cli_g.npy: 3 images, float32 (3, 1, 16, 16)"), "'%s': exit %d: %s",
+                  runs[r].args, rc, out);
+        gantl_tensor *img = cli_lib_images(ctx, runs[r].net, z, runs[r].klass, runs[r].mode, (uint64_t)runs[r].noise_seed);
+        CHECK_MSG(cli_npy_equals("build/test_cli_g.npy", img), "'%s': not the library's images", runs[r].args);
+        if (img && img->numel == NUMEL) memcpy(images[r], img->data, sizeof images[r]);
+    }
+    /* each option changes the images: no two runs above gave the same */
+    for (int r = 0; r < RUNS; r++)
+        for (int q = 0; q < r; q++)
+            CHECK_MSG(memcmp(images[r], images[q], sizeof images[r]) != 0, "'%s' and '%s' gave the same images", runs[r].args,
+                      runs[q].args);
+    /* discriminate --class 2: D(x, one-hot 2) */
+    const gantl_st_tensor *t = gantl_st_find(&fd, "in.img_real");
+    CHECK(t != NULL);
+    if (t) {
+        gantl_npy_save("build/test_cli_x.npy", GANTL_F32, t->ndim, t->shape, t->bytes);
+        int rc = cli_run("./build/gantl discriminate --ckpt build/test_cli_cond.safetensors --images build/test_cli_x.npy "
+                         "--class 2 --out build/test_cli_l.npy", out, sizeof out);
+        CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+        gantl_tensor *x = gantl_new(ctx, t->ndim, t->shape);
+        gantl_st_read_f32(&fd, "in.img_real", x->data, x->numel, 0, NULL);
+        int64_t cs[2] = {t->shape[0], 3};
+        gantl_tensor *c = gantl_zeros(ctx, 2, cs);
+        for (int64_t i = 0; i < t->shape[0]; i++) c->data[i * 3 + 2] = 1.0f;
+        gantl_tensor *logits = gantl_discriminator_forward(ctx, &D, x, c);
+        CHECK(cli_npy_equals("build/test_cli_l.npy", logits));
+        c = gantl_zeros(ctx, 2, cs);
+        for (int64_t i = 0; i < t->shape[0]; i++) c->data[i * 3] = 1.0f;
+        CHECK(!cli_npy_equals("build/test_cli_l.npy", gantl_discriminator_forward(ctx, &D, x, c))); /* class 0 differs */
+    }
+    CHECK(gantl_ctx_status(ctx) == GANTL_OK);
+    gantl_ctx_free(ctx);
+    gantl_generator_free(&G);
+    gantl_generator_free(&G_train);
+    gantl_discriminator_free(&D);
+    gantl_st_free(&fg);
+    gantl_st_free(&fd);
+    remove(ckpt);
+    remove("build/test_cli_z.npy");
+    remove("build/test_cli_g.npy");
     remove("build/test_cli_x.npy");
     remove("build/test_cli_l.npy");
 }
@@ -96,6 +247,11 @@ static void test_cli_errors_and_help(void) {
         {"generate --help", 0, "--seeds LIST"},
         {"discriminate --help", 0, "--images X.npy"},
         {"info --help", 0, "usage: gantl info"},
+        {"export --help", 0, "usage: gantl export"},
+        {"train --help", 0, "usage: gantl train"},
+        {"metrics --help", 0, "usage: gantl metrics"},
+        {"select --help", 0, "usage: gantl select"},
+        {"toy2d --help", 0, "usage: gantl toy2d"},
         {"generate --seeds 0-3", 2, "--ckpt is required"},
         {"generate --ckpt x --seeds 0-3 --z z.npy", 2, "exactly one of --seeds and --z"},
         {"generate --ckpt x --seeds 5-2", 1, "cannot open 'x'"},
@@ -246,6 +402,18 @@ static void test_cli_train_fine_tunes_a_checkpoint(void) {
     gantl_st_file a, b;
     CHECK(gantl_st_load(&a, "tests/fixtures/sg2_gd.safetensors") == GANTL_OK);
     CHECK(gantl_st_load(&b, "build/cli_ft/network-snapshot-000000.safetensors") == GANTL_OK);
+    /* the official transfer settings: ADA reacting over 100 kimg, no EMA ramp-up (the small
+       preset alone has 500 and 0.05), ADA on by default */
+    const char *train_meta = gantl_st_meta(&b, "gantl.train");
+    gantl_json tj;
+    if (train_meta && gantl_json_parse(&tj, train_meta, strlen(train_meta)) == GANTL_OK) {
+        const gantl_json *c = gantl_json_get(&tj, "config");
+        CHECK_MSG(c && cli_json_number(c, "ada_kimg") == 100 && cli_json_number(c, "ema_rampup") < 0 &&
+                      cli_json_number(c, "augment") == 1 && cli_json_number(c, "ada_target") > 0,
+                  "fine-tuning config: %s", train_meta);
+        gantl_json_free(&tj);
+    } else
+        CHECK_MSG(0, "the fine-tuned snapshot has no gantl.train metadata");
     const gantl_st_tensor *w0 = gantl_st_find(&a, "G.synthesis.b8.conv0.weight"), *w1 = gantl_st_find(&b, "G.synthesis.b8.conv0.weight");
     CHECK(w0 && w1 && w0->numel == w1->numel);
     if (w0 && w1 && w0->numel == w1->numel) {
@@ -266,6 +434,289 @@ static void test_cli_train_fine_tunes_a_checkpoint(void) {
     rc = cli_run("./build/gantl train --data fashion-mnist:shoe --out build/cli_ft", out, sizeof out);
     CHECK_MSG(rc == 1 && strstr(out, "shoe"), "exit %d: %s", rc, out);
     cli_run("rm -rf build/cli_ft", out, sizeof out);
+}
+
+/* The lines of a JSONL file parsed (at most max); returns how many parsed. */
+static int cli_read_jsonl(const char *path, gantl_json *lines, int max) {
+    unsigned char *bytes;
+    size_t size;
+    int n = 0;
+    if (gantl_read_file(path, &bytes, &size) != GANTL_OK) return 0;
+    for (size_t start = 0; start < size && n < max;) {
+        const char *line = (const char *)bytes + start, *nl = (const char *)memchr(line, '\n', size - start);
+        size_t len = nl ? (size_t)(nl - line) : size - start;
+        if (gantl_json_parse(&lines[n], line, len) != GANTL_OK) break;
+        n++;
+        start += len + 1;
+    }
+    if (size) free(bytes);
+    return n;
+}
+
+/* A grid PNG of 64 RxR grey images (8x8 cells) as written by the trainer: its mean cell, the
+   average image of the grid (R * R values, 0..255); 0 if it cannot be read. */
+static int cli_grid_mean(const char *path, double *mean, int *res) {
+    int w, h, c;
+    unsigned char *px = stbi_load(path, &w, &h, &c, 1);
+    if (!px) return 0;
+    int R = w / 8, ok = w == h && R * 8 == w && R <= 64;
+    for (int i = 0; ok && i < R * R; i++) mean[i] = 0;
+    for (int y = 0; ok && y < h; y++)
+        for (int x = 0; x < w; x++) mean[(y % R) * R + x % R] += px[y * w + x] / 64.0;
+    *res = R;
+    stbi_image_free(px);
+    return ok;
+}
+
+/* RMS difference of two mean images. */
+static double cli_rms(const double *a, const double *b, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += (a[i] - b[i]) * (a[i] - b[i]);
+    return sqrt(s / n);
+}
+
+/* A short CPU run on 300 Fashion-MNIST bags (40 iterations of 16, four ticks) makes progress,
+   as logged: D separates reals from fakes (its score gap D(real) - D(fake) grows), its loss
+   falls and the gap between the D and G losses narrows (loss_d - loss_g 0.62 -> 0.36 in
+   this deterministic run; at the start D is random, loss_d ~ 2 ln 2, loss_g ~ ln 2), and the
+   sample grid of G_ema at the end differs from the one at the start and its mean image is
+   closer to the reals' (RMS 73 -> 59 grey levels here). Without training none of these
+   moves: the checks have wide margins. ~10 s on two cores. */
+static void test_cli_train_learns_fashion_mnist(void) {
+    char out[16384];
+    int rc = cli_run("rm -rf build/cli_learn && ./build/gantl train --data fashion-mnist:bag --max-images 300 --res 16 "
+                     "--aug noaug --batch 16 --channel-base 128 --channel-max 16 --kimg 0.64 --tick 0.16 --snap 100 "
+                     "--out build/cli_learn", out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "300 images, 1 channel(s), 16x16"), "exit %d: %s", rc, out);
+    gantl_json ticks[8];
+    int n = cli_read_jsonl("build/cli_learn/stats.jsonl", ticks, 8);
+    CHECK_MSG(n == 4, "%d ticks in stats.jsonl", n);
+    if (n >= 2) {
+        const gantl_json *first = &ticks[0], *last = &ticks[n - 1];
+        double gap0 = cli_json_number(first, "score_real") - cli_json_number(first, "score_fake");
+        double gap1 = cli_json_number(last, "score_real") - cli_json_number(last, "score_fake");
+        double d0 = cli_json_number(first, "loss_d"), d1 = cli_json_number(last, "loss_d");
+        double dg0 = d0 - cli_json_number(first, "loss_g"), dg1 = d1 - cli_json_number(last, "loss_g");
+        if (getenv("GANTL_TEST_VERBOSE"))
+            printf("    score gap %.3f -> %.3f, loss_d %.3f -> %.3f, loss_d - loss_g %.3f -> %.3f\n", gap0, gap1, d0, d1,
+                   dg0, dg1);
+        CHECK_MSG(gap1 > 0.1 && gap1 > gap0 + 0.1, "D(real) - D(fake): %g -> %g", gap0, gap1);
+        CHECK_MSG(d1 < d0 - 0.05, "loss_d %g -> %g", d0, d1);
+        CHECK_MSG(dg1 < dg0 - 0.05, "loss_d - loss_g %g -> %g", dg0, dg1);
+        CHECK(cli_json_number(last, "kimg") == 0.64 && cli_json_number(last, "tick") == n - 1);
+    }
+    for (int i = 0; i < n; i++) gantl_json_free(&ticks[i]);
+    /* the sample grids: fakes000000.png (the end, 0.64 kimg) against fakes_init.png and reals.png */
+    static double real[64 * 64], init[64 * 64], end[64 * 64];
+    int r0 = 0, r1 = 0, r2 = 0;
+    int read = cli_grid_mean("build/cli_learn/reals.png", real, &r0) && cli_grid_mean("build/cli_learn/fakes_init.png", init, &r1) &&
+               cli_grid_mean("build/cli_learn/fakes000000.png", end, &r2);
+    CHECK_MSG(read && r0 == 16 && r1 == 16 && r2 == 16, "grids missing or not 8x8 cells of 16x16 (%d %d %d)", r0, r1, r2);
+    if (read && r0 == 16 && r1 == 16 && r2 == 16) {
+        unsigned char *a, *b;
+        size_t na, nb;
+        CHECK(gantl_read_file("build/cli_learn/fakes_init.png", &a, &na) == GANTL_OK &&
+              gantl_read_file("build/cli_learn/fakes000000.png", &b, &nb) == GANTL_OK);
+        CHECK_MSG(na != nb || memcmp(a, b, na) != 0, "the final grid is the initial one");
+        free(a), free(b);
+        double before = cli_rms(init, real, 256), after = cli_rms(end, real, 256), moved = cli_rms(init, end, 256);
+        if (getenv("GANTL_TEST_VERBOSE")) printf("    mean image vs reals %.2f -> %.2f (moved %.2f)\n", before, after, moved);
+        CHECK_MSG(moved > 5.0 && after < before - 5.0, "mean fake image vs reals: RMS %.2f -> %.2f (moved %.2f)", before,
+                  after, moved);
+    }
+    cli_run("rm -rf build/cli_learn", out, sizeof out);
+}
+
+/* The "config" object of a snapshot's gantl.train metadata (j is freed by the caller), or NULL. */
+static const gantl_json *cli_train_meta(const gantl_st_file *f, gantl_json *j, const char *key) {
+    const char *text = gantl_st_meta(f, key);
+    if (!text || gantl_json_parse(j, text, strlen(text)) != GANTL_OK) {
+        CHECK_MSG(0, "no parsable %s metadata", key);
+        return NULL;
+    }
+    return j;
+}
+
+/* Sleeps ms milliseconds. */
+static void cli_sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* waitpid with a bound: the exit code, 1000 + the signal that killed it (a shell's 128 +
+   signal would look like the 130 that gantl train exits with), or -1 (too long: then the
+   child is killed). */
+static int cli_wait(pid_t pid, double seconds) {
+    int status;
+    for (long waited = 0; waited < (long)(seconds * 1000); waited += 20) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 1000 + WTERMSIG(status) : -1;
+        if (r < 0) return -1;
+        cli_sleep_ms(20);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+/* Ctrl-C: a run (with ADA, so the stop can fall inside an ADA interval) that gets SIGINT once
+   its first tick is logged finishes the iteration, saves a snapshot that loads, exits with
+   130, and --resume continues from it. Every wait is bounded (2 minutes). */
+static void test_cli_train_ctrl_c_saves_and_resumes(void) {
+    char out[16384];
+    cli_run("rm -rf build/cli_int build/cli_int2 && mkdir -p build/cli_int", out, sizeof out);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) { /* exec: SIGINT goes to gantl itself, not to a shell */
+        execl("/bin/sh", "sh", "-c",
+              "exec ./build/gantl train --data fashion-mnist:sandal --max-images 64 --res 16 --aug ada --batch 8 "
+              "--channel-base 64 --channel-max 8 --tick 0.008 --snap 1000 --kimg 1000 --out build/cli_int "
+              "> build/cli_int/log.txt 2>&1", (char *)NULL);
+        _exit(127);
+    }
+    CHECK(pid > 0);
+    if (pid <= 0) return;
+    /* the first tick's line: the signal handlers are installed before the loop */
+    int logged = 0, exited_early = 0, status;
+    for (long waited = 0; waited < 120000 && !logged && !exited_early; waited += 20) {
+        unsigned char *bytes;
+        size_t size;
+        if (gantl_read_file("build/cli_int/stats.jsonl", &bytes, &size) == GANTL_OK) {
+            logged = size > 0 && memchr(bytes, '\n', size) != NULL;
+            if (size) free(bytes);
+        }
+        if (!logged) {
+            exited_early = waitpid(pid, &status, WNOHANG) == pid;
+            cli_sleep_ms(20);
+        }
+    }
+    CHECK_MSG(logged && !exited_early, "no tick logged (exited early: %d)", exited_early);
+    if (!exited_early) {
+        kill(pid, SIGINT);
+        int rc = cli_wait(pid, 120);
+        CHECK_MSG(rc == 130, "exit %d after SIGINT, expected 130", rc);
+    }
+    unsigned char *log = NULL;
+    size_t size = 0;
+    CHECK(gantl_read_file("build/cli_int/log.txt", &log, &size) == GANTL_OK);
+    CHECK_MSG(size && strstr((char *)log, "stopped by a signal") && strstr((char *)log, "saved build/cli_int/network-snapshot-000000"),
+              "log: %s", size ? (char *)log : "");
+    if (size) free(log);
+    /* the snapshot loads as a training state; no temporary file is left */
+    gantl_st_file f;
+    int64_t nimg = 0;
+    if (gantl_st_load(&f, "build/cli_int/network-snapshot-000000.safetensors") == GANTL_OK) {
+        gantl_trainer t;
+        gantl_status s = gantl_trainer_from_snapshot(&t, &f);
+        CHECK_MSG(s == GANTL_OK, "%s", gantl_last_error());
+        if (s == GANTL_OK) {
+            nimg = t.cur_nimg;
+            CHECK_MSG(nimg >= 8 && nimg % 8 == 0 && t.cfg.augment && t.cfg.ada_target > 0, "cur_nimg %lld", (long long)nimg);
+            gantl_trainer_free(&t);
+        }
+        gantl_st_free(&f);
+    } else
+        CHECK_MSG(0, "%s", gantl_last_error());
+    FILE *tmp = fopen("build/cli_int/network-snapshot-000000.safetensors.tmp", "rb");
+    CHECK(tmp == NULL);
+    if (tmp) fclose(tmp);
+    /* --resume continues it: two more iterations (to nimg + 12 rounds up to nimg + 16) */
+    if (nimg > 0) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "./build/gantl train --data fashion-mnist:sandal --max-images 64 --res 16 --aug ada --batch 8 "
+                 "--channel-base 64 --channel-max 8 --tick 0.008 --snap 1000 --kimg %.3f --out build/cli_int2 --resume "
+                 "build/cli_int/network-snapshot-000000.safetensors", (double)(nimg + 12) / 1000.0);
+        int rc = cli_run(cmd, out, sizeof out);
+        CHECK_MSG(rc == 0 && strstr(out, "continuing the run"), "exit %d: %s", rc, out);
+        if (gantl_st_load(&f, "build/cli_int2/network-snapshot-000000.safetensors") == GANTL_OK) {
+            gantl_json j;
+            if (cli_train_meta(&f, &j, "gantl.train")) {
+                CHECK_MSG(cli_json_number(&j, "cur_nimg") == (double)(nimg + 16), "resumed at %lld, ended at %g", (long long)nimg,
+                          cli_json_number(&j, "cur_nimg"));
+                gantl_json_free(&j);
+            }
+            gantl_st_free(&f);
+        } else
+            CHECK_MSG(0, "%s", gantl_last_error());
+    }
+    cli_run("rm -rf build/cli_int build/cli_int2", out, sizeof out);
+}
+
+/* --cfg, --res, --gamma, --aug fixed:P, --seed and --batch reach the run: one iteration each,
+   read back from the snapshot's gantl.G / gantl.D / gantl.train / gantl.data metadata. */
+static void test_cli_train_options_reach_the_run(void) {
+    char out[16384];
+    /* cifar: train.py's constants, batch 64 in rounds of batch_gpu 64 // 2 = 32 */
+    int rc = cli_run("rm -rf build/cli_opt && ./build/gantl train --data fashion-mnist:sandal --max-images 64 --cfg cifar "
+                     "--res 8 --channel-base 64 --channel-max 8 --gamma 0.5 --aug fixed:0.3 --seed 5 --kimg 0.064 "
+                     "--tick 0.064 --out build/cli_opt", out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "64 images, 1 channel(s), 8x8") && strstr(out, "batch 64, gamma 0.5, fixed augmentation"),
+              "exit %d: %s", rc, out);
+    gantl_st_file f;
+    if (gantl_st_load(&f, "build/cli_opt/network-snapshot-000000.safetensors") == GANTL_OK) {
+        gantl_json j, g, d, data;
+        if (cli_train_meta(&f, &j, "gantl.train")) {
+            const gantl_json *c = gantl_json_get(&j, "config");
+            CHECK(c != NULL);
+            if (c) {
+                CHECK(cli_json_number(c, "batch_size") == 64 && cli_json_number(c, "batch_gpu") == 32);
+                CHECK(cli_json_number(c, "r1_gamma") == 0.5 && cli_json_number(c, "augment") == 1);
+                CHECK_MSG((float)cli_json_number(c, "augment_p") == 0.3f && cli_json_number(c, "ada_target") < 0,
+                          "augment_p %g, ada_target %g", cli_json_number(c, "augment_p"), cli_json_number(c, "ada_target"));
+                CHECK(cli_json_number(c, "ema_kimg") == 500 && (float)cli_json_number(c, "ema_rampup") == 0.05f &&
+                      cli_json_number(c, "pl_weight") == 0 && cli_json_number(c, "style_mixing_prob") == 0 &&
+                      cli_json_number(c, "ada_kimg") == 500);
+            }
+            const gantl_json *rs = gantl_json_get(&j, "rng_seed"); /* the run's stream: seed * 3 + 3 */
+            CHECK_MSG(rs && rs->type == GANTL_JSON_STRING && !strcmp(rs->string, "18"), "rng_seed %s", rs ? rs->string : "?");
+            CHECK(cli_json_number(&j, "cur_nimg") == 64);
+            gantl_json_free(&j);
+        }
+        float p = -1;
+        CHECK(gantl_st_read_f32(&f, "train.augment_p", &p, 1, 0, NULL) == GANTL_OK && p == 0.3f); /* fixed: p stays */
+        if (cli_train_meta(&f, &g, "gantl.G")) {
+            const gantl_json *m = gantl_json_get(&g, "mapping_kwargs"), *syn = gantl_json_get(&g, "synthesis_kwargs");
+            CHECK(cli_json_number(&g, "img_resolution") == 8 && syn && cli_json_number(syn, "channel_base") == 64);
+            CHECK_MSG(m && cli_json_number(m, "num_layers") == 2, "cifar: 2 mapping layers");
+            gantl_json_free(&g);
+        }
+        if (cli_train_meta(&f, &d, "gantl.D")) {
+            const gantl_json *a = gantl_json_get(&d, "architecture");
+            CHECK_MSG(a && a->type == GANTL_JSON_STRING && !strcmp(a->string, "orig"), "cifar: D 'orig'");
+            const gantl_json *e = gantl_json_get(&d, "epilogue_kwargs");
+            CHECK(e && cli_json_number(e, "mbstd_group_size") == 32);
+            gantl_json_free(&d);
+        }
+        if (cli_train_meta(&f, &data, "gantl.data")) { /* --seed also picks the --max-images subset */
+            const gantl_json *name = gantl_json_get(&data, "name"), *ss = gantl_json_get(&data, "sampler_seed");
+            CHECK_MSG(name && name->type == GANTL_JSON_STRING && strstr(name->string, "max=64 seed=5"), "data %s",
+                      name && name->type == GANTL_JSON_STRING ? name->string : "?");
+            CHECK(ss && ss->type == GANTL_JSON_STRING && !strcmp(ss->string, "5"));
+            gantl_json_free(&data);
+        }
+        gantl_st_free(&f);
+    } else
+        CHECK_MSG(0, "%s", gantl_last_error());
+    /* paper256 (batch_gpu 64 // 8 = 8) with --batch 16: as train.py, batch_gpu = batch // gpus = 16 */
+    rc = cli_run("rm -rf build/cli_opt && ./build/gantl train --data fashion-mnist:sandal --max-images 64 --cfg paper256 "
+                 "--res 8 --channel-base 64 --channel-max 8 --batch 16 --aug noaug --kimg 0.016 --tick 0.016 "
+                 "--out build/cli_opt", out, sizeof out);
+    CHECK_MSG(rc == 0 && strstr(out, "batch 16, gamma 1, no augmentation"), "exit %d: %s", rc, out);
+    if (gantl_st_load(&f, "build/cli_opt/network-snapshot-000000.safetensors") == GANTL_OK) {
+        gantl_json j;
+        if (cli_train_meta(&f, &j, "gantl.train")) {
+            const gantl_json *c = gantl_json_get(&j, "config");
+            CHECK(c && cli_json_number(c, "batch_size") == 16 && cli_json_number(c, "batch_gpu") == 16 &&
+                  cli_json_number(c, "augment") == 0 && cli_json_number(c, "pl_weight") == 2 &&
+                  cli_json_number(c, "ema_kimg") == 20 && cli_json_number(c, "ema_rampup") < 0);
+            const gantl_json *rs = gantl_json_get(&j, "rng_seed"); /* --seed 0 by default */
+            CHECK(rs && rs->type == GANTL_JSON_STRING && !strcmp(rs->string, "3"));
+            gantl_json_free(&j);
+        }
+        gantl_st_free(&f);
+    } else
+        CHECK_MSG(0, "%s", gantl_last_error());
+    cli_run("rm -rf build/cli_opt", out, sizeof out);
 }
 
 /* Features given as .npy: the JSON equals the library's metrics on the same arrays. */
@@ -369,6 +820,58 @@ static void test_cli_metrics_images_and_cache(void) {
     rc = cli_run(cmd, out3, sizeof out3);
     CHECK_MSG(rc == 0 && !strcmp(strrchr(out, '{'), strrchr(out3, '{')), "after a corrupt cache: %s", out3);
     cli_run("rm -rf build/cli_cache", out3, sizeof out3);
+}
+
+/* The feature cache is keyed by content, not only by names: images changed under the same
+   file name and count, or a weights file with a new modification time, are not served the old
+   features. */
+static void test_cli_metrics_cache_is_not_stale(void) {
+    const char *cmd = "./build/gantl metrics --real build/cli_stale.npy --fake fashion-mnist:bag --num 100 "
+                      "--metrics fid --json 1 --features fmnist:build/cli_stale_cnn.safetensors --cache build/cli_stale_cache";
+    char out[8192], out2[8192], out3[8192];
+    gantl_dataset ds;
+    gantl_dataset_options o;
+    gantl_dataset_options_default(&o);
+    o.max_images = 100;
+    cli_run("rm -rf build/cli_stale_cache && cp models/fmnist_cnn.safetensors build/cli_stale_cnn.safetensors", out,
+            sizeof out);
+    if (gantl_dataset_load(&ds, "fashion-mnist:sandal@test", &o) != GANTL_OK) {
+        CHECK_MSG(0, "%s", gantl_last_error());
+        return;
+    }
+    int64_t shape[4] = {ds.count, ds.channels, ds.resolution, ds.resolution};
+    size_t bytes = (size_t)(ds.count * ds.channels * ds.resolution * ds.resolution);
+    CHECK(gantl_npy_save("build/cli_stale.npy", GANTL_U8, 4, shape, ds.images) == GANTL_OK);
+    int rc = cli_run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    /* the same file name and count, other pixels (the images turned upside down) */
+    unsigned char *flipped = (unsigned char *)malloc(bytes);
+    int64_t rows = ds.count * ds.channels * ds.resolution, r = ds.resolution;
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t plane = i / r, y = i % r;
+        memcpy(flipped + (size_t)(i * r), ds.images + (size_t)((plane * r + (r - 1 - y)) * r), (size_t)r);
+    }
+    CHECK(gantl_npy_save("build/cli_stale.npy", GANTL_U8, 4, shape, flipped) == GANTL_OK);
+    free(flipped);
+    rc = cli_run(cmd, out2, sizeof out2);
+    CHECK_MSG(rc == 0 && strcmp(strrchr(out, '{'), strrchr(out2, '{')), "changed images, same numbers: %s / %s", out,
+              out2);
+    /* the result with the cache equals the one without it */
+    char nocache[1024];
+    snprintf(nocache, sizeof nocache, "%s", cmd);
+    *strstr(nocache, " --cache") = 0;
+    rc = cli_run(nocache, out3, sizeof out3);
+    CHECK_MSG(rc == 0 && !strcmp(strrchr(out2, '{'), strrchr(out3, '{')), "cache %s / none %s", out2, out3);
+    /* a weights file with a new modification time gets its own cache entries (real and fake) */
+    rc = cli_run("ls build/cli_stale_cache | grep -c '^features-'", out3, sizeof out3);
+    int before = atoi(out3);
+    cli_run("touch -d '2001-01-01' build/cli_stale_cnn.safetensors", out3, sizeof out3);
+    rc = cli_run(cmd, out3, sizeof out3);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out3);
+    rc = cli_run("ls build/cli_stale_cache | grep -c '^features-'", out3, sizeof out3);
+    CHECK_MSG(atoi(out3) == before + 2, "cache files %d, then %d (one more for each side)", before, atoi(out3));
+    cli_run("rm -rf build/cli_stale_cache build/cli_stale.npy build/cli_stale_cnn.safetensors", out3, sizeof out3);
+    gantl_dataset_free(&ds);
 }
 
 /* select ranks the target's own class first, by recall and by FID; bad input is refused. */
@@ -536,11 +1039,16 @@ static void run_cli_tests(void) {
 #if defined(__unix__) || defined(__APPLE__)
     RUN(test_cli_generate_matches_library);
     RUN(test_cli_discriminate_matches_library);
+    RUN(test_cli_generate_options_and_conditional);
     RUN(test_cli_errors_and_help);
     RUN(test_cli_train_outputs_and_exact_resume);
     RUN(test_cli_train_fine_tunes_a_checkpoint);
+    RUN(test_cli_train_learns_fashion_mnist);
+    RUN(test_cli_train_ctrl_c_saves_and_resumes);
+    RUN(test_cli_train_options_reach_the_run);
     RUN(test_cli_metrics_features_match_library);
     RUN(test_cli_metrics_images_and_cache);
+    RUN(test_cli_metrics_cache_is_not_stale);
     RUN(test_cli_select);
     RUN(test_cli_toy2d_matches_pytorch);
     RUN(test_cli_toy2d_outputs);

@@ -973,6 +973,50 @@ static void test_sgemm_all_paths(void) {
             }
 }
 
+/* The device slot of the backend table: a fake backend for GANTL_CUDA (host memory, one
+   kernel, add, that marks its output with +1000) gets the ops of tensors on that device;
+   the CPU's ops do not reach it. */
+static int fake_backend_allocs, fake_backend_adds;
+static void *fake_backend_alloc(size_t bytes) {
+    fake_backend_allocs++;
+    return malloc(bytes);
+}
+static void fake_backend_free(void *p) { free(p); }
+static void fake_backend_add(gantl_ctx *ctx, gantl_tensor *out) {
+    (void)ctx;
+    fake_backend_adds++;
+    for (int64_t i = 0; i < out->numel; i++) out->data[i] = out->src[0]->data[i] + out->src[1]->data[i] + 1000.0f;
+}
+
+static void test_backend_slot_dispatches_to_device(void) {
+    const gantl_backend *saved = gantl_get_backend(GANTL_CUDA);
+    if (!saved) CHECK(gantl_ctx_new_device(GANTL_CUDA, 0) == NULL && strstr(gantl_last_error(), "no backend"));
+    static gantl_backend fake;
+    memset(&fake, 0, sizeof fake);
+    fake.name = "fake";
+    fake.forward[GANTL_OP_ADD] = fake_backend_add;
+    fake.alloc = fake_backend_alloc;
+    fake.free = fake_backend_free;
+    gantl_register_backend(GANTL_CUDA, &fake);
+    CHECK(gantl_get_backend(GANTL_CUDA) == &fake && gantl_get_backend(GANTL_CPU) != &fake);
+    fake_backend_allocs = fake_backend_adds = 0;
+    gantl_ctx *ctx = gantl_ctx_new_device(GANTL_CUDA, 1 << 12), *cpu = gantl_ctx_new(1 << 12);
+    CHECK(ctx && gantl_ctx_device(ctx) == GANTL_CUDA);
+    if (ctx && cpu) {
+        float av[4] = {1, 2, 3, 4}, bv[4] = {10, 20, 30, 40};
+        int64_t n = 4;
+        gantl_tensor *a = gantl_from_data(ctx, 1, &n, av), *b = gantl_from_data(ctx, 1, &n, bv);
+        CHECK(a && b && a->device == GANTL_CUDA && b->device == GANTL_CUDA && fake_backend_allocs >= 1);
+        gantl_tensor *c = a && b ? gantl_add(ctx, a, b) : NULL;
+        CHECK(fake_backend_adds == 1 && c && c->device == GANTL_CUDA && c->data[0] == 1011.0f && c->data[3] == 1044.0f);
+        gantl_tensor *d = gantl_add(cpu, gantl_from_data(cpu, 1, &n, av), gantl_from_data(cpu, 1, &n, bv));
+        CHECK(fake_backend_adds == 1 && d && d->device == GANTL_CPU && d->data[3] == 44.0f);
+    }
+    gantl_ctx_free(ctx);
+    gantl_ctx_free(cpu);
+    gantl_register_backend(GANTL_CUDA, saved);
+}
+
 static void run_core_tests(void) {
     gc_ctx = gantl_ctx_new(0);
     RUN(test_grad_binary_ops);
@@ -999,5 +1043,6 @@ static void run_core_tests(void) {
     RUN(test_rng_reproducible_and_thread_independent);
     RUN(test_forward_values);
     RUN(test_sgemm_all_paths);
+    RUN(test_backend_slot_dispatches_to_device);
     gantl_ctx_free(gc_ctx);
 }

@@ -35,7 +35,7 @@ static int mpi_skip(void) {
    every 4 iterations from the sign statistics of both ranks), R1 on the first iteration
    (d_reg_interval 16): five iterations of 32 images, a snapshot after the last */
 #define MPI_TRAIN "train --data fashion-mnist:sandal,bag --cond 1 --max-images 64 --res 16 --batch 32 " \
-                  "--channel-base 512 --channel-max 32 --kimg 0.128 --tick 1 --snap 1 "
+                  "--channel-base 512 --channel-max 32 --kimg 0.16 --tick 1 --snap 1 "
 
 /* Largest |a - b| over the float tensors named prefix* of two files; -1 if they differ in
    names or shapes. */

@@ -61,6 +61,48 @@ static void train_expect_params(net_fixture *nf, int it, const char *net, const 
     }
 }
 
+/* The mean over the rounds of it<i>.loss.<name> (the reference records one value per round
+   of batch_gpu images); NaN if the fixture has none (the phase did not run). */
+static double train_ref_loss(net_fixture *nf, int it, const char *name) {
+    char key[64];
+    snprintf(key, sizeof key, "it%d.loss.%s", it, name);
+    const gantl_st_tensor *t = gantl_st_find(&nf->f, key);
+    if (!t || t->numel < 1 || t->numel > 16) return NAN;
+    float v[16];
+    gantl_st_read_f32(&nf->f, key, v, t->numel, 0, NULL);
+    double s = 0;
+    for (int64_t i = 0; i < t->numel; i++) s += v[i];
+    return s / (double)t->numel;
+}
+
+/* The iteration's losses (gantl_train_stats, means over the rounds) against the reference's:
+   G main (softplus(-D(G(z)))), D main (its fake plus its real term), path length (weighted)
+   and R1 (gamma / 2 times the penalty), each within 1e-5 * (1 + |reference|). They are
+   float32 reductions, and the two sides agree to 6e-7 at most (R1, ~0.01, to ~5e-9), while
+   a wrong sign, weight, gamma, draw or round moves a loss by far more than the tolerance
+   (which is 0.1% of the R1 loss). A phase that did not run has no
+   reference value and must be NaN in the stats. */
+static void train_expect_losses(net_fixture *nf, int it, const gantl_train_stats *st) {
+    double d_fake = train_ref_loss(nf, it, "D_fake"), d_real = train_ref_loss(nf, it, "D_real");
+    struct { const char *name; double got, want; } l[4] = {
+        {"G", st->loss_g, train_ref_loss(nf, it, "G")},
+        {"D", st->loss_d, d_fake + d_real},
+        {"pl", st->loss_pl, train_ref_loss(nf, it, "pl")},
+        {"r1", st->loss_r1, train_ref_loss(nf, it, "r1")},
+    };
+    CHECK_MSG(!isnan(l[0].want) && !isnan(l[1].want), "it%d: the fixture has no G / D losses", it);
+    for (int i = 0; i < 4; i++) {
+        if (isnan(l[i].want)) {
+            CHECK_MSG(isnan(l[i].got), "it%d loss %s: %.9g, but the phase did not run in the reference", it, l[i].name, l[i].got);
+            continue;
+        }
+        double err = fabs(l[i].got - l[i].want);
+        CHECK_MSG(err <= 1e-5 * (1.0 + fabs(l[i].want)), "it%d loss %s: %.9g, reference %.9g (error %.3g)", it,
+                  l[i].name, l[i].got, l[i].want, err);
+        if (getenv("GANTL_TEST_VERBOSE")) printf("    it%d loss %s: %.9g vs %.9g (error %.2g)\n", it, l[i].name, l[i].got, l[i].want, err);
+    }
+}
+
 static int train_from_fixture(gantl_trainer *t, net_fixture *nf) {
     const char *fixture = gantl_st_meta(&nf->f, "gantl.fixture");
     gantl_g_config g;
@@ -116,6 +158,7 @@ static void train_check_reference(const char *fixture_name) {
         net_expect(&nf, &t.pl_mean, 1, name, 1e-4, 0);
         snprintf(name, sizeof name, "it%d.augment_p", it);
         net_expect(&nf, &t.augment.p, 1, name, 1e-7, 1.0);
+        train_expect_losses(&nf, it, &st);
     }
     CHECK_MSG(tc.phases_seen == 6, "%d phases ran, expected 4 + 2", tc.phases_seen);
     const char *fixture = gantl_st_meta(&nf.f, "gantl.fixture");
@@ -130,8 +173,12 @@ static void test_train_steps_match_reference(void) { train_check_reference("trai
 /* with ADA: the augmentation before every D call, R1 through it, p adjusted each iteration */
 static void test_train_steps_with_ada_match_reference(void) { train_check_reference("train_step_ada"); }
 
-/* Run 4 steps in one go, or 2 steps + snapshot + 2 steps in a new trainer: identical. */
-static void test_train_resume_is_exact(void) {
+/* Run `steps` steps in one go, or 2 steps + snapshot + the rest in a new trainer: identical.
+   With augment, ADA runs with a p update every 3 iterations: the snapshot (after 2) falls in
+   the middle of an interval, so the continuation must restore p and the half-collected sign
+   statistics (the update after iteration 3 uses all three iterations' signs), and the run
+   ends mid-interval again so the statistics are compared too. */
+static void train_resume_check(int augment, int steps) {
     gantl_g_config g;
     gantl_d_config d;
     gantl_train_config cfg;
@@ -139,12 +186,14 @@ static void test_train_resume_is_exact(void) {
     g.channel_base = d.channel_base = 64, g.channel_max = d.channel_max = 8, g.z_dim = g.w_dim = 8;
     cfg.augment = 0, cfg.batch_size = 4, cfg.batch_gpu = 2, cfg.pl_weight = 2.0f, cfg.style_mixing_prob = 0.9f;
     cfg.g_reg_interval = 2, cfg.d_reg_interval = 3;
+    if (augment) /* p moves by 4 * 3 / (0.1 * 1000) = 0.12 per update */
+        cfg.augment = 1, cfg.augment_p = 0.5f, cfg.ada_interval = 3, cfg.ada_kimg = 0.1f;
     gantl_trainer a, b;
     CHECK(gantl_trainer_init(&a, &g, &d, &cfg, 7) == GANTL_OK);
-    int np = gantl_trainer_num_phases(&a);
+    int np = gantl_trainer_num_phases(&a), resumed = 0;
     float reals[4 * 64], real_c[4 * 2], gen_c[4 * 4 * 2];
     gantl_rng rng = gantl_rng_new(3);
-    for (int step = 0; step < 4; step++) {
+    for (int step = 0; step < steps; step++) {
         gantl_rng_uniform(&rng, reals, 4 * 64, -1, 1);
         memset(real_c, 0, sizeof real_c);
         memset(gen_c, 0, sizeof gen_c);
@@ -159,21 +208,45 @@ static void test_train_resume_is_exact(void) {
             gantl_st_writer_free(&w);
             gantl_st_file f;
             CHECK(gantl_st_load(&f, "build/test_resume.safetensors") == GANTL_OK);
-            CHECK_MSG(gantl_trainer_from_snapshot(&b, &f) == GANTL_OK, "%s", gantl_last_error());
+            resumed = gantl_trainer_from_snapshot(&b, &f) == GANTL_OK;
+            CHECK_MSG(resumed, "%s", gantl_last_error());
             gantl_st_free(&f);
+            if (!resumed) break;
+            if (augment) { /* mid-interval: statistics of two iterations, carried over exactly */
+                CHECK_MSG(a.batch_idx % cfg.ada_interval != 0 && a.augment.sign_count > 0,
+                          "the snapshot is not in the middle of an ADA interval (%lld, %lld signs)",
+                          (long long)a.batch_idx, (long long)a.augment.sign_count);
+                CHECK(b.augment.p == a.augment.p && b.augment.sign_sum == a.augment.sign_sum &&
+                      b.augment.sign_count == a.augment.sign_count);
+                CHECK(b.augment.ada_interval == 3 && b.augment.ada_kimg == a.augment.ada_kimg &&
+                      b.augment.ada_target == a.augment.ada_target && b.cfg.augment);
+            }
         }
         if (step >= 2) CHECK(gantl_trainer_step(&b, reals, real_c, gen_c, NULL) == GANTL_OK);
     }
-    CHECK(a.cur_nimg == 16 && b.cur_nimg == 16 && a.batch_idx == b.batch_idx && a.pl_mean == b.pl_mean);
+    if (!resumed) {
+        gantl_trainer_free(&a);
+        return;
+    }
+    CHECK(a.cur_nimg == 4 * steps && b.cur_nimg == 4 * steps && a.batch_idx == b.batch_idx && a.pl_mean == b.pl_mean);
     CHECK(!memcmp(a.G.params.data, b.G.params.data, (size_t)a.G.params.numel * 4));
     CHECK(!memcmp(a.D.params.data, b.D.params.data, (size_t)a.D.params.numel * 4));
     CHECK(!memcmp(a.G_ema.params.data, b.G_ema.params.data, (size_t)a.G_ema.params.numel * 4));
     CHECK(!memcmp(a.G.buffers.data, b.G.buffers.data, (size_t)a.G.buffers.numel * 4));
     CHECK(!memcmp(a.opt_d.v, b.opt_d.v, (size_t)a.opt_d.numel * 4) && a.rng.offset == b.rng.offset);
+    CHECK(a.augment.p == b.augment.p && a.augment.sign_sum == b.augment.sign_sum &&
+          a.augment.sign_count == b.augment.sign_count);
+    if (augment) { /* ADA did run: p was updated (steps / 3 times) and the run ends mid-interval */
+        CHECK_MSG(a.augment.p != 0.5f && a.batch_idx % 3 != 0 && a.augment.sign_count > 0, "p %g after %lld iterations",
+                  (double)a.augment.p, (long long)a.batch_idx);
+    }
     gantl_trainer_free(&a);
     gantl_trainer_free(&b);
     remove("build/test_resume.safetensors");
 }
+
+static void test_train_resume_is_exact(void) { train_resume_check(0, 4); }
+static void test_train_resume_with_ada_is_exact(void) { train_resume_check(1, 5); }
 
 static void test_train_presets(void) {
     gantl_g_config g;
@@ -182,15 +255,28 @@ static void test_train_presets(void) {
     CHECK(gantl_train_preset("paper256", 256, 3, 0, &g, &d, &c) == GANTL_OK);
     CHECK(c.batch_size == 64 && d.mbstd_group_size == 8 && g.channel_base == 16384 && c.r1_gamma == 1.0f &&
           c.ema_kimg == 20.0f && c.ema_rampup < 0 && g.mapping.num_layers == 8 && c.pl_weight == 2.0f);
+    /* train.py: batch_gpu = mb // ref_gpus (paper256: 8 reference GPUs, cifar 2, auto the GPUs used) */
+    CHECK_MSG(c.batch_gpu == 8, "paper256 batch_gpu %d, expected 64 // 8", c.batch_gpu);
     CHECK(gantl_train_preset("cifar", 32, 3, 10, &g, &d, &c) == GANTL_OK);
     CHECK(c.batch_size == 64 && d.mbstd_group_size == 32 && g.channel_base == 32768 && c.r1_gamma == 0.01f &&
           c.ema_kimg == 500.0f && c.ema_rampup == 0.05f && c.pl_weight == 0.0f && c.style_mixing_prob == 0.0f &&
           d.architecture == GANTL_D_ORIG && g.mapping.num_layers == 2 && g.c_dim == 10);
+    CHECK_MSG(c.batch_gpu == 32, "cifar batch_gpu %d, expected 64 // 2", c.batch_gpu);
+    { /* a trainer runs cifar's batch in two rounds of 32 (the minibatch-std group 32 fits them) */
+        gantl_trainer t;
+        g.channel_base = d.channel_base = 64, g.channel_max = d.channel_max = 8, g.img_resolution = d.img_resolution = 8;
+        g.z_dim = g.w_dim = 8;
+        CHECK_MSG(gantl_trainer_init(&t, &g, &d, &c, 0) == GANTL_OK, "%s", gantl_last_error());
+        CHECK(t.cfg.batch_gpu == 32 && t.cfg.batch_size == 64);
+        gantl_trainer_free(&t);
+    }
     CHECK(gantl_train_preset("auto", 128, 3, 0, &g, &d, &c) == GANTL_OK); /* one GPU */
     CHECK(c.batch_size == 32 && d.mbstd_group_size == 4 && g.channel_base == 16384 &&
           fabs(c.r1_gamma - 0.0002 * 128 * 128 / 32) < 1e-6 && c.ema_kimg == 10.0f && c.lr_g == 0.0025);
+    CHECK(c.batch_gpu == 0); /* one GPU: the whole batch (mb // 1) */
     CHECK(gantl_train_preset("auto", 1024, 3, 0, &g, &d, &c) == GANTL_OK);
     CHECK(c.batch_size == 4 && c.lr_g == 0.002 && g.channel_base == 32768);
+    CHECK(gantl_train_preset("small", 32, 1, 0, &g, &d, &c) == GANTL_OK && c.batch_size == 32 && c.batch_gpu == 0);
     CHECK(gantl_train_preset("tiny", 32, 3, 0, &g, &d, &c) == GANTL_ERR_INVALID);
     char buf[1024];
     gantl_train_config back;
@@ -295,6 +381,7 @@ static void run_train_tests(void) {
     RUN(test_train_steps_match_reference);
     RUN(test_train_steps_with_ada_match_reference);
     RUN(test_train_resume_is_exact);
+    RUN(test_train_resume_with_ada_is_exact);
     RUN(test_train_presets);
     RUN(test_optimizer_skips_unreached_parameters);
     RUN(test_train_learns_fashion_mnist);

@@ -50,6 +50,8 @@ sg2_d_orig.safetensors D 'orig', conv_clamp 0.5 (bites), mbstd_group_size 4
 sg2_d_skip.safetensors D 'skip', conv_clamp None, mbstd_group_size 2, mbstd_num_channels 2
 sg2_dc.safetensors     conditional D 'resnet', c_dim 3 (cmap_dim 32 = channels at 4x4, 8-layer
                        label mapping), conv_clamp 256, mbstd_group_size 4
+sg2_d_gray.safetensors D 'skip' on 1-channel images, channel_base 128, channel_max 8 (kept small),
+                       conv_clamp 256, mbstd_group_size 2
   out.logits_real, out.logits_fake [N,1]     D(in.img_real, c), D(in.img_fake, c)
   out.loss_dmain = mean softplus(logits_fake) + mean softplus(-logits_real)
   grad.dmain.D.*, grad.dmain.in.img_real, grad.dmain.in.img_fake
@@ -102,6 +104,7 @@ D_ORIG_KW = dict(D_KW, architecture='orig', conv_clamp=0.5, epilogue_kwargs=dict
 D_SKIP_KW = dict(D_KW, architecture='skip', conv_clamp=None,
                  epilogue_kwargs=dict(mbstd_group_size=2, mbstd_num_channels=2))
 DC_KW = dict(D_KW, c_dim=3, epilogue_kwargs=dict(mbstd_group_size=4))
+D_GRAY_KW = dict(D_KW, architecture='skip', img_channels=1, channel_base=128, channel_max=8)
 
 
 def perturb(net):
@@ -350,6 +353,7 @@ def main():
     total += gen_D('sg2_d_skip.safetensors', D_SKIP_KW, 5)
     total += gen_D('sg2_dc.safetensors', DC_KW, 6)
     total += gen_GD('sg2_gd.safetensors', G_KW, D_KW, 7)
+    total += gen_D('sg2_d_gray.safetensors', D_GRAY_KW, 8)
     assert total < 8 * 1024 * 1024, total
     print(f'total {total / 1024:.0f} KiB')
 

@@ -29,7 +29,8 @@ Two fixtures: train_step.safetensors without augmentation, train_step_ada.safete
 Fixture naming: G.* / D.* / G_ema.* the networks before training (checkpoint names); in.reals
 (iterations, batch, C, H, W); draw.<k>; for each iteration i: it<i>.grad.<phase>.<G|D>.<name>
 the gradient of each phase just before its Adam step (after nan_to_num), it<i>.loss.<name>
-the per-phase mean losses, it<i>.after.<G|D|G_ema>.<name> every tensor after the iteration
+each round's mean loss (one value per round of batch_gpu images: G, pl, D_fake, D_real, r1),
+it<i>.after.<G|D|G_ema>.<name> every tensor after the iteration
 (parameters and buffers, so w_avg too), it<i>.pl_mean. Metadata: gantl.G, gantl.D, and
 gantl.fixture with the training config (the names of gantl_train_config).
 """
