@@ -186,10 +186,11 @@ NVCC_C = $(NVCCFLAGS) -DGANTL_WITH_CUDA -Xcompiler -std=c99 -Xcompiler -Wall -Xc
 NVCC_LIBS = -lcublas -lm $(addprefix -Xcompiler ,$(OMPFLAGS))
 CUDA_OBJ = $(BUILD)/gantl_cuda.o
 # NCCL (NCCL=1): nccl.h and libnccl under NCCL_HOME (default: the CUDA toolkit of nvcc, else
-# /usr or /usr/local where nccl.h is). gantl_cuda.cu then has the NCCL transport
+# /usr or /usr/local, the first with both). gantl_cuda.cu then has the NCCL transport
 # (GANTL_NCCL), and every CUDA program links -lnccl.
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-NCCL_HOME ?= $(firstword $(foreach d,$(CUDA_HOME) /usr /usr/local,$(if $(wildcard $(d)/include/nccl.h),$(d))))
+NCCL_HOME ?= $(firstword $(foreach d,$(CUDA_HOME) /usr /usr/local,$(if $(and $(wildcard $(d)/include/nccl.h),$(wildcard \
+	$(d)/lib*/libnccl.so* $(d)/lib/*/libnccl.so*)),$(d))))
 NCCL_LIBDIR = $(firstword $(foreach d,lib64 lib lib/x86_64-linux-gnu lib/aarch64-linux-gnu,$(if $(wildcard \
 	$(NCCL_HOME)/$(d)/libnccl.so*),$(NCCL_HOME)/$(d))))
 NCCL_CFLAGS = -DGANTL_NCCL -I$(NCCL_HOME)/include

@@ -37,6 +37,8 @@
                             wherever gantl.h is included, or only in the implementation's
                             file if the others do not call gantl_comm_mpi_*. Without it
                             gantl needs no MPI.
+     GANTL_NCCL             declares gantl_comm_nccl_init (section 6), the NCCL transport that
+                            gantl_cuda.cu defines when compiled with it (make cuda NCCL=1)
      <stb/stb_image.h>      include before the implementation to load image folders and .gz
                             files (section 13); <stb/stb_image_resize.h> adds resizing
 
@@ -5689,17 +5691,57 @@ static void gantl__pack_a_all(float *dst, const gantl__operand *A, int64_t m, in
         gantl__pack_a(dst + pc * m_padded, A, 0, pc, m, k - pc < GANTL__KC ? k - pc : GANTL__KC);
 }
 
-/* The packing buffers, kept per calling thread: large allocations would otherwise be
-   mapped and unmapped by the C library at every call. */
-static float *gantl__sgemm_buffer(size_t floats) {
-    static GANTL__TLS float *buffer;
-    static GANTL__TLS size_t size;
-    if (floats > size) {
-        GANTL_FREE(buffer);
-        buffer = (float *)GANTL_MALLOC(floats * sizeof(float));
-        size = buffer ? floats : 0;
+/* The packing buffers: a small global pool whose entries each serve one gemm at a time.
+   Reused across calls (large allocations would otherwise be mapped and unmapped by the C
+   library at every call), and always reachable from the pool, so that a thread that ends
+   (an OpenMP pool at exit, a user's pthread) strands no memory. Past GANTL__SGEMM_POOL
+   concurrent gemms a call allocates its own buffer and frees it afterwards. */
+#define GANTL__SGEMM_POOL 64
+typedef struct gantl__sgemm_slot {
+    float *data;
+    size_t floats;
+    int busy;
+} gantl__sgemm_slot;
+static gantl__sgemm_slot gantl__sgemm_pool[GANTL__SGEMM_POOL];
+/* GANTL__POOL_BEGIN { ... } GANTL__POOL_END: the block under the pool's lock */
+#if defined(__GNUC__)
+static char gantl__sgemm_pool_flag; /* a spin lock: held only to pick or return a slot */
+#define GANTL__POOL_BEGIN while (__atomic_test_and_set(&gantl__sgemm_pool_flag, __ATOMIC_ACQUIRE)) {}
+#define GANTL__POOL_END __atomic_clear(&gantl__sgemm_pool_flag, __ATOMIC_RELEASE);
+#else /* OpenMP's lock where there is no atomic built-in (threads other than OpenMP's then race) */
+#define GANTL__POOL_BEGIN GANTL__OMP(critical(gantl__sgemm_pool))
+#define GANTL__POOL_END
+#endif
+
+/* A buffer of at least floats floats (NULL: out of memory); *slot says where it came from. */
+static float *gantl__sgemm_buffer_take(size_t floats, int *slot) {
+    int pick = -1;
+    GANTL__POOL_BEGIN {
+        for (int i = 0; i < GANTL__SGEMM_POOL; i++) /* a free slot, preferring one large enough */
+            if (!gantl__sgemm_pool[i].busy &&
+                (pick < 0 || (gantl__sgemm_pool[pick].floats < floats && gantl__sgemm_pool[i].floats > gantl__sgemm_pool[pick].floats)))
+                pick = i;
+        if (pick >= 0) gantl__sgemm_pool[pick].busy = 1;
     }
-    return buffer;
+    GANTL__POOL_END
+    *slot = pick;
+    if (pick < 0) return (float *)GANTL_MALLOC(floats * sizeof(float));
+    gantl__sgemm_slot *e = &gantl__sgemm_pool[pick];
+    if (e->floats < floats) {
+        GANTL_FREE(e->data);
+        e->data = (float *)GANTL_MALLOC(floats * sizeof(float));
+        e->floats = e->data ? floats : 0;
+    }
+    return e->data;
+}
+
+static void gantl__sgemm_buffer_give(float *buffer, int slot) {
+    if (slot < 0) {
+        GANTL_FREE(buffer);
+        return;
+    }
+    GANTL__POOL_BEGIN { gantl__sgemm_pool[slot].busy = 0; }
+    GANTL__POOL_END
 }
 
 /* Plain loops for small products of stored matrices (and when packing memory is
@@ -5730,8 +5772,10 @@ static void gantl__gemm(float *c, int64_t ldc, const gantl__operand *A, const ga
     int64_t kc_max = k < GANTL__KC ? k : GANTL__KC, nc_max = n < GANTL__NC ? n : GANTL__NC;
     int64_t m_padded = (m + GANTL__MR - 1) / GANTL__MR * GANTL__MR;
     size_t b_floats = (size_t)(kc_max * ((nc_max + GANTL__NR - 1) / GANTL__NR) * GANTL__NR);
-    float *packed_b = gantl__sgemm_buffer(b_floats + (size_t)GANTL__MC * (size_t)kc_max);
+    int slot;
+    float *packed_b = gantl__sgemm_buffer_take(b_floats + (size_t)GANTL__MC * (size_t)kc_max, &slot);
     if (!packed_b) {
+        gantl__sgemm_buffer_give(NULL, slot);
         GANTL__CHECK(!A->packed && !B->view, "gemm: out of memory for the packing buffers of a convolution");
         gantl__sgemm_plain(c, ldc, A->data, A->ld, B->data, B->ld, A->transposed, B->transposed, alpha, overwrite, m,
                            n, k);
@@ -5759,6 +5803,7 @@ static void gantl__gemm(float *c, int64_t ldc, const gantl__operand *A, const ga
             }
         }
     }
+    gantl__sgemm_buffer_give(packed_b, slot);
 }
 
 GANTLDEF void gantl_sgemm(float *c, const float *a, const float *b, int transpose_a, int transpose_b, float alpha,
@@ -8232,6 +8277,7 @@ GANTLDEF gantl_tensor *gantl_augment_apply(gantl_ctx *ctx, const gantl_augment *
 
 GANTLDEF void gantl_augment_accumulate(gantl_augment *a, const gantl_tensor *real_logits) {
     if (!real_logits) return;
+    gantl__host_sync(NULL, real_logits); /* logits on a device: read when finished */
     double sum = 0.0;
     for (int64_t i = 0; i < real_logits->numel; i++) {
         float v = real_logits->data[i];

@@ -11,7 +11,9 @@
      nvcc -O2 -c gantl_cuda.cu -o gantl_cuda.o      (it includes gantl.h, declarations only)
      then link it with the translation unit that has GANTL_IMPLEMENTATION, and -lcublas
      -lcudart (nvcc links cudart itself). Do not define GANTL_STATIC there: this file calls
-     the library's public functions. `make cuda` does all of it.
+     the library's public functions. `make cuda` does all of it. With -DGANTL_NCCL (and
+     -lnccl; `make cuda NCCL=1`) it also has the NCCL transport of gantl_comm
+     (gantl_comm_nccl_init, at the end of this file).
 
    USE
      if (gantl_cuda_init(0) != GANTL_OK) fprintf(stderr, "%s\n", gantl_last_error());
@@ -1192,6 +1194,10 @@ extern "C" gantl_status gantl_cuda_init(int device_index) {
    ------------------------------------------------------------------------------------- */
 #ifdef GANTL_NCCL
 #include <nccl.h>
+
+#if !defined(NCCL_VERSION_CODE) || NCCL_VERSION_CODE < NCCL_VERSION(2, 14, 0)
+#error "GANTL_NCCL needs NCCL 2.14 or later (non-blocking communicators, ncclCommFinalize)"
+#endif
 
 #include <chrono>
 #include <stdlib.h>

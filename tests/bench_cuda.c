@@ -7,7 +7,9 @@
       phase (Dreg: D's input gradient with create_graph, its squared norm, backward, Adam)
       every 16 iterations as the official lazy regularisation, counted as 1/16 of its time.
       No path length, style mixing, ADA or EMA: tools/bench_cuda_torch.py times the same
-      phases with the PyTorch reference networks (tools/sg2_ref.py) on the same GPU.
+      phases with the PyTorch reference networks (tools/sg2_ref.py) on the same GPU. Then
+      the full iteration of the trainer on the GPU (gantl_trainer_step, as gantl train
+      --device cuda; no PyTorch counterpart).
    2. The fraction of the GPU's FP32 peak reached by gantl's GEMM (matmul) and convolution
       (conv2d: im2col + cuBLAS) on large shapes. The peak is SMs x FP32 lanes per SM x 2 x
       clock, unless given with --peak TFLOPS (the lanes per SM by architecture: 64 on sm_70
@@ -115,6 +117,39 @@ static int bench_training(int res, int batch, int iters, phase_times *t) {
     return ok;
 }
 
+/* The whole training iteration as `gantl train --device cuda` runs it: gantl_trainer_step on
+   the GPU (paper256's networks and training config at res, batch images per iteration in one
+   round, lazy regularisation: path length every 4th iteration, R1 every 16th, style mixing,
+   ADA at p 0.2, EMA), over a multiple of 16 iterations after one warm-up; img/s. The reals
+   are random, copied in every iteration as the CLI's. */
+static int bench_trainer(int res, int batch, int iters, double *img_per_s) {
+    gantl_g_config gc;
+    gantl_d_config dc;
+    gantl_train_config tc;
+    if (gantl_train_preset("paper256", res, 3, 0, &gc, &dc, &tc) != GANTL_OK) return 0;
+    tc.batch_size = tc.batch_gpu = batch;
+    tc.augment = 1, tc.augment_p = 0.2f;
+    dc.mbstd_group_size = batch < 4 ? batch : 4;
+    gantl_trainer t;
+    if (gantl_trainer_init(&t, &gc, &dc, &tc, 1) != GANTL_OK) return 0;
+    int ok = gantl_trainer_to_device(&t, GANTL_CUDA) == GANTL_OK;
+    float *reals = (float *)malloc((size_t)batch * 3 * res * res * sizeof(float));
+    gantl_rng rng = gantl_rng_new(9);
+    int n = (iters + 15) / 16 * 16;
+    double t0 = 0;
+    for (int it = -1; it < n && ok && reals; it++) {
+        if (it == 0) t0 = now();
+        gantl_rng_uniform(&rng, reals, (int64_t)batch * 3 * res * res, -1, 1);
+        ok = gantl_trainer_step(&t, reals, NULL, NULL, NULL) == GANTL_OK;
+    }
+    ok = ok && reals && gantl_device_synchronize(GANTL_CUDA) == GANTL_OK;
+    if (ok) *img_per_s = (double)n * batch / (now() - t0);
+    else fprintf(stderr, "bench-cuda: trainer at res %d: %s\n", res, gantl_last_error());
+    free(reals);
+    gantl_trainer_free(&t);
+    return ok;
+}
+
 /* FP32 lanes per SM by compute capability (the CUDA programming guide's table). */
 static int fp32_lanes(int major, int minor) {
     if (major == 8 && minor == 0) return 64;
@@ -198,6 +233,12 @@ int main(int argc, char **argv) {
             printf("train paper256 res %d batch %d: Gmain %.1f ms, Dmain %.1f ms, Dreg %.1f ms -> %.1f img/s\n", res,
                    batch, t.g * 1e3, t.d * 1e3, t.r1 * 1e3, batch / per_iter);
         } else
+            rc = 1;
+        double ips = 0;
+        if (res >= 4 && bench_trainer(res, batch, iters, &ips))
+            printf("trainer paper256 res %d batch %d (gantl_trainer_step: + path length, style mixing, ADA, EMA): "
+                   "%.1f img/s\n", res, batch, ips);
+        else
             rc = 1;
         while (*p && *p != ',') p++;
         if (*p == ',') p++;

@@ -583,7 +583,7 @@ static void test_cli_train_ctrl_c_saves_and_resumes(void) {
         size_t size;
         if (gantl_read_file("build/cli_int/stats.jsonl", &bytes, &size) == GANTL_OK) {
             logged = size > 0 && memchr(bytes, '\n', size) != NULL;
-            if (size) free(bytes);
+            free(bytes);
         }
         if (!logged) {
             exited_early = waitpid(pid, &status, WNOHANG) == pid;

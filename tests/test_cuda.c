@@ -7,7 +7,9 @@
    the output, 4x them for first-order and 16x for second-order gradients (the gradients are
    longer chains of float sums in different orders: cuBLAS against gantl's SGEMM, atomics in
    grid_sample_adj). Then G and D forward and backward (with R1), one Adam step, the
-   parameter-set kernels, and FID / KID of classifier features extracted on each device.
+   parameter-set kernels, one full gantl_trainer_step on each device (path length, R1,
+   style mixing, ADA, Adam, EMA), the NCCL transport with one rank (when built with
+   NCCL=1), and FID / KID of classifier features extracted on each device.
 
    Built by `make cuda` with nvcc from this file (C, with the implementation) and
    gantl_cuda.cu; prints one line per test and "N passed, N failed". Without a usable GPU
@@ -766,6 +768,158 @@ static void test_cuda_networks_train_step(void) {
 }
 
 /* ---------------------------------------------------------------------------------------
+   The trainer on the GPU: one full iteration of gantl_trainer_step (Gmain, Greg with path
+   length and style mixing, Dmain, Dreg with R1, ADA augmentation at p 0.5, Adam, EMA)
+   ------------------------------------------------------------------------------------- */
+
+/* Of n values, how many differ by more than atol + rtol |cpu|. */
+static int64_t count_apart(const float *gpu, const float *cpu, int64_t n, double atol, double rtol) {
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabs((double)gpu[i] - (double)cpu[i]) <= atol + rtol * fabs((double)cpu[i]))) k++;
+    return k;
+}
+
+static void train_configs(gantl_g_config *g, gantl_d_config *d, gantl_train_config *tc) {
+    net_configs(g, d);
+    gantl_train_config_default(tc);
+    tc->batch_size = 4, tc->batch_gpu = 4;
+    tc->r1_gamma = 1.0f;     /* R1 (Dreg) and path length (Greg) both run at batch_idx 0 */
+    tc->augment_p = 0.5f;    /* every ADA stage runs on about half the images */
+    tc->ada_interval = 1;    /* p is updated from the step's sign statistics */
+    tc->ada_kimg = 0.1f;
+}
+
+/* One trainer step on dev from the same seed and reals as on the CPU; the state copied out. */
+typedef struct train_run {
+    gantl_train_stats st;
+    float *g, *d, *g_ema, *m_g, *v_d;
+    int64_t ng, nd;
+    double sign_sum;
+    int64_t sign_count;
+    float p, pl_mean, w_avg0;
+} train_run;
+
+static int train_step_on(gantl_device dev, train_run *r) {
+    gantl_g_config gc;
+    gantl_d_config dc;
+    gantl_train_config tc;
+    train_configs(&gc, &dc, &tc);
+    memset(r, 0, sizeof *r);
+    gantl_trainer t;
+    if (gantl_trainer_init(&t, &gc, &dc, &tc, 5) != GANTL_OK) return 0;
+    int ok = gantl_trainer_to_device(&t, dev) == GANTL_OK;
+    ok = ok && t.device == (int32_t)dev && t.G.params.device == (int32_t)dev && t.D.buffers.device == (int32_t)dev &&
+         t.G_ema.params.device == (int32_t)dev && t.opt_g.device == (int32_t)dev && gantl_ctx_device(t.ctx) == dev;
+    float *reals = (float *)malloc(4 * 3 * 16 * 16 * sizeof(float));
+    gantl_rng rng = gantl_rng_new(77);
+    gantl_rng_uniform(&rng, reals, 4 * 3 * 16 * 16, -1, 1);
+    ok = ok && gantl_trainer_step(&t, reals, NULL, NULL, &r->st) == GANTL_OK;
+    if (ok) {
+        gantl_device_synchronize(dev);
+        r->ng = t.G.params.numel, r->nd = t.D.params.numel;
+        r->g = (float *)malloc((size_t)r->ng * sizeof(float)), r->g_ema = (float *)malloc((size_t)r->ng * sizeof(float));
+        r->m_g = (float *)malloc((size_t)r->ng * sizeof(float));
+        r->d = (float *)malloc((size_t)r->nd * sizeof(float)), r->v_d = (float *)malloc((size_t)r->nd * sizeof(float));
+        memcpy(r->g, t.G.params.data, (size_t)r->ng * sizeof(float)); /* managed memory: host-readable */
+        memcpy(r->g_ema, t.G_ema.params.data, (size_t)r->ng * sizeof(float));
+        memcpy(r->m_g, t.opt_g.m, (size_t)r->ng * sizeof(float));
+        memcpy(r->d, t.D.params.data, (size_t)r->nd * sizeof(float));
+        memcpy(r->v_d, t.opt_d.v, (size_t)r->nd * sizeof(float));
+        r->sign_sum = t.augment.sign_sum, r->sign_count = t.augment.sign_count, r->p = t.augment.p;
+        r->pl_mean = t.pl_mean, r->w_avg0 = t.G.mapping.w_avg ? t.G.mapping.w_avg->data[0] : 0.0f;
+        /* and back: the state on the CPU equals what was on the device */
+        ok = gantl_trainer_to_device(&t, GANTL_CPU) == GANTL_OK && t.device == GANTL_CPU &&
+             t.G.params.device == GANTL_CPU && t.opt_d.device == GANTL_CPU &&
+             memcmp(t.G.params.data, r->g, (size_t)r->ng * sizeof(float)) == 0 &&
+             memcmp(t.opt_d.v, r->v_d, (size_t)r->nd * sizeof(float)) == 0;
+        if (!ok) fprintf(stderr, "    trainer back to the CPU differs or failed: %s\n", gantl_last_error());
+    } else
+        fprintf(stderr, "    trainer step on device %d: %s\n", (int)dev, gantl_last_error());
+    free(reals);
+    gantl_trainer_free(&t);
+    return ok;
+}
+
+static void train_run_free(train_run *r) { free(r->g), free(r->d), free(r->g_ema), free(r->m_g), free(r->v_d); }
+
+static void test_cuda_trainer_step(void) {
+    train_run cpu, gpu;
+    int ok_cpu = train_step_on(GANTL_CPU, &cpu), ok_gpu = train_step_on(GANTL_CUDA, &gpu);
+    CHECK(ok_cpu && ok_gpu);
+    if (ok_cpu && ok_gpu) {
+        /* every phase ran, on both */
+        CHECK(gpu.st.loss_g == gpu.st.loss_g && gpu.st.loss_pl == gpu.st.loss_pl && gpu.st.loss_r1 == gpu.st.loss_r1);
+        /* the measured values: float sums in other orders, through G, D, augmentation and R1 */
+        CHECK_NEAR(gpu.st.loss_g, cpu.st.loss_g, 1e-3 * fabs(cpu.st.loss_g) + 1e-4);
+        CHECK_NEAR(gpu.st.loss_d, cpu.st.loss_d, 1e-3 * fabs(cpu.st.loss_d) + 1e-4);
+        CHECK_NEAR(gpu.st.loss_pl, cpu.st.loss_pl, 1e-2 * fabs(cpu.st.loss_pl) + 1e-5);
+        CHECK_NEAR(gpu.st.loss_r1, cpu.st.loss_r1, 1e-2 * fabs(cpu.st.loss_r1) + 1e-5);
+        CHECK_NEAR(gpu.st.score_real, cpu.st.score_real, 1e-3 * fabs(cpu.st.score_real) + 1e-4);
+        CHECK_NEAR((double)gpu.pl_mean, (double)cpu.pl_mean, 1e-3 * fabs((double)cpu.pl_mean) + 1e-6);
+        CHECK_NEAR((double)gpu.w_avg0, (double)cpu.w_avg0, 1e-4 * fabs((double)cpu.w_avg0) + 1e-6);
+        /* ADA: the same number of logits; a logit within rounding of 0 may take the other
+           sign (then sum differs by 1 or 2 per logit, and p may move the other way) */
+        CHECK(gpu.sign_count == 0 && cpu.sign_count == 0); /* ada_interval 1: reset by the update */
+        CHECK_NEAR(gpu.st.sign_real, cpu.st.sign_real, 2.0 / 8.0 + 1e-12);
+        if (gpu.st.sign_real == cpu.st.sign_real) CHECK(gpu.p == cpu.p);
+        /* Each network took two Adam steps (main, then regularisation phase; beta1 0): the
+           first moves a parameter by about lr sign(g), the second by at most sqrt(1 + beta2)
+           lr. Equal up to float rounding unless a gradient is near 0, where the sign may
+           differ: then up to 2 (1 + sqrt(2)) lr < 5 lr apart, for at most 1% of them. */
+        double lr_g = 0.0025 * 4 / 5, lr_d = 0.0025 * 16 / 17;
+        cc_compare("trainer G", "parameters", 0, gpu.g, cpu.g, cpu.ng, 5.0 * lr_g, 1e-5);
+        cc_compare("trainer D", "parameters", 0, gpu.d, cpu.d, cpu.nd, 5.0 * lr_d, 1e-5);
+        cc_compare("trainer G_ema", "parameters", 0, gpu.g_ema, cpu.g_ema, cpu.ng, 5.0 * lr_g, 1e-5);
+        int64_t ag = count_apart(gpu.g, cpu.g, cpu.ng, 1e-2 * lr_g, 1e-5), ad = count_apart(gpu.d, cpu.d, cpu.nd, 1e-2 * lr_d, 1e-5);
+        CHECK_MSG(ag * 100 <= cpu.ng && ad * 100 <= cpu.nd,
+                  "Adam steps of other direction: %lld of %lld G parameters, %lld of %lld D (at most 1%% allowed)",
+                  (long long)ag, (long long)cpu.ng, (long long)ad, (long long)cpu.nd);
+        /* the optimizer state after the regularisation phase's step: m = its gradient (beta1
+           0), v = beta2 (1 - beta2) g1^2 + (1 - beta2) g2^2; compared relative to their scale
+           as the gradients in the networks test */
+        cc_compare("trainer Adam G", "m", 0, gpu.m_g, cpu.m_g, cpu.ng, 1e-3 * max_abs(cpu.m_g, cpu.ng), 1e-2);
+        cc_compare("trainer Adam D", "v", 0, gpu.v_d, cpu.v_d, cpu.nd, 1e-3 * max_abs(cpu.v_d, cpu.nd), 2e-2);
+    }
+    if (ok_cpu) train_run_free(&cpu);
+    if (ok_gpu) train_run_free(&gpu);
+}
+
+#ifdef GANTL_NCCL
+/* The NCCL transport with one rank (built with make cuda NCCL=1): init through a one-rank
+   bootstrap, the transport's own functions on device (managed) and host buffers (the
+   gantl_comm_* wrappers skip one rank), then free. */
+static void test_cuda_nccl_one_rank(void) {
+    gantl_comm single = gantl_comm_single(), c;
+    gantl_status s = gantl_comm_nccl_init(&c, &single, 60);
+    CHECK_MSG(s == GANTL_OK, "gantl_comm_nccl_init: %s", gantl_last_error());
+    if (s != GANTL_OK) return;
+    CHECK(c.rank == 0 && c.size == 1 && c.state && c.allreduce_f32 && c.allreduce_f64 && c.broadcast);
+    gantl_params P;
+    gantl_params_init(&P, 1);
+    gantl_tensor *w = gantl_params_add(&P, "w", 1, (int64_t[]){1000});
+    for (int i = 0; i < 1000; i++) w->data[i] = (float)i * 0.5f - 7.0f;
+    CHECK(gantl_params_to_device(&P, GANTL_CUDA) == GANTL_OK);
+    CHECK(c.allreduce_f32(c.state, P.data, P.numel) == GANTL_OK); /* managed memory, in place */
+    gantl_device_synchronize(GANTL_CUDA);
+    int same = 1;
+    for (int i = 0; i < 1000; i++) same = same && w->data[i] == (float)i * 0.5f - 7.0f;
+    CHECK(same);
+    double h[3] = {1.5, -2.25, 1e300};
+    CHECK(c.allreduce_f64(c.state, h, 3) == GANTL_OK); /* host memory: staged */
+    CHECK(h[0] == 1.5 && h[1] == -2.25 && h[2] == 1e300);
+    char bytes[5] = "abcd";
+    CHECK(c.broadcast(c.state, bytes, 5, 0) == GANTL_OK);
+    CHECK(!strcmp(bytes, "abcd"));
+    /* the trainer's collective of a parameter set, through the wrapper (one rank: a no-op) */
+    CHECK(gantl_params_allreduce_grad(&c, &P) == GANTL_OK);
+    gantl_params_free(&P);
+    gantl_comm_nccl_free(&c);
+    CHECK(c.size == 1 && c.state == NULL);
+}
+#endif
+
+/* ---------------------------------------------------------------------------------------
    Metrics on features extracted on the GPU
    ------------------------------------------------------------------------------------- */
 
@@ -848,6 +1002,10 @@ int main(int argc, char **argv) {
     RUN(test_cuda_stylegan_ops);
     RUN(test_cuda_copies_and_params);
     RUN(test_cuda_networks_train_step);
+    RUN(test_cuda_trainer_step);
+#ifdef GANTL_NCCL
+    RUN(test_cuda_nccl_one_rank);
+#endif
     RUN(test_cuda_metrics_on_gpu_features);
     RUN(test_cuda_errors);
     gantl_ctx_free(cc_cpu);

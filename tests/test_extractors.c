@@ -64,6 +64,7 @@ static void test_classifier_learns_and_round_trips(void) {
     /* the fixture's borders are background (-1), so padding reproduces the 32x32 images */
     CHECK_ALLCLOSE(f2, f1, 4 * 256, 1e-5, 1e-5);
     CHECK(gantl_classifier_run(&d, x, 4, 48, 48, f2, p2) == GANTL_ERR_INVALID);
+    gantl_classifier_free(&d);
     CHECK(gantl_classifier_load(&d, "tests/fixtures/core.safetensors") != GANTL_OK);
     CHECK(strstr(gantl_last_error(), "not a gantl classifier") != NULL);
     free(x);

@@ -42,6 +42,7 @@
 #include "test_mpi.c"
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each line as it comes, also into a pipe or a file */
     if (argc > 1) test__filter = argv[1];
     run_core_tests();
     run_golden_tests();
@@ -57,5 +58,6 @@ int main(int argc, char **argv) {
     run_parallel_tests();
     run_mpi_tests();
     printf("%d passed, %d failed\n", test__passed, test__failed);
+    fflush(stdout); /* before a leak checker's report at exit (make asan) */
     return test__failed ? 1 : 0;
 }
