@@ -63,13 +63,20 @@ static double bench_time(bench_fn fn, void *arg, double min_seconds) {
 #define PEAK_STORE _mm256_storeu_ps
 #endif
 static float peak_fma_loop(int64_t iters) { /* 12 chains * PEAK_LANES lanes * 2 FLOP per iteration */
-    PEAK_VEC a = PEAK_SET1(0.999f), b = PEAK_SET1(1e-3f), acc[12];
-    for (int j = 0; j < 12; j++) acc[j] = PEAK_SET1((float)j);
-    for (int64_t i = 0; i < iters; i++)
-        for (int j = 0; j < 12; j++) acc[j] = PEAK_FMA(acc[j], a, b);
-    for (int j = 1; j < 12; j++) acc[0] = PEAK_ADD(acc[0], acc[j]);
+    /* twelve named accumulators, so that they live in registers whatever the optimiser does */
+    PEAK_VEC a = PEAK_SET1(0.999f), b = PEAK_SET1(1e-3f);
+    PEAK_VEC c0 = PEAK_SET1(0), c1 = PEAK_SET1(1), c2 = PEAK_SET1(2), c3 = PEAK_SET1(3), c4 = PEAK_SET1(4),
+             c5 = PEAK_SET1(5), c6 = PEAK_SET1(6), c7 = PEAK_SET1(7), c8 = PEAK_SET1(8), c9 = PEAK_SET1(9),
+             c10 = PEAK_SET1(10), c11 = PEAK_SET1(11);
+    for (int64_t i = 0; i < iters; i++) {
+        c0 = PEAK_FMA(c0, a, b), c1 = PEAK_FMA(c1, a, b), c2 = PEAK_FMA(c2, a, b), c3 = PEAK_FMA(c3, a, b);
+        c4 = PEAK_FMA(c4, a, b), c5 = PEAK_FMA(c5, a, b), c6 = PEAK_FMA(c6, a, b), c7 = PEAK_FMA(c7, a, b);
+        c8 = PEAK_FMA(c8, a, b), c9 = PEAK_FMA(c9, a, b), c10 = PEAK_FMA(c10, a, b), c11 = PEAK_FMA(c11, a, b);
+    }
+    c0 = PEAK_ADD(PEAK_ADD(PEAK_ADD(c0, c1), PEAK_ADD(c2, c3)), PEAK_ADD(PEAK_ADD(c4, c5), PEAK_ADD(c6, c7)));
+    c0 = PEAK_ADD(c0, PEAK_ADD(PEAK_ADD(c8, c9), PEAK_ADD(c10, c11)));
     float out[PEAK_LANES];
-    PEAK_STORE(out, acc[0]);
+    PEAK_STORE(out, c0);
     return out[0]; /* returned so that the loop is not optimised away */
 }
 static double peak_gflops(int *lanes) {

@@ -676,7 +676,9 @@ static int net_step(gantl_device dev, net_run *out) {
     gantl_ctx *ctx = gantl_ctx_new_device(dev, 0);
     gantl_rng rng = gantl_rng_new(3);
     int64_t N = 4;
-    gantl_tensor *z = gantl_randn(ctx, &rng, 2, (int64_t[]){N, 32});
+    float zh[4 * 32]; /* the latents on the host: the context is reset between the two passes */
+    gantl_rng_normal(&rng, zh, N * 32, 0.0f, 1.0f);
+    gantl_tensor *z = gantl_from_data(ctx, 2, (int64_t[]){N, 32}, zh);
     /* G: softplus(-D(G(z))) */
     gantl_params_requires_grad(&D.params, 0);
     gantl_params_zero_grad(&G.params);
@@ -695,6 +697,7 @@ static int net_step(gantl_device dev, net_run *out) {
     }
     /* D: softplus(D(fake)) + softplus(-D(real)) + R1 on the reals */
     gantl_ctx_reset(ctx);
+    z = gantl_from_data(ctx, 2, (int64_t[]){N, 32}, zh);
     gantl_params_requires_grad(&D.params, 1);
     gantl_params_requires_grad(&G.params, 0);
     gantl_params_zero_grad(&D.params);
@@ -757,11 +760,11 @@ static void test_cuda_networks_train_step(void) {
         cc_compare("G", "gradients", 0, gpu.g_grad, cpu.g_grad, cpu.g_numel, 1e-3 * max_abs(cpu.g_grad, cpu.g_numel), 1e-2);
         cc_compare("D (with R1)", "gradients", 0, gpu.d_grad, cpu.d_grad, cpu.d_numel,
                    1e-3 * max_abs(cpu.d_grad, cpu.d_numel), 1e-2);
-        /* after one Adam step (lr 1e-3): the first step moves every parameter by about lr
-           times the sign of its gradient, so a gradient near 0 may move differently; the
-           step is checked to within lr (and was exact above for identical gradients) */
-        cc_compare("G", "parameters after Adam", 0, gpu.g_after, cpu.g_after, cpu.g_numel, 1.01e-3, 1e-5);
-        cc_compare("D", "parameters after Adam", 0, gpu.d_after, cpu.d_after, cpu.d_numel, 1.01e-3, 1e-5);
+        /* after one Adam step (lr 1e-3, beta1 0): the first step moves every parameter by
+           about lr times the sign of its gradient, so a gradient near 0 whose sign the two
+           devices round differently moves the other way: up to 2 lr apart */
+        cc_compare("G", "parameters after Adam", 0, gpu.g_after, cpu.g_after, cpu.g_numel, 2.01e-3, 1e-5);
+        cc_compare("D", "parameters after Adam", 0, gpu.d_after, cpu.d_after, cpu.d_numel, 2.01e-3, 1e-5);
     }
     if (ok_cpu) net_run_free(&cpu);
     if (ok_gpu) net_run_free(&gpu);
