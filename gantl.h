@@ -2529,11 +2529,258 @@ static void gantl__conv_forward(float *y, const float *x, const float *wp, int64
     }
 }
 
+/* ---- Winograd convolution (3x3 kernels, stride 1) ----
+   Winograd's minimal filtering F(m x m, 3 x 3) (Lavin and Gray, "Fast algorithms for
+   convolutional neural networks", 2016) makes an m x m output tile Y of one channel pair
+   from the a x a input tile d (a = m + 2) under it as
+       Y = AT [ (G g GT) .* (BT d B) ] A        (.* element-wise; AT is m x a, G is a x 3).
+   Summed over input channels, the a*a positions xi of the transformed tiles are then a*a
+   independent GEMMs, run by the blocked SGEMM of section 8:
+       M_xi (O, tiles) = U_xi (O, C) @ V_xi (C, tiles),   U = G g GT,  V = BT d B,
+   and Y = AT M A per tile. That is a^2 / (9 m^2) of the direct method's multiplications:
+   16/36 = 0.44 for the F(2x2, 3x3) used here. Its matrices hold only 0, +-1 and 1/2, so
+   the results stay within a few ulp of the sums' magnitude, like im2col's; F(4x4, 3x3)
+   would save another 1.8x but its entries (up to 8, and 1/24) cost about 1e-5 relative in
+   float. The transforms cost O(C + O) per tile against the GEMMs' O(C O), so they pay only
+   with enough channels (gantl__use_winograd). The weight gradient is the transpose of the
+   same algebra: dU_xi (O, C) = sum over tiles of dM_xi @ V_xi^T with dM = A dY AT, and
+   dg = GT dU G. Tiles past the output's edge compute values that are dropped (forward) or
+   see a zero gradient (weight gradient); the input outside the image reads as zero. */
+#define GANTL__WM 2               /* output tile m x m */
+#define GANTL__WA (GANTL__WM + 2) /* input tile a x a */
+#define GANTL__WA2 (GANTL__WA * GANTL__WA)
+#define GANTL__WINO_TILES 64      /* tiles per task (whole tile rows): 0.5 MB each for V and M at 128 channels */
+#define GANTL__WINO_MIN_CHANNELS 32
+/* The 16 matrices of a block lie GANTL__WINO_SKEW floats further apart than their size: at
+   a power-of-two distance (128 channels x 64 tiles), the transforms' 16 streams would all
+   fall in the same L1 cache sets. */
+#define GANTL__WINO_SKEW 16
+static const float gantl__wino_g[GANTL__WA * 3] = {1, 0, 0, 0.5f, 0.5f, 0.5f, 0.5f, -0.5f, 0.5f, 0, 0, 1};
+
+/* 0: the rule of gantl__use_winograd; 1: every 3x3 stride-1 convolution; -1: none (the
+   tests compare the two paths with it). */
+static int gantl__winograd_mode;
+
+/* Winograd for a 3x3 kernel at stride 1 (gantl has no dilation) when each group has at
+   least GANTL__WINO_MIN_CHANNELS input and output channels and the output is at least
+   one tile across; the rest keeps im2col. */
+static int gantl__use_winograd(int64_t kh, int64_t kw, int stride, int64_t Cg, int64_t Og, int64_t Ho, int64_t Wo) {
+    if (kh != 3 || kw != 3 || stride != 1 || gantl__winograd_mode < 0) return 0;
+    if (gantl__winograd_mode > 0) return 1;
+    return Cg >= GANTL__WINO_MIN_CHANNELS && Og >= GANTL__WINO_MIN_CHANNELS && Ho >= GANTL__WM && Wo >= GANTL__WM;
+}
+
+/* out (r x r) = T in T^T for in (s x s), T(p, i) = T[p * tp + i * ti], where each entry is
+   a vector of nt floats: in[(i * s + j) * is + t], out[(p * r + q) * os + t]. Vectorised
+   over t; the zeros of T are skipped. tmp: r * s * nt floats. */
+static void gantl__wino_transform(float *out, int64_t os, const float *in, int64_t is, const float *T, int tp, int ti,
+                                  int r, int s, int64_t nt, float *tmp) {
+    for (int p = 0; p < r; p++) /* tmp[p, j] = sum_i T(p, i) in[i, j] */
+        for (int j = 0; j < s; j++) {
+            float *dst = tmp + (p * s + j) * nt;
+            for (int64_t t = 0; t < nt; t++) dst[t] = 0.0f;
+            for (int i = 0; i < s; i++) {
+                float v = T[p * tp + i * ti];
+                const float *src = in + (i * s + j) * is;
+                if (v == 0.0f) continue;
+                GANTL__OMP(simd)
+                for (int64_t t = 0; t < nt; t++) dst[t] += v * src[t];
+            }
+        }
+    for (int p = 0; p < r; p++) /* out[p, q] = sum_j T(q, j) tmp[p, j] */
+        for (int q = 0; q < r; q++) {
+            float *dst = out + (p * r + q) * os;
+            for (int64_t t = 0; t < nt; t++) dst[t] = 0.0f;
+            for (int j = 0; j < s; j++) {
+                float v = T[q * tp + j * ti];
+                const float *src = tmp + (p * s + j) * nt;
+                if (v == 0.0f) continue;
+                GANTL__OMP(simd)
+                for (int64_t t = 0; t < nt; t++) dst[t] += v * src[t];
+            }
+        }
+}
+
+/* The tiles of a convolution: tile t = (n, ty, tx) of N * th * tw covers the outputs
+   [ty*m, ty*m + m) x [tx*m, tx*m + m) of image n and reads the inputs from (ty*m - pad,
+   tx*m - pad) on. */
+typedef struct gantl__wino {
+    int64_t N, C, H, W, O, Ho, Wo, Cg, Og, th, tw, tiles;
+    int pad, groups;
+} gantl__wino;
+
+static gantl__wino gantl__wino_shape(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int pad, int groups,
+                                     int64_t Ho, int64_t Wo) {
+    gantl__wino s;
+    s.N = N, s.C = C, s.H = H, s.W = W, s.O = O, s.Ho = Ho, s.Wo = Wo, s.Cg = C / groups, s.Og = O / groups;
+    s.th = (Ho + GANTL__WM - 1) / GANTL__WM, s.tw = (Wo + GANTL__WM - 1) / GANTL__WM, s.tiles = N * s.th * s.tw;
+    s.pad = pad, s.groups = groups;
+    return s;
+}
+
+/* V (16, C/g, nt; matrices C/g * nt + GANTL__WINO_SKEW apart) = BT d B for the tiles of tile rows row0 .. row0 + rows - 1 of group g
+   (nt = rows * tw, tile (r, tx) at r * tw + tx), d their input tiles. With
+   BT = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], first down the columns: q = BT P for the
+   four input rows P under a tile row (zero-padded to 2 tw + 2 columns), a vector op over
+   whole rows; then along each row of q, tile tx taking columns 2 tx .. 2 tx + 3.
+   buf: 8 (2 tw + 2) floats. */
+static void gantl__wino_input(float *V, const float *x, const gantl__wino *s, int64_t g, int64_t row0, int64_t rows,
+                              float *buf) {
+    int64_t tw = s->tw, nt = rows * tw, Wp = 2 * tw + 2, Cg = s->Cg, xi_step = Cg * nt + GANTL__WINO_SKEW;
+    int64_t lo = s->pad < Wp ? s->pad : Wp, hi = s->pad + s->W < Wp ? s->pad + s->W : Wp; /* image columns */
+    float *P = buf, *q = buf + 4 * Wp;
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t n = (row0 + r) / s->th, y0 = (row0 + r) % s->th * GANTL__WM - s->pad;
+            const float *xc = x + (n * s->C + g * Cg + c) * s->H * s->W;
+            for (int i = 0; i < 4; i++) { /* P_i[X] = x[y0 + i, X - pad], 0 outside */
+                float *p = P + i * Wp;
+                int64_t iy = y0 + i, l = iy >= 0 && iy < s->H ? lo : Wp, h = iy >= 0 && iy < s->H ? hi : Wp;
+                for (int64_t X = 0; X < l; X++) p[X] = 0.0f;
+                for (int64_t X = l; X < h; X++) p[X] = xc[iy * s->W + X - s->pad];
+                for (int64_t X = h; X < Wp; X++) p[X] = 0.0f;
+            }
+            GANTL__OMP(simd)
+            for (int64_t X = 0; X < Wp; X++) {
+                float p0 = P[X], p1 = P[Wp + X], p2 = P[2 * Wp + X], p3 = P[3 * Wp + X];
+                q[X] = p0 - p2, q[Wp + X] = p1 + p2, q[2 * Wp + X] = p2 - p1, q[3 * Wp + X] = p1 - p3;
+            }
+            for (int a = 0; a < 4; a++) {
+                const float *qa = q + a * Wp;
+                float *v = V + 4 * a * xi_step + c * nt + r * tw; /* V[4a + b] at v + b * xi_step */
+                GANTL__OMP(simd)
+                for (int64_t tx = 0; tx < tw; tx++) {
+                    float e0 = qa[2 * tx], o0 = qa[2 * tx + 1], e1 = qa[2 * tx + 2], o1 = qa[2 * tx + 3];
+                    v[tx] = e0 - e1, v[xi_step + tx] = o0 + e1, v[2 * xi_step + tx] = e1 - o0;
+                    v[3 * xi_step + tx] = o0 - o1;
+                }
+            }
+        }
+}
+
+/* y's tiles of tile rows row0 .. row0 + rows - 1, output channel o of group g, from
+   M (16, O/g, nt; matrices O/g * nt + GANTL__WINO_SKEW apart): Y = AT M A with AT = [1 1 1 0; 0 1 -1 -1], the parts inside the output.
+   buf: 4 tw floats. */
+static void gantl__wino_output(float *y, const float *M, const gantl__wino *s, int64_t g, int64_t o, int64_t row0,
+                               int64_t rows, float *buf) {
+    int64_t tw = s->tw, nt = rows * tw, xi_step = s->Og * nt + GANTL__WINO_SKEW;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t n = (row0 + r) / s->th, oy = (row0 + r) % s->th * GANTL__WM;
+        const float *m0 = M + o * nt + r * tw, *m1 = m0 + 4 * xi_step, *m2 = m1 + 4 * xi_step, *m3 = m2 + 4 * xi_step;
+        float *b0 = buf, *b1 = buf + 2 * tw;
+        /* rows of M: ma + b * xi_step is M[4a + b]; first s = AT M (2 x 4), then s A */
+#define GANTL__S(b) float s0##b = m0[b * xi_step + tx] + m1[b * xi_step + tx] + m2[b * xi_step + tx], \
+                          s1##b = m1[b * xi_step + tx] - m2[b * xi_step + tx] - m3[b * xi_step + tx];
+        GANTL__OMP(simd)
+        for (int64_t tx = 0; tx < tw; tx++) {
+            GANTL__S(0) GANTL__S(1) GANTL__S(2) GANTL__S(3)
+            b0[2 * tx] = s00 + s01 + s02, b0[2 * tx + 1] = s01 - s02 - s03;
+            b1[2 * tx] = s10 + s11 + s12, b1[2 * tx + 1] = s11 - s12 - s13;
+        }
+#undef GANTL__S
+        float *yo = y + ((n * s->O + g * s->Og + o) * s->Ho + oy) * s->Wo;
+        memcpy(yo, buf, (size_t)s->Wo * sizeof(float));
+        if (oy + 1 < s->Ho) memcpy(yo + s->Wo, buf + 2 * tw, (size_t)s->Wo * sizeof(float));
+    }
+}
+
+/* dM (16, O/g, nt; laid out as M above) = A dY AT of output channel o's gradient tiles (tile rows as above),
+   dY zero past the output's edge: down the columns u = A dY (A = AT^T), then along rows.
+   buf: 4 tw floats. */
+static void gantl__wino_grad_output(float *dM, const float *gy, const gantl__wino *s, int64_t g, int64_t o,
+                                    int64_t row0, int64_t rows, float *buf) {
+    int64_t tw = s->tw, nt = rows * tw, xi_step = s->Og * nt + GANTL__WINO_SKEW;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t n = (row0 + r) / s->th, oy = (row0 + r) % s->th * GANTL__WM;
+        const float *go = gy + ((n * s->O + g * s->Og + o) * s->Ho + oy) * s->Wo;
+        float *g0 = buf, *g1 = buf + 2 * tw;
+        memcpy(g0, go, (size_t)s->Wo * sizeof(float));
+        for (int64_t X = s->Wo; X < 2 * tw; X++) g0[X] = 0.0f;
+        if (oy + 1 < s->Ho) {
+            memcpy(g1, go + s->Wo, (size_t)s->Wo * sizeof(float));
+            for (int64_t X = s->Wo; X < 2 * tw; X++) g1[X] = 0.0f;
+        } else
+            for (int64_t X = 0; X < 2 * tw; X++) g1[X] = 0.0f;
+        float *d = dM + o * nt + r * tw; /* dM[xi] at d + xi * xi_step */
+        GANTL__OMP(simd)
+        for (int64_t tx = 0; tx < tw; tx++) {
+            float y00 = g0[2 * tx], y01 = g0[2 * tx + 1], y10 = g1[2 * tx], y11 = g1[2 * tx + 1];
+            /* u = A dY, rows (y0, y0 + y1, y0 - y1, -y1); then dM row a = u_a AT */
+#define GANTL__U(a, u0, u1)                                                                                   \
+    d[4 * a * xi_step + tx] = (u0), d[(4 * a + 1) * xi_step + tx] = (u0) + (u1),                            \
+    d[(4 * a + 2) * xi_step + tx] = (u0) - (u1), d[(4 * a + 3) * xi_step + tx] = -(u1);
+            GANTL__U(0, y00, y01) GANTL__U(1, y00 + y10, y01 + y11) GANTL__U(2, y00 - y10, y01 - y11)
+            GANTL__U(3, -y10, -y11)
+#undef GANTL__U
+        }
+    }
+}
+
+/* U (a*a, O/g, C/g) = G g GT of group g's weights, w (O, C/g, 3, 3), or with transposed
+   the flipped weights of a transposed convolution, w (C, O/g, 3, 3):
+   g[o, c, k] = w[g*C/g + c, o, 8 - k]. tmp: (9 + 3a + a*a) * C/g floats. */
+static void gantl__wino_weights(float *U, const float *w, int transposed, const gantl__wino *s, int64_t g,
+                                float *tmp) {
+    int64_t Cg = s->Cg, Og = s->Og;
+    float *wt = tmp + 3 * GANTL__WA * Cg; /* g[o, c, k] at wt[k * C/g + c] */
+    for (int64_t o = 0; o < Og; o++) {
+        for (int64_t c = 0; c < Cg; c++)
+            for (int k = 0; k < 9; k++)
+                wt[k * Cg + c] = transposed ? w[((g * Cg + c) * Og + o) * 9 + 8 - k] : w[((g * Og + o) * Cg + c) * 9 + k];
+        gantl__wino_transform(U + o * Cg, Og * Cg, wt, Cg, gantl__wino_g, 3, 1, GANTL__WA, 3, Cg, tmp);
+    }
+}
+
+/* y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w) for a 3x3 kernel, stride 1, padding pad, by
+   Winograd: w as gantl__wino_weights reads it. Tasks are runs of tile rows (about
+   GANTL__WINO_TILES tiles, across images) of a group, each transformed, multiplied 16
+   times and transformed back on one thread: every output has the same sums for any thread
+   count. */
+static void gantl__wino_conv(gantl_ctx *ctx, float *y, const float *x, const float *w, int transposed, int64_t N,
+                             int64_t C, int64_t H, int64_t W, int64_t O, int pad, int groups, int64_t Ho, int64_t Wo) {
+    gantl__wino s = gantl__wino_shape(N, C, H, W, O, pad, groups, Ho, Wo);
+    int64_t Cg = s.Cg, Og = s.Og, R = (GANTL__WINO_TILES + s.tw - 1) / s.tw, Tb = R * s.tw;
+    int64_t blocks = (N * s.th + R - 1) / R;
+    int threads = gantl__threads_for(2.0 * (double)(N * O * Ho * Wo * Cg * 9), (double)(1 << 21));
+    int64_t wfloats = gantl__packed_a_floats(Og, Cg), packed = groups * GANTL__WA2 * wfloats;
+    int64_t wtmp = GANTL__WA2 * Og * Cg + (9 + 3 * GANTL__WA + GANTL__WA2) * Cg;
+    int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + 16 * s.tw + 16; /* V, M and row buffers */
+    float *mem = (float *)gantl__scratch(ctx, (size_t)(packed + (wtmp > threads * per ? wtmp : threads * per)) * sizeof(float));
+    if (!mem) return;
+    float *work = mem + packed;
+    for (int64_t g = 0; g < groups; g++) { /* U_xi of each group, packed for the GEMMs */
+        gantl__wino_weights(work, w, transposed, &s, g, work + GANTL__WA2 * Og * Cg);
+        for (int xi = 0; xi < GANTL__WA2; xi++) {
+            gantl__operand A = gantl__matrix(work + xi * Og * Cg, Cg, 0);
+            gantl__pack_a_all(mem + (g * GANTL__WA2 + xi) * wfloats, &A, Og, Cg);
+        }
+    }
+    GANTL__OMP(parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1))
+    for (int64_t task = 0; task < groups * blocks; task++) {
+        int64_t g = task / blocks, row0 = task % blocks * R, rows = N * s.th - row0 < R ? N * s.th - row0 : R;
+        int64_t nt = rows * s.tw;
+        float *V = work + (int64_t)gantl__thread() * per, *M = V + GANTL__WA2 * (Cg * Tb + GANTL__WINO_SKEW);
+        float *buf = M + GANTL__WA2 * (Og * Tb + GANTL__WINO_SKEW);
+        gantl__wino_input(V, x, &s, g, row0, rows, buf);
+        for (int xi = 0; xi < GANTL__WA2; xi++) { /* M_xi = U_xi @ V_xi */
+            gantl__operand A = gantl__matrix(NULL, 0, 0), B = gantl__matrix(V + xi * (Cg * nt + GANTL__WINO_SKEW), nt, 0);
+            A.packed = mem + (g * GANTL__WA2 + xi) * wfloats;
+            gantl__gemm(M + xi * (Og * nt + GANTL__WINO_SKEW), nt, &A, &B, 1.0f, 1, Og, nt, Cg);
+        }
+        for (int64_t o = 0; o < Og; o++) gantl__wino_output(y, M, &s, g, o, row0, rows, buf);
+    }
+}
+
 /* y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w (O, C/g, kh, kw)). */
 static void gantl__cpu_conv2d(gantl_ctx *ctx, gantl_tensor *out) {
     const gantl_tensor *x = out->src[0], *w = out->src[1];
     int stride = out->ip[0], pad = out->ip[1], groups = out->ip[2];
     int64_t O = w->shape[0], Og = O / groups, K = w->shape[1] * w->shape[2] * w->shape[3];
+    if (gantl__use_winograd(w->shape[2], w->shape[3], stride, w->shape[1], Og, out->shape[2], out->shape[3])) {
+        gantl__wino_conv(ctx, out->data, x->data, w->data, 0, x->shape[0], x->shape[1], x->shape[2], x->shape[3], O,
+                         pad, groups, out->shape[2], out->shape[3]);
+        return;
+    }
     int64_t wfloats = gantl__packed_a_floats(Og, K);
     float *wp = (float *)gantl__scratch(ctx, (size_t)(groups * wfloats) * sizeof(float));
     if (!wp) return;
@@ -2548,13 +2795,18 @@ static void gantl__cpu_conv2d(gantl_ctx *ctx, gantl_tensor *out) {
 /* y (N, O, Ho, Wo) = conv_transpose2d(x (N, C, H, W), w (C, O/g, kh, kw)), the adjoint of
    conv2d. With stride 1 it is conv2d(x, w') with padding kh - 1 - pad, where
    w'[o, c, ky, kx] = w[c, o, kh-1-ky, kw-1-kx] (per group): the forward path. Otherwise,
-   per image and group, col (O/g*kh*kw, H*W) = w_g^T @ x_g, then col2im. */
+   per image and group, col (O/g*kh*kw, H*W) = w_g^T @ x_g, then col2im. A 3x3 kernel at
+   stride 1 may take Winograd (gantl__use_winograd), which reads w' from w. */
 static void gantl__cpu_conv_transpose2d(gantl_ctx *ctx, gantl_tensor *out) {
     const gantl_tensor *x = out->src[0], *w = out->src[1];
     int stride = out->ip[0], pad = out->ip[1], groups = out->ip[2];
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[1], kh = w->shape[2], kw = w->shape[3], Ho = out->shape[2], Wo = out->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Og * kh * kw, P = H * W;
+    if (pad <= 2 && gantl__use_winograd(kh, kw, stride, Cg, Og, Ho, Wo)) {
+        gantl__wino_conv(ctx, out->data, x->data, w->data, 1, N, C, H, W, O, 2 - pad, groups, Ho, Wo);
+        return;
+    }
     if (stride == 1 && pad <= kh - 1 && pad <= kw - 1 && kh - 1 - pad == kw - 1 - pad) {
         int64_t Kf = Cg * kh * kw, wfloats = gantl__packed_a_floats(Og, Kf);
         float *mem = (float *)gantl__scratch(ctx, (size_t)(groups * wfloats + Og * Kf) * sizeof(float));
@@ -2591,18 +2843,72 @@ static void gantl__cpu_conv_transpose2d(gantl_ctx *ctx, gantl_tensor *out) {
     }
 }
 
+#define GANTL__WGRAD_CHUNKS 8 /* weight gradients: partial sums, whatever the thread count */
+
+/* gw (O, C/g, 3, 3) = the weight gradient of a 3x3, stride-1 convolution by Winograd, from
+   x (N, C, H, W) and gy (N, O, Ho, Wo). The tiles' runs are cut into at most
+   GANTL__WGRAD_CHUNKS chunks, each summed in order into its own dU (a task per chunk and
+   group), and the chunks are added in order: the same sums for any thread count. */
+static void gantl__wino_wgrad(gantl_ctx *ctx, float *gw, const float *x, const float *gy, int64_t N, int64_t C,
+                              int64_t H, int64_t W, int64_t O, int pad, int groups, int64_t Ho, int64_t Wo) {
+    gantl__wino s = gantl__wino_shape(N, C, H, W, O, pad, groups, Ho, Wo);
+    int64_t Cg = s.Cg, Og = s.Og, R = (GANTL__WINO_TILES + s.tw - 1) / s.tw, Tb = R * s.tw;
+    int64_t blocks = (N * s.th + R - 1) / R;
+    int64_t chunks = blocks < GANTL__WGRAD_CHUNKS ? blocks : GANTL__WGRAD_CHUNKS, du = GANTL__WA2 * Og * Cg;
+    int threads = gantl__threads_for(2.0 * (double)(N * O * Ho * Wo * Cg * 9), (double)(1 << 21));
+    int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + 16 * s.tw + 16, fin = (9 + 3 * GANTL__WA) * Cg;
+    if (threads > groups * chunks) threads = (int)(groups * chunks);
+    float *mem = (float *)gantl__scratch(ctx, (size_t)(groups * chunks * du + threads * (per > fin ? per : fin)) * sizeof(float));
+    if (!mem) return;
+    float *work = mem + groups * chunks * du;
+    GANTL__OMP(parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1))
+    for (int64_t task = 0; task < groups * chunks; task++) {
+        int64_t g = task / chunks, chunk = task % chunks;
+        float *dU = mem + task * du, *V = work + (int64_t)gantl__thread() * per, *dM = V + GANTL__WA2 * (Cg * Tb + GANTL__WINO_SKEW);
+        float *buf = dM + GANTL__WA2 * (Og * Tb + GANTL__WINO_SKEW);
+        for (int64_t b = blocks * chunk / chunks; b < blocks * (chunk + 1) / chunks; b++) {
+            int64_t row0 = b * R, rows = N * s.th - row0 < R ? N * s.th - row0 : R, nt = rows * s.tw;
+            gantl__wino_input(V, x, &s, g, row0, rows, buf);
+            for (int64_t o = 0; o < Og; o++) gantl__wino_grad_output(dM, gy, &s, g, o, row0, rows, buf);
+            for (int xi = 0; xi < GANTL__WA2; xi++) { /* dU_xi += dM_xi @ V_xi^T */
+                gantl__operand A = gantl__matrix(dM + xi * (Og * nt + GANTL__WINO_SKEW), nt, 0);
+                gantl__operand B = gantl__matrix(V + xi * (Cg * nt + GANTL__WINO_SKEW), nt, 1);
+                gantl__gemm(dU + xi * Og * Cg, Cg, &A, &B, 1.0f, b == blocks * chunk / chunks, Og, Cg, nt);
+            }
+        }
+    }
+    int64_t n = groups * du; /* the chunks' sums, in order, into the first chunk's */
+    GANTL__OMP(parallel for schedule(static) num_threads(threads) if (threads > 1 && n > 32768))
+    for (int64_t i = 0; i < n; i++) {
+        int64_t g = i / du, j = i % du;
+        float acc = mem[g * chunks * du + j];
+        for (int64_t c = 1; c < chunks; c++) acc += mem[(g * chunks + c) * du + j];
+        mem[g * chunks * du + j] = acc;
+    }
+    GANTL__OMP(parallel for schedule(static) num_threads(threads) if (threads > 1))
+    for (int64_t task = 0; task < groups * Og; task++) { /* dg = GT dU G, (3x3, C/g) -> (C/g, 3x3) */
+        int64_t g = task / Og, o = task % Og;
+        float *out = work + (int64_t)gantl__thread() * (per > fin ? per : fin), *tmp = out + 9 * Cg;
+        gantl__wino_transform(out, Cg, mem + g * chunks * du + o * Cg, Og * Cg, gantl__wino_g, 1, 3, 3, GANTL__WA, Cg, tmp);
+        for (int64_t c = 0; c < Cg; c++)
+            for (int k = 0; k < 9; k++) gw[((g * Og + o) * Cg + c) * 9 + k] = out[k * Cg + c];
+    }
+}
+
 /* gw (O, C/g, kh, kw) = sum_n gy_g (O/g, Ho*Wo) @ im2col(x_g)^T. The images are cut into
    at most GANTL__WGRAD_CHUNKS runs, each summed in order into its own partial gradient
    (a task per run and column slice of gw), and the partials are added in run order: the
    same sums for any thread count. */
-#define GANTL__WGRAD_CHUNKS 8
-
 static void gantl__cpu_conv2d_wgrad(gantl_ctx *ctx, gantl_tensor *out) {
     const gantl_tensor *x = out->src[0], *gy = out->src[1];
     int stride = out->ip[0], pad = out->ip[1], groups = out->ip[2];
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[0], kh = out->shape[2], kw = out->shape[3], Ho = gy->shape[2], Wo = gy->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Cg * kh * kw, P = Ho * Wo;
+    if (gantl__use_winograd(kh, kw, stride, Cg, Og, Ho, Wo)) {
+        gantl__wino_wgrad(ctx, out->data, x->data, gy->data, N, C, H, W, O, pad, groups, Ho, Wo);
+        return;
+    }
     int threads = gantl__threads_for(2.0 * (double)(N * O * K * P), (double)(1 << 21));
     int64_t chunks = N < GANTL__WGRAD_CHUNKS ? N : GANTL__WGRAD_CHUNKS, units = (K + GANTL__CONV_COLS - 1) / GANTL__CONV_COLS;
     int64_t slices = (2 * threads + chunks - 1) / chunks;

@@ -468,8 +468,10 @@ static void test_grad_matmul(void) {
 
 static void test_grad_convolutions(void) {
     conv_arg args[4] = {{1, 1, 1, 0}, {2, 1, 2, 1}, {2, 0, 1, 1}, {1, 0, 2, 0}};
-    for (int k = 0; k < 4; k++) {
-        conv_arg *p = &args[k];
+    /* each case twice: the stride-1 ones by im2col (mode -1), then by Winograd (mode 1) */
+    for (int k = 0; k < 8; k++) {
+        conv_arg *p = &args[k % 4];
+        gantl__winograd_mode = k < 4 ? -1 : 1;
         /* conv2d: x (2, 4, 6, 5), w (4, 4/g, 3, 3) */
         gc_case c;
         memset(&c, 0, sizeof c);
@@ -503,6 +505,7 @@ static void test_grad_convolutions(void) {
         gc_run(&c);
         gc_free(&c);
     }
+    gantl__winograd_mode = 0;
     /* 1x1 convolutions take the direct GEMM path */
     conv_arg one = {1, 0, 1, 0};
     gc_case c;
@@ -1017,6 +1020,84 @@ static void test_backend_slot_dispatches_to_device(void) {
     gantl_register_backend(GANTL_CUDA, saved);
 }
 
+/* ---- Winograd against im2col ----
+   conv2d, conv_transpose2d (stride 1) and the weight gradient of 3x3 stride-1 convolutions
+   by Winograd F(2x2, 3x3) (gantl__winograd_mode 1) against im2col (mode -1) on random
+   inputs: odd sizes, padding 0..2, groups, one and many images, channel counts off the
+   GEMM's tiles, several tile runs (and weight-gradient chunks). Tolerance: 1e-5 of the
+   largest |output| (about 1e-6 is seen); and the same bits on one thread as on all. */
+
+typedef struct wino_case {
+    int64_t N, C, O, H, W;
+    int pad, groups;
+} wino_case;
+
+/* the three ops of case k under the given mode: out[0..2] (caller frees) */
+static void wino_run(gantl_ctx *ctx, const wino_case *k, int mode, float *out[3], int64_t n[3]) {
+    gantl_rng rng = gantl_rng_new(500 + (uint64_t)(k->N * 7 + k->C * 3 + k->pad));
+    int64_t ho = k->H + 2 * k->pad - 2, wo = k->W + 2 * k->pad - 2;
+    gantl_tensor *x = gantl_randn(ctx, &rng, 4, (int64_t[]){k->N, k->C, k->H, k->W});
+    gantl_tensor *w = gantl_randn(ctx, &rng, 4, (int64_t[]){k->O, k->C / k->groups, 3, 3});
+    gantl_tensor *wt = gantl_randn(ctx, &rng, 4, (int64_t[]){k->C, k->O / k->groups, 3, 3});
+    gantl_tensor *gy = gantl_randn(ctx, &rng, 4, (int64_t[]){k->N, k->O, ho, wo});
+    gantl__winograd_mode = mode;
+    gantl_tensor *r[3] = {gantl_conv2d(ctx, x, w, 1, k->pad, k->groups),
+                          gantl_conv_transpose2d(ctx, x, wt, 1, k->pad, 0, k->groups),
+                          gantl_conv2d_weight_grad(ctx, x, gy, 3, 3, 1, k->pad, k->groups)};
+    gantl__winograd_mode = 0;
+    for (int i = 0; i < 3; i++) {
+        n[i] = r[i] ? r[i]->numel : 0;
+        out[i] = (float *)malloc((size_t)(n[i] > 0 ? n[i] : 1) * sizeof(float));
+        if (r[i]) memcpy(out[i], r[i]->data, (size_t)n[i] * sizeof(float));
+    }
+}
+
+static void test_winograd_matches_im2col(void) {
+    static const wino_case cases[] = {
+        {1, 3, 5, 7, 7, 1, 1},    {3, 34, 33, 9, 6, 0, 1},  {2, 8, 6, 5, 8, 2, 2},
+        {5, 40, 36, 16, 16, 1, 1}, {33, 6, 4, 4, 4, 1, 1},  {2, 64, 64, 12, 11, 1, 2},
+        {9, 4, 4, 16, 16, 1, 1},  {1, 5, 3, 3, 3, 0, 1},   {2, 300, 20, 6, 6, 1, 1},
+    };
+    static const char *ops[3] = {"conv2d", "conv_transpose2d", "conv2d_weight_grad"};
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    double worst_seen = 0.0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        float *ref[3], *win[3], *one[3];
+        int64_t n[3], n2[3], n3[3];
+        wino_run(ctx, &cases[c], -1, ref, n);
+        wino_run(ctx, &cases[c], 1, win, n2);
+#if defined(_OPENMP)
+        int threads = omp_get_max_threads();
+        omp_set_num_threads(1);
+#endif
+        wino_run(ctx, &cases[c], 1, one, n3);
+#if defined(_OPENMP)
+        omp_set_num_threads(threads);
+#endif
+        for (int i = 0; i < 3; i++) {
+            CHECK(n[i] > 0 && n[i] == n2[i] && n[i] == n3[i]);
+            double big = 0.0, diff = 0.0;
+            for (int64_t j = 0; j < n[i] && n[i] == n2[i]; j++) {
+                big = fabs(ref[i][j]) > big ? fabs(ref[i][j]) : big;
+                diff = fabs(ref[i][j] - win[i][j]) > diff ? fabs(ref[i][j] - win[i][j]) : diff;
+            }
+            worst_seen = diff / big > worst_seen ? diff / big : worst_seen;
+            CHECK_MSG(diff <= 1e-5 * big, "case %zu %s: max |winograd - im2col| %.3g of max |y| %.3g", c, ops[i],
+                      diff, big);
+            CHECK_MSG(n[i] == n3[i] && memcmp(win[i], one[i], (size_t)n[i] * sizeof(float)) == 0,
+                      "case %zu %s: one thread differs from all", c, ops[i]);
+            free(ref[i]), free(win[i]), free(one[i]);
+        }
+        gantl_ctx_reset(ctx);
+    }
+    if (getenv("GANTL_TEST_VERBOSE")) printf("    winograd: worst relative difference %.3g\n", worst_seen);
+    /* the rule: 3x3, stride 1, and 32 channels in and out per group */
+    CHECK(gantl__use_winograd(3, 3, 1, 128, 128, 16, 16) && gantl__use_winograd(3, 3, 1, 32, 32, 4, 4));
+    CHECK(!gantl__use_winograd(3, 3, 2, 128, 128, 16, 16) && !gantl__use_winograd(1, 1, 1, 128, 128, 16, 16));
+    CHECK(!gantl__use_winograd(3, 3, 1, 3, 128, 16, 16) && !gantl__use_winograd(3, 3, 1, 128, 128, 1, 16));
+    gantl_ctx_free(ctx);
+}
+
 static void run_core_tests(void) {
     gc_ctx = gantl_ctx_new(0);
     RUN(test_grad_binary_ops);
@@ -1043,6 +1124,7 @@ static void run_core_tests(void) {
     RUN(test_rng_reproducible_and_thread_independent);
     RUN(test_forward_values);
     RUN(test_sgemm_all_paths);
+    RUN(test_winograd_matches_im2col);
     RUN(test_backend_slot_dispatches_to_device);
     gantl_ctx_free(gc_ctx);
 }
