@@ -1815,18 +1815,18 @@ GANTLDEF void gantl_ctx_free(gantl_ctx *ctx) {
     GANTL_FREE(ctx);
 }
 
-/* Several chunks in an arena this step: replace them by one that holds them all, so the
-   next step of the same shape allocates nothing. */
+/* Every chunk of an arena is emptied and kept, the list reversed so that the chunk filled
+   first comes first again: gantl__arena_alloc takes the chunks up in about the same order,
+   so the next step of the same shape allocates nothing. (Merging them into one fresh chunk
+   would make the kernel fault in and zero all its pages again: a tenth of a training step.) */
 static void gantl__arena_reset(gantl_ctx *ctx, gantl__chunk **list, const gantl_backend *be) {
-    if (*list && (*list)->next) {
-        size_t total = 0;
-        for (gantl__chunk *c = *list; c; c = c->next) total += c->size;
-        gantl__chunks_free(*list, be);
-        ctx->held -= total;
-        *list = gantl__chunk_new(total, be);
-        if (*list) ctx->held += total;
+    gantl__chunk *first = NULL;
+    (void)ctx, (void)be;
+    for (gantl__chunk *c = *list, *next; c; c = next) {
+        next = c->next;
+        c->used = 0, c->next = first, first = c;
     }
-    if (*list) (*list)->used = 0;
+    *list = first;
 }
 
 GANTLDEF void gantl_ctx_reset(gantl_ctx *ctx) {
@@ -1870,6 +1870,17 @@ static void gantl__out_of_memory(gantl_ctx *ctx, size_t bytes) {
 static void *gantl__arena_alloc(gantl_ctx *ctx, gantl__chunk **list, const gantl_backend *be, size_t bytes) {
     bytes = (bytes + GANTL__ALIGN - 1) & ~(size_t)(GANTL__ALIGN - 1);
     gantl__chunk *c = *list;
+    if (c && c->size - c->used < bytes) { /* the smallest empty chunk that fits becomes the newest */
+        gantl__chunk **best = NULL;
+        for (gantl__chunk **pc = &c->next; *pc; pc = &(*pc)->next)
+            if ((*pc)->used == 0 && (*pc)->size >= bytes && (!best || (*pc)->size < (*best)->size)) best = pc;
+        if (best) {
+            gantl__chunk *take = *best;
+            *best = take->next;
+            take->next = c;
+            *list = c = take;
+        }
+    }
     if (!c || c->size - c->used < bytes) {
         size_t size = bytes > ctx->chunk_bytes ? bytes : ctx->chunk_bytes;
         if (ctx->limit && ctx->held + size > ctx->limit) size = bytes;
@@ -2168,13 +2179,16 @@ static void gantl__bcast_plan(gantl__bcast *p, const gantl_tensor *out, const ga
 
 #define GANTL__BINARY_ROW(EXPR)                                                                \
     do {                                                                                       \
-        if (sa3 == 1 && sb3 == 1)                                                              \
+        if (sa3 == 1 && sb3 == 1) {                                                            \
+            GANTL__OMP(simd)                                                                   \
             for (int64_t j = 0; j < n3; j++) { float A = pa[j], B = pb[j]; po[j] = (EXPR); }   \
-        else if (sb3 == 0) {                                                                   \
+        } else if (sb3 == 0) {                                                                 \
             float B = pb[0];                                                                   \
+            GANTL__OMP(simd)                                                                   \
             for (int64_t j = 0; j < n3; j++) { float A = pa[j * sa3]; po[j] = (EXPR); }        \
         } else if (sa3 == 0) {                                                                 \
             float A = pa[0];                                                                   \
+            GANTL__OMP(simd)                                                                   \
             for (int64_t j = 0; j < n3; j++) { float B = pb[j * sb3]; po[j] = (EXPR); }        \
         } else                                                                                 \
             for (int64_t j = 0; j < n3; j++) { float A = pa[j * sa3], B = pb[j * sb3]; po[j] = (EXPR); } \
@@ -2254,8 +2268,9 @@ static void gantl__cpu_lrelu_grad(gantl_ctx *ctx, gantl_tensor *out) {
     const float *g = out->src[0]->data, *x = out->src[1]->data;
     float alpha = out->fp[0];
     int64_t n = out->numel;
-    GANTL__OMP(parallel for schedule(static) if (n > 32768))
-    for (int64_t i = 0; i < n; i++) out->data[i] = x[i] > 0.0f ? g[i] : g[i] * alpha;
+    float *gx = out->data;
+    GANTL__OMP(parallel for simd schedule(static) if (n > 32768))
+    for (int64_t i = 0; i < n; i++) gx[i] = x[i] > 0.0f ? g[i] : g[i] * alpha;
 }
 
 /* Sum over the axes where out has size 1 and x does not (keepdim), in double. */
@@ -2266,6 +2281,7 @@ static void gantl__cpu_sum(gantl_ctx *ctx, gantl_tensor *out) {
     gantl__strides(xs, x->shape);
     gantl__strides(os, out->shape);
     for (int d = 0; d < 4; d++) red[d] = out->shape[d] == 1 ? x->shape[d] : 1;
+    if (red[3] == x->shape[3]) red[3] *= red[2], red[2] = 1; /* whole rows: one run of them */
     if (out->numel == 1) {
         double acc = 0.0;
         const float *xd = x->data;
@@ -2273,6 +2289,28 @@ static void gantl__cpu_sum(gantl_ctx *ctx, gantl_tensor *out) {
         GANTL__OMP(parallel for schedule(static) reduction(+ : acc) if (n > 32768))
         for (int64_t i = 0; i < n; i++) acc += xd[i];
         out->data[0] = (float)acc;
+        return;
+    }
+    if (red[3] == 1 && out->shape[3] >= 8) { /* the last axis kept: runs of up to 64 outputs at once */
+        int64_t W = out->shape[3], per = (W + 63) / 64;
+        GANTL__OMP(parallel for schedule(static) if (x->numel > 32768))
+        for (int64_t blk = 0; blk < out->numel / W * per; blk++) {
+            int64_t o = blk / per * W + blk % per * 64, len = W - blk % per * 64 < 64 ? W - blk % per * 64 : 64;
+            int64_t base = 0, rem = o;
+            for (int d = 0; d < 4; d++) {
+                base += (rem / os[d]) * xs[d];
+                rem %= os[d];
+            }
+            double acc[64] = {0}; /* each output summed in the same order as below */
+            for (int64_t j0 = 0; j0 < red[0]; j0++)
+                for (int64_t j1 = 0; j1 < red[1]; j1++)
+                    for (int64_t j2 = 0; j2 < red[2]; j2++) {
+                        const float *p = x->data + base + j0 * xs[0] + j1 * xs[1] + j2 * xs[2];
+                        GANTL__OMP(simd)
+                        for (int64_t t = 0; t < len; t++) acc[t] += p[t];
+                    }
+            for (int64_t t = 0; t < len; t++) out->data[o + t] = (float)acc[t];
+        }
         return;
     }
     GANTL__OMP(parallel for schedule(static) if (x->numel > 32768))
@@ -2287,7 +2325,14 @@ static void gantl__cpu_sum(gantl_ctx *ctx, gantl_tensor *out) {
             for (int64_t j1 = 0; j1 < red[1]; j1++)
                 for (int64_t j2 = 0; j2 < red[2]; j2++) {
                     const float *p = x->data + base + j0 * xs[0] + j1 * xs[1] + j2 * xs[2];
-                    for (int64_t j3 = 0; j3 < red[3]; j3++) acc += p[j3 * xs[3]];
+                    if (red[3] < 32) {
+                        for (int64_t j3 = 0; j3 < red[3]; j3++) acc += p[j3 * xs[3]];
+                        continue;
+                    }
+                    double part = 0.0; /* long runs: a vectorised partial sum */
+                    GANTL__OMP(simd reduction(+ : part))
+                    for (int64_t j3 = 0; j3 < red[3]; j3++) part += p[j3 * xs[3]];
+                    acc += part;
                 }
         out->data[o] = (float)acc;
     }
@@ -2430,6 +2475,9 @@ static void gantl__im2col_run(const gantl__im2col *v, int64_t r, int64_t q0, int
         if (step == 1 && s == 1) {
             GANTL__OMP(simd)
             for (int64_t j = lo; j < hi; j++) d[j] = xc[at + j];
+        } else if (step == 1) {
+            GANTL__OMP(simd)
+            for (int64_t j = lo; j < hi; j++) d[j] = xc[at + j * s];
         } else
             for (int64_t j = lo; j < hi; j++) d[j * step] = xc[at + j * s];
         for (int64_t j = hi; j < n; j++) d[j * step] = 0.0f;
@@ -2745,13 +2793,18 @@ static void gantl__wino_conv(gantl_ctx *ctx, float *y, const float *x, const flo
     int64_t wfloats = gantl__packed_a_floats(Og, Cg), packed = groups * GANTL__WA2 * wfloats;
     int64_t wtmp = GANTL__WA2 * Og * Cg + (9 + 3 * GANTL__WA + GANTL__WA2) * Cg;
     int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + 16 * s.tw + 16; /* V, M and row buffers */
-    float *mem = (float *)gantl__scratch(ctx, (size_t)(packed + (wtmp > threads * per ? wtmp : threads * per)) * sizeof(float));
+    if (per < wtmp) per = wtmp;
+    float *mem = (float *)gantl__scratch(ctx, (size_t)(packed + threads * per) * sizeof(float));
     if (!mem) return;
     float *work = mem + packed;
-    for (int64_t g = 0; g < groups; g++) { /* U_xi of each group, packed for the GEMMs */
-        gantl__wino_weights(work, w, transposed, &s, g, work + GANTL__WA2 * Og * Cg);
+    /* U_xi of each group, packed for the GEMMs; a thread per group (a modulated convolution
+       has one per image) */
+    GANTL__OMP(parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && groups > 1))
+    for (int64_t g = 0; g < groups; g++) {
+        float *u = work + (int64_t)gantl__thread() * per;
+        gantl__wino_weights(u, w, transposed, &s, g, u + GANTL__WA2 * Og * Cg);
         for (int xi = 0; xi < GANTL__WA2; xi++) {
-            gantl__operand A = gantl__matrix(work + xi * Og * Cg, Cg, 0);
+            gantl__operand A = gantl__matrix(u + xi * Og * Cg, Cg, 0);
             gantl__pack_a_all(mem + (g * GANTL__WA2 + xi) * wfloats, &A, Og, Cg);
         }
     }
@@ -2784,6 +2837,7 @@ static void gantl__cpu_conv2d(gantl_ctx *ctx, gantl_tensor *out) {
     int64_t wfloats = gantl__packed_a_floats(Og, K);
     float *wp = (float *)gantl__scratch(ctx, (size_t)(groups * wfloats) * sizeof(float));
     if (!wp) return;
+    GANTL__OMP(parallel for schedule(static) if (groups > 1 && groups * Og * K > 32768))
     for (int g = 0; g < groups; g++) {
         gantl__operand A = gantl__matrix(w->data + g * Og * K, K, 0);
         gantl__pack_a_all(wp + g * wfloats, &A, Og, K);
@@ -2812,7 +2866,7 @@ static void gantl__cpu_conv_transpose2d(gantl_ctx *ctx, gantl_tensor *out) {
         float *mem = (float *)gantl__scratch(ctx, (size_t)(groups * wfloats + Og * Kf) * sizeof(float));
         if (!mem) return;
         float *wf = mem + groups * wfloats; /* w' of one group, (O/g, C/g, kh, kw) */
-        for (int g = 0; g < groups; g++) {
+        for (int g = 0; g < groups; g++) { /* (rare: Winograd takes the 3x3 ones) */
             for (int64_t o = 0; o < Og; o++)
                 for (int64_t c = 0; c < Cg; c++)
                     for (int64_t t = 0; t < kh * kw; t++)
@@ -2828,6 +2882,7 @@ static void gantl__cpu_conv_transpose2d(gantl_ctx *ctx, gantl_tensor *out) {
     int64_t wfloats = gantl__packed_a_floats(K, Cg);
     float *mem = (float *)gantl__scratch(ctx, (size_t)(groups * wfloats + threads * K * P) * sizeof(float));
     if (!mem) return;
+    GANTL__OMP(parallel for schedule(static) num_threads(threads) if (threads > 1 && groups > 1))
     for (int g = 0; g < groups; g++) { /* w_g^T (O/g*kh*kw, C/g), packed */
         gantl__operand A = gantl__matrix(w->data + g * Cg * K, K, 1);
         gantl__pack_a_all(mem + g * wfloats, &A, K, Cg);
@@ -2995,15 +3050,18 @@ static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
     }
     int by_rows = upx == 1 || downx == 1, plain = upx <= 2 && upy <= 2 && downx <= 2 && downy <= 2;
     int64_t Hp = (Ho - 1) * downy + fh, Wp = (Wo - 1) * downx + fw, nz = (Ho - 1) * downy * Wp + (Wo - 1) * downx + 1;
-    int64_t plane = plain ? Hp * Wp + nz : 0; /* the padded upsampled input, the full-rate output */
+    int64_t plane = plain ? Hp * Wp + (nz + 31) / 32 * 32 : 0; /* the padded upsampled input, the full-rate output */
     int threads = gantl__threads_for((double)(out->numel * fh * fw), 65536.0);
     float *buf = plain ? (float *)gantl__scratch(ctx, (size_t)(threads * plane) * sizeof(float)) : NULL;
     if (plain && !buf) return;
-    float fe[64]; /* the flipped 2-D filter, when it is small: fe[ty * fw + tx] */
+    float fe[64]; /* the flipped 2-D filter, when it is small: fe[ty * fw + tx], at foff[ty * fw + tx] in xpad */
+    int64_t foff[64];
     if (plain && fh * fw <= 64)
         for (int64_t ty = 0; ty < fh; ty++)
-            for (int64_t tx = 0; tx < fw; tx++)
+            for (int64_t tx = 0; tx < fw; tx++) {
                 fe[ty * fw + tx] = f->data[(flip ? ty : fh - 1 - ty) * fw + (flip ? tx : fw - 1 - tx)];
+                foff[ty * fw + tx] = ty * Wp + tx;
+            }
     else
         plain = 0;
     GANTL__OMP(parallel for schedule(static) num_threads(threads) if (threads > 1))
@@ -3029,12 +3087,17 @@ static void gantl__cpu_upfirdn2d(gantl_ctx *ctx, gantl_tensor *out) {
                         if (c >= 0 && c < Wp) d[c] = xrow[ix];
                     }
             }
-            memset(z, 0, (size_t)nz * sizeof(float));
-            for (int64_t t = 0; t < fh * fw; t++) {
-                const float *xs = xpad + t / fw * Wp + t % fw;
-                float fv = fe[t];
-                GANTL__OMP(simd)
-                for (int64_t q = 0; q < nz; q++) z[q] += fv * xs[q];
+            /* 32 outputs at a time, the taps summed in registers: one store per output (the
+               last block reads up to 31 floats past xpad into z, and its extra sums are dropped) */
+            for (int64_t q0 = 0; q0 < nz; q0 += 32) {
+                float acc[32] = {0};
+                for (int64_t t = 0; t < fh * fw; t++) {
+                    const float *xs = xpad + q0 + foff[t];
+                    float fv = fe[t];
+                    GANTL__OMP(simd)
+                    for (int i = 0; i < 32; i++) acc[i] += fv * xs[i];
+                }
+                memcpy(z + q0, acc, sizeof acc);
             }
             for (int64_t oy = 0; oy < Ho; oy++) {
                 const float *zr = z + oy * downy * Wp;
@@ -3084,17 +3147,19 @@ static void gantl__cpu_bias_act(gantl_ctx *ctx, gantl_tensor *out) {
     float alpha = out->fp[0], gain = out->fp[1], clamp = out->fp[2];
     int64_t C = x->ndim >= 2 ? x->shape[1] : 1, inner = x->ndim >= 2 ? x->numel / (x->shape[0] * C) : x->numel;
     int64_t rows = x->numel / (inner ? inner : 1);
+    /* a linear activation is lrelu with slope 1, no clamp an infinite one: one branch-free,
+       vectorised loop for every case, with the same roundings as the case-by-case rule */
+    float slope = act == GANTL_ACT_LRELU ? alpha : 1.0f, hi = clamp >= 0.0f ? clamp : INFINITY;
     GANTL__OMP(parallel for schedule(static) if (x->numel > 32768))
     for (int64_t r = 0; r < rows; r++) {
         float bias = b ? b->data[r % C] : 0.0f;
         const float *xp = x->data + r * inner;
         float *yp = out->data + r * inner;
+        GANTL__OMP(simd)
         for (int64_t j = 0; j < inner; j++) {
             float v = xp[j] + bias;
-            if (act == GANTL_ACT_LRELU && v < 0.0f) v *= alpha;
-            v *= gain;
-            if (clamp >= 0.0f) v = v > clamp ? clamp : (v < -clamp ? -clamp : v);
-            yp[j] = v;
+            v = (v < 0.0f ? v * slope : v) * gain;
+            yp[j] = v > hi ? hi : (v < -hi ? -hi : v);
         }
     }
 }
@@ -3105,14 +3170,12 @@ static void gantl__cpu_bias_act_grad(gantl_ctx *ctx, gantl_tensor *out) {
     const float *g = out->src[0]->data, *y = out->src[1]->data;
     int act = out->ip[0];
     float alpha = out->fp[0], gain = out->fp[1], clamp = out->fp[2];
-    int64_t n = out->numel;
-    GANTL__OMP(parallel for schedule(static) if (n > 32768))
+    float *gx = out->data, slope = act == GANTL_ACT_LRELU ? alpha : 1.0f; /* branch-free, as in bias_act */
+    int64_t n = out->numel, clamped = clamp >= 0.0f;
+    GANTL__OMP(parallel for simd schedule(static) if (n > 32768))
     for (int64_t i = 0; i < n; i++) {
-        float v = g[i];
-        if (act == GANTL_ACT_LRELU && !(y[i] > 0.0f)) v *= alpha;
-        v *= gain;
-        if (clamp >= 0.0f && !(y[i] > -clamp && y[i] < clamp)) v = 0.0f;
-        out->data[i] = v;
+        float v = (y[i] > 0.0f ? g[i] : g[i] * slope) * gain;
+        gx[i] = !clamped || (y[i] > -clamp && y[i] < clamp) ? v : 0.0f;
     }
 }
 
@@ -5933,12 +5996,19 @@ static void gantl__pack_b(float *bp, const gantl__operand *B, int64_t pc, int64_
     for (int64_t s = 0; s * GANTL__NR < nc; s++) {
         float *dst = bp + s * kc * GANTL__NR;
         int64_t j0 = jc + s * GANTL__NR, w = nc - s * GANTL__NR < GANTL__NR ? nc - s * GANTL__NR : GANTL__NR;
-        if (B->view) { /* transposed im2col: sliver column j is the view's row col0 + j0 + j */
+        if (B->view) { /* transposed im2col: sliver column j is the view's row col0 + j0 + j,
+                            read as a run into tmp (kc <= GANTL__KC), then a row of the sliver at a time */
+            float tmp[GANTL__NR * GANTL__KC];
             for (int64_t j = 0; j < GANTL__NR; j++) {
                 if (j < w)
-                    gantl__im2col_run(B->view, B->col0 + j0 + j, pc, kc, dst + j, GANTL__NR);
+                    gantl__im2col_run(B->view, B->col0 + j0 + j, pc, kc, tmp + j * kc, 1);
                 else
-                    for (int64_t p = 0; p < kc; p++) dst[p * GANTL__NR + j] = 0.0f;
+                    memset(tmp + j * kc, 0, (size_t)kc * sizeof(float));
+            }
+            for (int64_t p = 0; p < kc; p++) {
+                float *row = dst + p * GANTL__NR;
+                GANTL__OMP(simd)
+                for (int64_t j = 0; j < GANTL__NR; j++) row[j] = tmp[j * kc + p];
             }
         } else if (!B->transposed) {
             for (int64_t p = 0; p < kc; p++) {
@@ -5949,6 +6019,14 @@ static void gantl__pack_b(float *bp, const gantl__operand *B, int64_t pc, int64_
                     for (int64_t j = 0; j < GANTL__NR; j++) row[j] = src[j];
                 } else
                     for (int64_t j = 0; j < GANTL__NR; j++) row[j] = j < w ? src[j] : 0.0f;
+            }
+        } else if (w == GANTL__NR) { /* a whole sliver: a row of it at a time (vector gathers) */
+            const float *src = B->data + j0 * B->ld + pc;
+            int64_t ld = B->ld;
+            for (int64_t p = 0; p < kc; p++) {
+                float *row = dst + p * GANTL__NR;
+                GANTL__OMP(simd)
+                for (int64_t j = 0; j < GANTL__NR; j++) row[j] = src[j * ld + p];
             }
         } else {
             for (int64_t j = 0; j < GANTL__NR; j++) {

@@ -827,18 +827,26 @@ static void test_mlp_learns_with_adam(void) {
 
 static void test_ctx_reset_reuses_memory(void) {
     gantl_ctx *ctx = gantl_ctx_new(1 << 12); /* tiny chunks: force several */
-    size_t used_first = 0;
+    size_t used_first = 0, held_first = 0;
     for (int step = 0; step < 3; step++) {
         gantl_ctx_reset(ctx);
         gantl_tensor *t = gantl_zeros(ctx, 1, &(int64_t){1000});
         for (int i = 0; i < 20; i++) t = gantl_add_scalar(ctx, t, 1.0f);
         CHECK(t && t->data[999] == 20.0f);
-        if (step == 0) used_first = gantl_ctx_used(ctx);
+        if (step == 0) used_first = gantl_ctx_used(ctx), held_first = ctx->held;
         CHECK(gantl_ctx_used(ctx) == used_first);
+        /* the chunks are reused: no new ones after the first step */
+        CHECK(ctx->held == held_first);
     }
     CHECK(gantl_ctx_peak(ctx) == used_first);
-    /* after a reset the chunks were merged into one */
-    CHECK(ctx->chunks && ctx->chunks->next == NULL);
+    CHECK(ctx->chunks && ctx->chunks->next != NULL);
+    /* a smaller step and then a bigger one: still no new chunk */
+    gantl_ctx_reset(ctx);
+    CHECK(gantl_zeros(ctx, 1, &(int64_t){10}) != NULL);
+    gantl_ctx_reset(ctx);
+    gantl_tensor *t = gantl_zeros(ctx, 1, &(int64_t){1000});
+    for (int i = 0; i < 20; i++) t = gantl_add_scalar(ctx, t, 1.0f);
+    CHECK(t && t->data[999] == 20.0f && ctx->held == held_first);
     gantl_ctx_free(ctx);
 }
 
@@ -1052,6 +1060,40 @@ static void wino_run(gantl_ctx *ctx, const wino_case *k, int mode, float *out[3]
     }
 }
 
+/* gantl_sum's kernel paths (runs of kept last-axis outputs, long vectorised runs, short
+   runs) against a plain double sum in index order. */
+static void test_sum_paths(void) {
+    gantl_ctx *ctx = gantl_ctx_new(0);
+    gantl_rng rng = gantl_rng_new(7);
+    static const int64_t shapes[2][4] = {{3, 5, 4, 70}, {4, 3, 9, 12}};
+    static const int masks[] = {1, 3, 5, 8, 9, 12, 13, 14};
+    for (int si = 0; si < 2; si++)
+        for (size_t mi = 0; mi < sizeof masks / sizeof masks[0]; mi++) {
+            const int64_t *sh = shapes[si];
+            int axes[4], na = 0;
+            for (int d = 0; d < 4; d++)
+                if (masks[mi] >> (3 - d) & 1) axes[na++] = d;
+            gantl_tensor *x = gantl_randn(ctx, &rng, 4, sh), *y = gantl_sum(ctx, x, na, axes, 1);
+            double worst = 0.0;
+            for (int64_t o = 0; o < y->numel; o++) {
+                int64_t oi[4], rem = o;
+                for (int d = 3; d >= 0; d--) oi[d] = rem % y->shape[d], rem /= y->shape[d];
+                double acc = 0.0;
+                for (int64_t i = 0; i < x->numel; i++) {
+                    int64_t xi[4], r = i, in = 1;
+                    for (int d = 3; d >= 0; d--) xi[d] = r % sh[d], r /= sh[d];
+                    for (int d = 0; d < 4; d++) in &= y->shape[d] == 1 || xi[d] == oi[d];
+                    if (in) acc += x->data[i];
+                }
+                double diff = fabs(acc - y->data[o]) / (fabs(acc) + 1.0);
+                worst = diff > worst ? diff : worst;
+            }
+            CHECK_MSG(worst < 1e-6, "shape %d axes mask %d: relative error %.3g", si, masks[mi], worst);
+            gantl_ctx_reset(ctx);
+        }
+    gantl_ctx_free(ctx);
+}
+
 static void test_winograd_matches_im2col(void) {
     static const wino_case cases[] = {
         {1, 3, 5, 7, 7, 1, 1},    {3, 34, 33, 9, 6, 0, 1},  {2, 8, 6, 5, 8, 2, 2},
@@ -1124,6 +1166,7 @@ static void run_core_tests(void) {
     RUN(test_rng_reproducible_and_thread_independent);
     RUN(test_forward_values);
     RUN(test_sgemm_all_paths);
+    RUN(test_sum_paths);
     RUN(test_winograd_matches_im2col);
     RUN(test_backend_slot_dispatches_to_device);
     gantl_ctx_free(gc_ctx);
