@@ -1819,9 +1819,8 @@ GANTLDEF void gantl_ctx_free(gantl_ctx *ctx) {
    first comes first again: gantl__arena_alloc takes the chunks up in about the same order,
    so the next step of the same shape allocates nothing. (Merging them into one fresh chunk
    would make the kernel fault in and zero all its pages again: a tenth of a training step.) */
-static void gantl__arena_reset(gantl_ctx *ctx, gantl__chunk **list, const gantl_backend *be) {
+static void gantl__arena_reset(gantl__chunk **list) {
     gantl__chunk *first = NULL;
-    (void)ctx, (void)be;
     for (gantl__chunk *c = *list, *next; c; c = next) {
         next = c->next;
         c->used = 0, c->next = first, first = c;
@@ -1832,8 +1831,8 @@ static void gantl__arena_reset(gantl_ctx *ctx, gantl__chunk **list, const gantl_
 GANTLDEF void gantl_ctx_reset(gantl_ctx *ctx) {
     /* queued device work may still read the memory about to be reused */
     gantl_status device_status = ctx->backend && ctx->backend->synchronize ? ctx->backend->synchronize() : GANTL_OK;
-    gantl__arena_reset(ctx, &ctx->chunks, NULL);
-    gantl__arena_reset(ctx, &ctx->dchunks, ctx->backend);
+    gantl__arena_reset(&ctx->chunks);
+    gantl__arena_reset(&ctx->dchunks);
     ctx->used = 0;
     ctx->status = device_status; /* a device error outlives the reset */
 }
