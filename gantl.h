@@ -2585,24 +2585,50 @@ static void gantl__conv_forward(float *y, const float *x, const float *wp, int64
    independent GEMMs, run by the blocked SGEMM of section 8:
        M_xi (O, tiles) = U_xi (O, C) @ V_xi (C, tiles),   U = G g GT,  V = BT d B,
    and Y = AT M A per tile. That is a^2 / (9 m^2) of the direct method's multiplications:
-   16/36 = 0.44 for the F(2x2, 3x3) used here. Its matrices hold only 0, +-1 and 1/2, so
-   the results stay within a few ulp of the sums' magnitude, like im2col's; F(4x4, 3x3)
-   would save another 1.8x but its entries (up to 8, and 1/24) cost about 1e-5 relative in
-   float. The transforms cost O(C + O) per tile against the GEMMs' O(C O), so they pay only
-   with enough channels (gantl__use_winograd). The weight gradient is the transpose of the
+   36/144 = 0.25 for the F(4x4, 3x3) used here (F(2x2, 3x3) would take 0.44). The price is
+   rounding: the transforms' entries (up to 8, and 1/24) put the results within a few 1e-6
+   of the largest output, where im2col's are within about 1e-7; training does not see it
+   (cuDNN makes the same trade on GPUs). The transforms cost O(C + O) per tile against the
+   GEMMs' O(C O), so they pay only with enough channels (gantl__use_winograd). The weight gradient is the transpose of the
    same algebra: dU_xi (O, C) = sum over tiles of dM_xi @ V_xi^T with dM = A dY AT, and
    dg = GT dU G. Tiles past the output's edge compute values that are dropped (forward) or
    see a zero gradient (weight gradient); the input outside the image reads as zero. */
-#define GANTL__WM 2               /* output tile m x m */
+#define GANTL__WM 4               /* output tile m x m */
 #define GANTL__WA (GANTL__WM + 2) /* input tile a x a */
 #define GANTL__WA2 (GANTL__WA * GANTL__WA)
-#define GANTL__WINO_TILES 64      /* tiles per task (whole tile rows): 0.5 MB each for V and M at 128 channels */
+#define GANTL__WINO_TILES 64      /* tiles per task (whole tile rows): 1.2 MB each for V and M at 128 channels */
 #define GANTL__WINO_MIN_CHANNELS 32
-/* The 16 matrices of a block lie GANTL__WINO_SKEW floats further apart than their size: at
-   a power-of-two distance (128 channels x 64 tiles), the transforms' 16 streams would all
-   fall in the same L1 cache sets. */
+#define GANTL__WINO_BUF(tw) (2 * GANTL__WA * GANTL__WM * ((tw) + 1)) /* row buffers of a task, in floats */
+/* The 36 matrices of a block lie GANTL__WINO_SKEW floats further apart than their size: at
+   a power-of-two distance (128 channels x 64 tiles), the transforms' 36 streams would fall
+   in the same L1 cache sets. */
 #define GANTL__WINO_SKEW 16
-static const float gantl__wino_g[GANTL__WA * 3] = {1, 0, 0, 0.5f, 0.5f, 0.5f, 0.5f, -0.5f, 0.5f, 0, 0, 1};
+/* G (6 x 3): the filter transform, U = G g GT. */
+static const float gantl__wino_g[GANTL__WA * 3] = {
+    1.0f / 4,  0.0f,       0.0f,      -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6,
+    1.0f / 24, 1.0f / 12,  1.0f / 6,  1.0f / 24, -1.0f / 12, 1.0f / 6, 0.0f,      0.0f,     1.0f};
+
+/* o0..o5 = BT (d0..d5), BT = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
+   0 2 -1 -2 1 0; 0 4 0 -5 0 1]: the data transform down one column or along one row. */
+#define GANTL__WINO_BT(o0, o1, o2, o3, o4, o5, d0, d1, d2, d3, d4, d5)                                  \
+    {                                                                                                   \
+        float t0_ = (d4) - 4.0f * (d2), t1_ = (d3) - 4.0f * (d1), t2_ = (d4) - (d2), t3_ = 2.0f * ((d3) - (d1)); \
+        o0 = 4.0f * (d0) - 5.0f * (d2) + (d4), o1 = t0_ + t1_, o2 = t0_ - t1_;                          \
+        o3 = t2_ + t3_, o4 = t2_ - t3_, o5 = 4.0f * (d1) - 5.0f * (d3) + (d5);                          \
+    }
+/* o0..o3 = AT (m0..m5), AT = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]: the
+   output transform of one column or row. */
+#define GANTL__WINO_AT(o0, o1, o2, o3, m0, m1, m2, m3, m4, m5)                                        \
+    {                                                                                                 \
+        float p_ = (m1) + (m2), n_ = (m1) - (m2), P_ = (m3) + (m4), N_ = (m3) - (m4);                 \
+        o0 = (m0) + p_ + P_, o1 = n_ + 2.0f * N_, o2 = p_ + 4.0f * P_, o3 = n_ + 8.0f * N_ + (m5);    \
+    }
+/* o0..o5 = A (y0..y3) with A = AT^T: the adjoint of the output transform, for gradients. */
+#define GANTL__WINO_A(o0, o1, o2, o3, o4, o5, y0, y1, y2, y3)                                         \
+    {                                                                                                 \
+        float e_ = (y0) + (y2), f_ = (y1) + (y3), E_ = (y0) + 4.0f * (y2), F_ = 2.0f * (y1) + 8.0f * (y3); \
+        o0 = (y0), o1 = e_ + f_, o2 = e_ - f_, o3 = E_ + F_, o4 = E_ - F_, o5 = (y3);                 \
+    }
 
 /* 0: the rule of gantl__use_winograd; 1: every 3x3 stride-1 convolution; -1: none (the
    tests compare the two paths with it). */
@@ -2619,7 +2645,8 @@ static int gantl__use_winograd(int64_t kh, int64_t kw, int stride, int64_t Cg, i
 
 /* out (r x r) = T in T^T for in (s x s), T(p, i) = T[p * tp + i * ti], where each entry is
    a vector of nt floats: in[(i * s + j) * is + t], out[(p * r + q) * os + t]. Vectorised
-   over t; the zeros of T are skipped. tmp: r * s * nt floats. */
+   over t; the zeros of T are skipped. tmp: r * s * nt floats. (The filter transforms, once
+   per weight and not per tile, so plainly written.) */
 static void gantl__wino_transform(float *out, int64_t os, const float *in, int64_t is, const float *T, int tp, int ti,
                                   int r, int s, int64_t nt, float *tmp) {
     for (int p = 0; p < r; p++) /* tmp[p, j] = sum_i T(p, i) in[i, j] */
@@ -2665,101 +2692,116 @@ static gantl__wino gantl__wino_shape(int64_t N, int64_t C, int64_t H, int64_t W,
     return s;
 }
 
-/* V (16, C/g, nt; matrices C/g * nt + GANTL__WINO_SKEW apart) = BT d B for the tiles of tile rows row0 .. row0 + rows - 1 of group g
-   (nt = rows * tw, tile (r, tx) at r * tw + tx), d their input tiles. With
-   BT = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], first down the columns: q = BT P for the
-   four input rows P under a tile row (zero-padded to 2 tw + 2 columns), a vector op over
-   whole rows; then along each row of q, tile tx taking columns 2 tx .. 2 tx + 3.
-   buf: 8 (2 tw + 2) floats. */
+/* V (36, C/g, nt; matrices C/g * nt + GANTL__WINO_SKEW apart) = BT d B for the tiles of
+   tile rows row0 .. row0 + rows - 1 of group g (nt = rows * tw, tile (r, tx) at r * tw + tx),
+   d their input tiles. First down the columns, q = BT P for the six input rows P under a
+   tile row (zero-padded to 4 tw + 4 columns), a vector op over whole rows that stores each
+   row of q as four phases, q_a[4 t + j] at qa[j * (tw + 1) + t]; then along the rows, where
+   tile tx takes columns 4 tx .. 4 tx + 5 of q_a: the phases at tx and the first two at
+   tx + 1, contiguous loads across tiles. buf: GANTL__WINO_BUF(tw) floats. */
 static void gantl__wino_input(float *V, const float *x, const gantl__wino *s, int64_t g, int64_t row0, int64_t rows,
                               float *buf) {
-    int64_t tw = s->tw, nt = rows * tw, Wp = 2 * tw + 2, Cg = s->Cg, xi_step = Cg * nt + GANTL__WINO_SKEW;
+    int64_t tw = s->tw, nt = rows * tw, T = tw + 1, Wp = GANTL__WM * T, Cg = s->Cg, xs = Cg * nt + GANTL__WINO_SKEW;
     int64_t lo = s->pad < Wp ? s->pad : Wp, hi = s->pad + s->W < Wp ? s->pad + s->W : Wp; /* image columns */
-    float *P = buf, *q = buf + 4 * Wp;
+    float *P = buf, *q = buf + GANTL__WA * Wp; /* P (6, Wp); q (6, 4 phases, T) */
     for (int64_t c = 0; c < Cg; c++)
         for (int64_t r = 0; r < rows; r++) {
             int64_t n = (row0 + r) / s->th, y0 = (row0 + r) % s->th * GANTL__WM - s->pad;
             const float *xc = x + (n * s->C + g * Cg + c) * s->H * s->W;
-            for (int i = 0; i < 4; i++) { /* P_i[X] = x[y0 + i, X - pad], 0 outside */
+            for (int i = 0; i < GANTL__WA; i++) { /* P_i[X] = x[y0 + i, X - pad], 0 outside */
                 float *p = P + i * Wp;
-                int64_t iy = y0 + i, l = iy >= 0 && iy < s->H ? lo : Wp, h = iy >= 0 && iy < s->H ? hi : Wp;
-                for (int64_t X = 0; X < l; X++) p[X] = 0.0f;
-                for (int64_t X = l; X < h; X++) p[X] = xc[iy * s->W + X - s->pad];
-                for (int64_t X = h; X < Wp; X++) p[X] = 0.0f;
-            }
-            GANTL__OMP(simd)
-            for (int64_t X = 0; X < Wp; X++) {
-                float p0 = P[X], p1 = P[Wp + X], p2 = P[2 * Wp + X], p3 = P[3 * Wp + X];
-                q[X] = p0 - p2, q[Wp + X] = p1 + p2, q[2 * Wp + X] = p2 - p1, q[3 * Wp + X] = p1 - p3;
-            }
-            for (int a = 0; a < 4; a++) {
-                const float *qa = q + a * Wp;
-                float *v = V + 4 * a * xi_step + c * nt + r * tw; /* V[4a + b] at v + b * xi_step */
-                GANTL__OMP(simd)
-                for (int64_t tx = 0; tx < tw; tx++) {
-                    float e0 = qa[2 * tx], o0 = qa[2 * tx + 1], e1 = qa[2 * tx + 2], o1 = qa[2 * tx + 3];
-                    v[tx] = e0 - e1, v[xi_step + tx] = o0 + e1, v[2 * xi_step + tx] = e1 - o0;
-                    v[3 * xi_step + tx] = o0 - o1;
+                int64_t iy = y0 + i;
+                if (iy < 0 || iy >= s->H || hi <= lo) {
+                    memset(p, 0, (size_t)Wp * sizeof(float));
+                    continue;
                 }
+                memset(p, 0, (size_t)lo * sizeof(float));
+                memcpy(p + lo, xc + iy * s->W + lo - s->pad, (size_t)(hi - lo) * sizeof(float));
+                memset(p + hi, 0, (size_t)(Wp - hi) * sizeof(float));
+            }
+#define GANTL__PHASE(j)                                                                                          GANTL__WINO_BT(q[(j) * T + t], q[(4 + (j)) * T + t], q[(8 + (j)) * T + t], q[(12 + (j)) * T + t],                             q[(16 + (j)) * T + t], q[(20 + (j)) * T + t], P[4 * t + (j)], P[Wp + 4 * t + (j)],                             P[2 * Wp + 4 * t + (j)], P[3 * Wp + 4 * t + (j)], P[4 * Wp + 4 * t + (j)], P[5 * Wp + 4 * t + (j)])
+            GANTL__OMP(simd)
+            for (int64_t t = 0; t < T; t++) {
+                GANTL__PHASE(0) GANTL__PHASE(1) GANTL__PHASE(2) GANTL__PHASE(3)
+            }
+#undef GANTL__PHASE
+            for (int a = 0; a < GANTL__WA; a++) {
+                const float *q0 = q + 4 * a * T, *q1 = q0 + T, *q2 = q1 + T, *q3 = q2 + T;
+                float *v = V + GANTL__WA * a * xs + c * nt + r * tw; /* V[6a + b] at v + b * xs */
+                GANTL__OMP(simd)
+                for (int64_t tx = 0; tx < tw; tx++)
+                    GANTL__WINO_BT(v[tx], v[xs + tx], v[2 * xs + tx], v[3 * xs + tx], v[4 * xs + tx], v[5 * xs + tx],
+                                   q0[tx], q1[tx], q2[tx], q3[tx], q0[tx + 1], q1[tx + 1])
             }
         }
 }
 
 /* y's tiles of tile rows row0 .. row0 + rows - 1, output channel o of group g, from
-   M (16, O/g, nt; matrices O/g * nt + GANTL__WINO_SKEW apart): Y = AT M A with AT = [1 1 1 0; 0 1 -1 -1], the parts inside the output.
-   buf: 4 tw floats. */
+   M (36, O/g, nt; matrices O/g * nt + GANTL__WINO_SKEW apart): Y = AT M A, first
+   s = AT M down the columns, then along the rows of s. Tile rows wholly inside the output
+   are written in place; the others through buf (4 rows of 4 tw floats), whose parts inside
+   the output are copied. */
 static void gantl__wino_output(float *y, const float *M, const gantl__wino *s, int64_t g, int64_t o, int64_t row0,
                                int64_t rows, float *buf) {
-    int64_t tw = s->tw, nt = rows * tw, xi_step = s->Og * nt + GANTL__WINO_SKEW;
+    int64_t tw = s->tw, nt = rows * tw, xs = s->Og * nt + GANTL__WINO_SKEW, Wb = GANTL__WM * tw;
     for (int64_t r = 0; r < rows; r++) {
         int64_t n = (row0 + r) / s->th, oy = (row0 + r) % s->th * GANTL__WM;
-        const float *m0 = M + o * nt + r * tw, *m1 = m0 + 4 * xi_step, *m2 = m1 + 4 * xi_step, *m3 = m2 + 4 * xi_step;
-        float *b0 = buf, *b1 = buf + 2 * tw;
-        /* rows of M: ma + b * xi_step is M[4a + b]; first s = AT M (2 x 4), then s A */
-#define GANTL__S(b) float s0##b = m0[b * xi_step + tx] + m1[b * xi_step + tx] + m2[b * xi_step + tx], \
-                          s1##b = m1[b * xi_step + tx] - m2[b * xi_step + tx] - m3[b * xi_step + tx];
+        const float *m = M + o * nt + r * tw; /* M[6a + b] at m + (6a + b) * xs */
+        float *yo = y + ((n * s->O + g * s->Og + o) * s->Ho + oy) * s->Wo;
+        int inside = Wb == s->Wo && oy + GANTL__WM <= s->Ho;
+        float *b0 = inside ? yo : buf, *b1 = b0 + (inside ? s->Wo : Wb), *b2 = b1 + (inside ? s->Wo : Wb);
+        float *b3 = b2 + (inside ? s->Wo : Wb);
+#define GANTL__COL(b)                                                                                          \
+    float s0##b, s1##b, s2##b, s3##b;                                                                          \
+    GANTL__WINO_AT(s0##b, s1##b, s2##b, s3##b, m[(b) * xs + tx], m[(6 + (b)) * xs + tx], m[(12 + (b)) * xs + tx], \
+                   m[(18 + (b)) * xs + tx], m[(24 + (b)) * xs + tx], m[(30 + (b)) * xs + tx])
+#define GANTL__ROW(p) \
+    GANTL__WINO_AT(b##p[4 * tx], b##p[4 * tx + 1], b##p[4 * tx + 2], b##p[4 * tx + 3], s##p##0, s##p##1, s##p##2, \
+                   s##p##3, s##p##4, s##p##5)
         GANTL__OMP(simd)
         for (int64_t tx = 0; tx < tw; tx++) {
-            GANTL__S(0) GANTL__S(1) GANTL__S(2) GANTL__S(3)
-            b0[2 * tx] = s00 + s01 + s02, b0[2 * tx + 1] = s01 - s02 - s03;
-            b1[2 * tx] = s10 + s11 + s12, b1[2 * tx + 1] = s11 - s12 - s13;
+            GANTL__COL(0) GANTL__COL(1) GANTL__COL(2) GANTL__COL(3) GANTL__COL(4) GANTL__COL(5)
+            GANTL__ROW(0) GANTL__ROW(1) GANTL__ROW(2) GANTL__ROW(3)
         }
-#undef GANTL__S
-        float *yo = y + ((n * s->O + g * s->Og + o) * s->Ho + oy) * s->Wo;
-        memcpy(yo, buf, (size_t)s->Wo * sizeof(float));
-        if (oy + 1 < s->Ho) memcpy(yo + s->Wo, buf + 2 * tw, (size_t)s->Wo * sizeof(float));
+#undef GANTL__COL
+#undef GANTL__ROW
+        for (int p = 0; p < GANTL__WM && oy + p < s->Ho && !inside; p++)
+            memcpy(yo + p * s->Wo, buf + p * Wb, (size_t)s->Wo * sizeof(float));
     }
 }
 
-/* dM (16, O/g, nt; laid out as M above) = A dY AT of output channel o's gradient tiles (tile rows as above),
-   dY zero past the output's edge: down the columns u = A dY (A = AT^T), then along rows.
-   buf: 4 tw floats. */
+/* dM (36, O/g, nt; laid out as M above) = A dY AT of output channel o's gradient tiles
+   (tile rows as above), dY zero past the output's edge: down the columns u = A dY, then
+   along the rows of u. buf: 4 rows of 4 tw floats. */
 static void gantl__wino_grad_output(float *dM, const float *gy, const gantl__wino *s, int64_t g, int64_t o,
                                     int64_t row0, int64_t rows, float *buf) {
-    int64_t tw = s->tw, nt = rows * tw, xi_step = s->Og * nt + GANTL__WINO_SKEW;
+    int64_t tw = s->tw, nt = rows * tw, xs = s->Og * nt + GANTL__WINO_SKEW, Wb = GANTL__WM * tw;
     for (int64_t r = 0; r < rows; r++) {
         int64_t n = (row0 + r) / s->th, oy = (row0 + r) % s->th * GANTL__WM;
         const float *go = gy + ((n * s->O + g * s->Og + o) * s->Ho + oy) * s->Wo;
-        float *g0 = buf, *g1 = buf + 2 * tw;
-        memcpy(g0, go, (size_t)s->Wo * sizeof(float));
-        for (int64_t X = s->Wo; X < 2 * tw; X++) g0[X] = 0.0f;
-        if (oy + 1 < s->Ho) {
-            memcpy(g1, go + s->Wo, (size_t)s->Wo * sizeof(float));
-            for (int64_t X = s->Wo; X < 2 * tw; X++) g1[X] = 0.0f;
-        } else
-            for (int64_t X = 0; X < 2 * tw; X++) g1[X] = 0.0f;
-        float *d = dM + o * nt + r * tw; /* dM[xi] at d + xi * xi_step */
+        for (int p = 0; p < GANTL__WM; p++) { /* row p of the tiles, zero past the edge */
+            float *gp = buf + p * Wb;
+            int64_t have = oy + p < s->Ho ? s->Wo : 0;
+            if (have) memcpy(gp, go + p * s->Wo, (size_t)have * sizeof(float));
+            for (int64_t X = have; X < Wb; X++) gp[X] = 0.0f;
+        }
+        const float *g0 = buf, *g1 = buf + Wb, *g2 = buf + 2 * Wb, *g3 = buf + 3 * Wb;
+        float *d = dM + o * nt + r * tw; /* dM[6a + b] at d + (6a + b) * xs */
+#define GANTL__COL(q)                                                                                             \
+    float u0##q, u1##q, u2##q, u3##q, u4##q, u5##q;                                                               \
+    GANTL__WINO_A(u0##q, u1##q, u2##q, u3##q, u4##q, u5##q, g0[4 * tx + (q)], g1[4 * tx + (q)], g2[4 * tx + (q)], \
+                  g3[4 * tx + (q)])
+#define GANTL__ROW(a)                                                                                           \
+    GANTL__WINO_A(d[(6 * (a)) * xs + tx], d[(6 * (a) + 1) * xs + tx], d[(6 * (a) + 2) * xs + tx],               \
+                  d[(6 * (a) + 3) * xs + tx], d[(6 * (a) + 4) * xs + tx], d[(6 * (a) + 5) * xs + tx], u##a##0, \
+                  u##a##1, u##a##2, u##a##3)
         GANTL__OMP(simd)
         for (int64_t tx = 0; tx < tw; tx++) {
-            float y00 = g0[2 * tx], y01 = g0[2 * tx + 1], y10 = g1[2 * tx], y11 = g1[2 * tx + 1];
-            /* u = A dY, rows (y0, y0 + y1, y0 - y1, -y1); then dM row a = u_a AT */
-#define GANTL__U(a, u0, u1)                                                                                   \
-    d[4 * a * xi_step + tx] = (u0), d[(4 * a + 1) * xi_step + tx] = (u0) + (u1),                            \
-    d[(4 * a + 2) * xi_step + tx] = (u0) - (u1), d[(4 * a + 3) * xi_step + tx] = -(u1);
-            GANTL__U(0, y00, y01) GANTL__U(1, y00 + y10, y01 + y11) GANTL__U(2, y00 - y10, y01 - y11)
-            GANTL__U(3, -y10, -y11)
-#undef GANTL__U
+            GANTL__COL(0) GANTL__COL(1) GANTL__COL(2) GANTL__COL(3)
+            GANTL__ROW(0) GANTL__ROW(1) GANTL__ROW(2) GANTL__ROW(3) GANTL__ROW(4) GANTL__ROW(5)
         }
+#undef GANTL__COL
+#undef GANTL__ROW
     }
 }
 
@@ -2791,7 +2833,7 @@ static void gantl__wino_conv(gantl_ctx *ctx, float *y, const float *x, const flo
     int threads = gantl__threads_for(2.0 * (double)(N * O * Ho * Wo * Cg * 9), (double)(1 << 21));
     int64_t wfloats = gantl__packed_a_floats(Og, Cg), packed = groups * GANTL__WA2 * wfloats;
     int64_t wtmp = GANTL__WA2 * Og * Cg + (9 + 3 * GANTL__WA + GANTL__WA2) * Cg;
-    int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + 16 * s.tw + 16; /* V, M and row buffers */
+    int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + GANTL__WINO_BUF(s.tw); /* V, M and row buffers */
     if (per < wtmp) per = wtmp;
     float *mem = (float *)gantl__scratch(ctx, (size_t)(packed + threads * per) * sizeof(float));
     if (!mem) return;
@@ -2910,7 +2952,7 @@ static void gantl__wino_wgrad(gantl_ctx *ctx, float *gw, const float *x, const f
     int64_t blocks = (N * s.th + R - 1) / R;
     int64_t chunks = blocks < GANTL__WGRAD_CHUNKS ? blocks : GANTL__WGRAD_CHUNKS, du = GANTL__WA2 * Og * Cg;
     int threads = gantl__threads_for(2.0 * (double)(N * O * Ho * Wo * Cg * 9), (double)(1 << 21));
-    int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + 16 * s.tw + 16, fin = (9 + 3 * GANTL__WA) * Cg;
+    int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + GANTL__WINO_BUF(s.tw), fin = (9 + 3 * GANTL__WA) * Cg;
     if (threads > groups * chunks) threads = (int)(groups * chunks);
     float *mem = (float *)gantl__scratch(ctx, (size_t)(groups * chunks * du + threads * (per > fin ? per : fin)) * sizeof(float));
     if (!mem) return;
@@ -2959,7 +3001,11 @@ static void gantl__cpu_conv2d_wgrad(gantl_ctx *ctx, gantl_tensor *out) {
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[0], kh = out->shape[2], kw = out->shape[3], Ho = gy->shape[2], Wo = gy->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Cg * kh * kw, P = Ho * Wo;
-    if (gantl__use_winograd(kh, kw, stride, Cg, Og, Ho, Wo)) {
+    /* Winograd's weight gradient runs a task per run of GANTL__WINO_TILES tiles: with fewer
+       than two runs (a few small images) one thread would do it all, so im2col it is */
+    int64_t tiles = N * ((Ho + GANTL__WM - 1) / GANTL__WM) * ((Wo + GANTL__WM - 1) / GANTL__WM);
+    if (gantl__use_winograd(kh, kw, stride, Cg, Og, Ho, Wo) &&
+        (gantl__winograd_mode > 0 || tiles >= 2 * GANTL__WINO_TILES)) {
         gantl__wino_wgrad(ctx, out->data, x->data, gy->data, N, C, H, W, O, pad, groups, Ho, Wo);
         return;
     }

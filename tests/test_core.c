@@ -1030,10 +1030,11 @@ static void test_backend_slot_dispatches_to_device(void) {
 
 /* ---- Winograd against im2col ----
    conv2d, conv_transpose2d (stride 1) and the weight gradient of 3x3 stride-1 convolutions
-   by Winograd F(2x2, 3x3) (gantl__winograd_mode 1) against im2col (mode -1) on random
+   by Winograd F(4x4, 3x3) (gantl__winograd_mode 1) against im2col (mode -1) on random
    inputs: odd sizes, padding 0..2, groups, one and many images, channel counts off the
-   GEMM's tiles, several tile runs (and weight-gradient chunks). Tolerance: 1e-5 of the
-   largest |output| (about 1e-6 is seen); and the same bits on one thread as on all. */
+   GEMM's tiles, several tile runs (and weight-gradient chunks). Tolerance: 4e-5 of the
+   largest |output| (up to about 8e-6 is seen: the transforms' entries reach 8 and 1/24);
+   and the same bits on one thread as on all. */
 
 typedef struct wino_case {
     int64_t N, C, O, H, W;
@@ -1124,7 +1125,7 @@ static void test_winograd_matches_im2col(void) {
                 diff = fabs(ref[i][j] - win[i][j]) > diff ? fabs(ref[i][j] - win[i][j]) : diff;
             }
             worst_seen = diff / big > worst_seen ? diff / big : worst_seen;
-            CHECK_MSG(diff <= 1e-5 * big, "case %zu %s: max |winograd - im2col| %.3g of max |y| %.3g", c, ops[i],
+            CHECK_MSG(diff <= 4e-5 * big, "case %zu %s: max |winograd - im2col| %.3g of max |y| %.3g", c, ops[i],
                       diff, big);
             CHECK_MSG(n[i] == n3[i] && memcmp(win[i], one[i], (size_t)n[i] * sizeof(float)) == 0,
                       "case %zu %s: one thread differs from all", c, ops[i]);
