@@ -79,37 +79,83 @@ static float *tm__randn(uint64_t seed, int64_t n, float mean, float std) {
 
 /* ------------------------------------------------------------------ linear algebra kernels */
 
+/* c (m, n) -= 2 op(a) @ op(b) by gantl__dgemm, all three in padded rows (c: 1 inside, 7 in
+   the padding). Checks that the padding and the elements well outside the triangle asked
+   for (|i - j| >= 32, beyond any tile reaching it) are untouched; returns the largest error
+   in the triangle against a plain triple loop, relative to 1 + sum |a_ip b_pj|. */
+static double tm__dgemm_case(gantl_rng *r, int64_t m, int64_t n, int64_t k, int ta, int tb, int tri) {
+    int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
+    double *a = (double *)malloc((size_t)((ta ? k : m) * lda) * sizeof(double));
+    double *b = (double *)malloc((size_t)((tb ? n : k) * ldb) * sizeof(double));
+    double *c = (double *)malloc((size_t)(m * ldc) * sizeof(double));
+    for (int64_t i = 0; i < (ta ? k : m) * lda; i++) a[i] = gantl_rng_double(r) - 0.5;
+    for (int64_t i = 0; i < (tb ? n : k) * ldb; i++) b[i] = gantl_rng_double(r) - 0.5;
+    for (int64_t i = 0; i < m * ldc; i++) c[i] = i % ldc < n ? 1.0 : 7.0;
+    CHECK(gantl__dgemm(c, ldc, a, lda, ta, b, ldb, tb, m, n, k, -2.0, tri) == GANTL_OK);
+    double worst = 0.0;
+    int64_t touched = 0; /* elements outside the triangle, away from the diagonal, that changed */
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t j = 0; j < n; j++) {
+            if ((tri == GANTL__LOWER && j > i) || (tri == GANTL__UPPER && j < i)) {
+                touched += (j - i >= 32 || i - j >= 32) && c[i * ldc + j] != 1.0;
+                continue;
+            }
+            double s = 0.0, mag = 0.0;
+            for (int64_t p = 0; p < k; p++) {
+                double t = (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                s += t, mag += fabs(t);
+            }
+            double e = fabs(c[i * ldc + j] - (1.0 - 2.0 * s)) / (1.0 + mag);
+            if (!(e <= worst)) worst = e;
+        }
+        for (int64_t j = n; j < ldc; j++) touched += c[i * ldc + j] != 7.0;
+    }
+    CHECK_MSG(touched == 0, "dgemm m=%lld n=%lld k=%lld ta=%d tb=%d tri=%d: %lld elements outside changed",
+              (long long)m, (long long)n, (long long)k, ta, tb, tri, (long long)touched);
+    free(a), free(b), free(c);
+    return worst;
+}
+
 static void test_metrics_dgemm(void) {
-    /* every transpose combination, ragged sizes, k across panels, the lower flag */
-    const int64_t ms[] = {1, 5, 37}, ns[] = {1, 9, 130}, ks[] = {1, 3, 300};
+    /* every transpose combination, ragged sizes, k across panels, the three triangles */
+    const int64_t sizes[] = {1, 7, 17, 300}, ks[] = {1, 7, 17, 300, 1100};
     gantl_rng r = gantl_rng_new(1);
-    for (int a_ = 0; a_ < 3; a_++)
-        for (int b_ = 0; b_ < 3; b_++)
-            for (int c_ = 0; c_ < 3; c_++)
+    for (int a_ = 0; a_ < 4; a_++)
+        for (int b_ = 0; b_ < 4; b_++)
+            for (int c_ = 0; c_ < 5; c_++)
                 for (int tr = 0; tr < 12; tr++) {
-                    int64_t m = ms[a_], n = ns[b_], k = ks[c_];
+                    int64_t m = sizes[a_], n = sizes[b_], k = ks[c_];
                     int ta = tr & 1, tb = (tr >> 1) & 1, tri = tr >> 2; /* full, lower, upper */
-                    if (tri && m != n) continue;
-                    double *a = (double *)malloc((size_t)(m * k) * sizeof(double));
-                    double *b = (double *)malloc((size_t)(k * n) * sizeof(double));
-                    double *c = (double *)malloc((size_t)(m * n) * sizeof(double));
-                    for (int64_t i = 0; i < m * k; i++) a[i] = gantl_rng_double(&r) - 0.5;
-                    for (int64_t i = 0; i < k * n; i++) b[i] = gantl_rng_double(&r) - 0.5;
-                    for (int64_t i = 0; i < m * n; i++) c[i] = 1.0;
-                    CHECK(gantl__dgemm(c, n, a, ta ? m : k, ta, b, tb ? k : n, tb, m, n, k, -2.0, tri) == GANTL_OK);
-                    double worst = 0.0;
-                    for (int64_t i = 0; i < m; i++)
-                        for (int64_t j = tri == GANTL__UPPER ? i : 0; j < (tri == GANTL__LOWER ? i + 1 : n); j++) {
-                            double s = 0.0;
-                            for (int64_t p = 0; p < k; p++)
-                                s += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j]);
-                            double e = fabs(c[i * n + j] - (1.0 - 2.0 * s));
-                            if (e > worst) worst = e;
-                        }
-                    CHECK_MSG(worst < 1e-12, "dgemm m=%lld n=%lld k=%lld ta=%d tb=%d tri=%d: error %g", (long long)m,
+                    if ((tri && m != n) || (k > 300 && m * n < 300 * 300)) continue;
+                    double worst = tm__dgemm_case(&r, m, n, k, ta, tb, tri);
+                    CHECK_MSG(worst < 1e-13, "dgemm m=%lld n=%lld k=%lld ta=%d tb=%d tri=%d: error %g", (long long)m,
                               (long long)n, (long long)k, ta, tb, tri, worst);
-                    free(a), free(b), free(c);
                 }
+    /* c larger than one packing block (2048 and some) each way */
+    for (int tri = 0; tri < 3; tri++)
+        for (int t = 0; t < 2; t++) {
+            double worst = tm__dgemm_case(&r, 2200, tri ? 2200 : 2100, 3, t, !t, tri);
+            CHECK_MSG(worst < 1e-13, "dgemm 2200 x %d: error %g", tri ? 2200 : 2100, worst);
+        }
+}
+
+static void test_metrics_dgemm_threads(void) {
+    /* 1 and 3 threads agree bitwise */
+    int64_t m = 300, k = 1100;
+    gantl_rng r = gantl_rng_new(2);
+    double *a = (double *)malloc((size_t)(m * k) * sizeof(double)), *c[2];
+    for (int64_t i = 0; i < m * k; i++) a[i] = gantl_rng_double(&r) - 0.5;
+    for (int tri = 0; tri < 3; tri++) {
+        for (int run = 0; run < 2; run++) {
+            int old = tm__threads(run ? 3 : 1);
+            c[run] = (double *)calloc((size_t)(m * m), sizeof(double));
+            CHECK(gantl__dgemm(c[run], m, a, k, 0, a, k, 1, m, m, k, 0.5, tri) == GANTL_OK);
+            tm__threads(old);
+        }
+        CHECK_MSG(memcmp(c[0], c[1], (size_t)(m * m) * sizeof(double)) == 0, "dgemm tri=%d: 1 and 3 threads differ", tri);
+        free(c[0]), free(c[1]);
+    }
+    free(a);
 }
 
 /* a (n, n) = Q diag(lambda) Q^T with Q from Householder reflections of random vectors */
@@ -744,6 +790,7 @@ static void test_metrics_pearson(void) {
 
 static void run_metrics_tests(void) {
     RUN(test_metrics_dgemm);
+    RUN(test_metrics_dgemm_threads);
     RUN(test_metrics_eigenvalues);
     RUN(test_metrics_cholesky);
     RUN(test_metrics_fid_stats);
