@@ -2809,10 +2809,10 @@ static void gantl__wino_grad_output(float *dM, const float *gy, const gantl__win
    the flipped weights of a transposed convolution, w (C, O/g, 3, 3):
    g[o, c, k] = w[g*C/g + c, o, 8 - k]. tmp: (9 + 3a + a*a) * C/g floats. */
 static void gantl__wino_weights(float *U, const float *w, int transposed, const gantl__wino *s, int64_t g,
-                                float *tmp) {
+                                int64_t o0, int64_t o1, float *tmp) {
     int64_t Cg = s->Cg, Og = s->Og;
     float *wt = tmp + 3 * GANTL__WA * Cg; /* g[o, c, k] at wt[k * C/g + c] */
-    for (int64_t o = 0; o < Og; o++) {
+    for (int64_t o = o0; o < o1; o++) {
         for (int64_t c = 0; c < Cg; c++)
             for (int k = 0; k < 9; k++)
                 wt[k * Cg + c] = transposed ? w[((g * Cg + c) * Og + o) * 9 + 8 - k] : w[((g * Og + o) * Cg + c) * 9 + k];
@@ -2838,15 +2838,28 @@ static void gantl__wino_conv(gantl_ctx *ctx, float *y, const float *x, const flo
     float *mem = (float *)gantl__scratch(ctx, (size_t)(packed + threads * per) * sizeof(float));
     if (!mem) return;
     float *work = mem + packed;
-    /* U_xi of each group, packed for the GEMMs; a thread per group (a modulated convolution
-       has one per image) */
-    GANTL__OMP(parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && groups > 1))
-    for (int64_t g = 0; g < groups; g++) {
-        float *u = work + (int64_t)gantl__thread() * per;
-        gantl__wino_weights(u, w, transposed, &s, g, u + GANTL__WA2 * Og * Cg);
+    /* U_xi of each group, packed for the GEMMs: a thread per group (a modulated convolution
+       has one per image), or with one group, threads over output channels and then over xi
+       (a serial transform would leave the other threads idle on small images) */
+    if (groups == 1) {
+        GANTL__OMP(parallel for schedule(static) num_threads(threads) if (threads > 1))
+        for (int64_t o = 0; o < Og; o++) /* U in thread 0's area; each thread's tmp after its own U */
+            gantl__wino_weights(work, w, transposed, &s, 0, o, o + 1,
+                                work + (int64_t)gantl__thread() * per + GANTL__WA2 * Og * Cg);
+        GANTL__OMP(parallel for schedule(static) num_threads(threads) if (threads > 1))
         for (int xi = 0; xi < GANTL__WA2; xi++) {
-            gantl__operand A = gantl__matrix(u + xi * Og * Cg, Cg, 0);
-            gantl__pack_a_all(mem + (g * GANTL__WA2 + xi) * wfloats, &A, Og, Cg);
+            gantl__operand A = gantl__matrix(work + xi * Og * Cg, Cg, 0);
+            gantl__pack_a_all(mem + xi * wfloats, &A, Og, Cg);
+        }
+    } else {
+        GANTL__OMP(parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1))
+        for (int64_t g = 0; g < groups; g++) {
+            float *u = work + (int64_t)gantl__thread() * per;
+            gantl__wino_weights(u, w, transposed, &s, g, 0, Og, u + GANTL__WA2 * Og * Cg);
+            for (int xi = 0; xi < GANTL__WA2; xi++) {
+                gantl__operand A = gantl__matrix(u + xi * Og * Cg, Cg, 0);
+                gantl__pack_a_all(mem + (g * GANTL__WA2 + xi) * wfloats, &A, Og, Cg);
+            }
         }
     }
     GANTL__OMP(parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1))
@@ -3001,11 +3014,12 @@ static void gantl__cpu_conv2d_wgrad(gantl_ctx *ctx, gantl_tensor *out) {
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[0], kh = out->shape[2], kw = out->shape[3], Ho = gy->shape[2], Wo = gy->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Cg * kh * kw, P = Ho * Wo;
-    /* Winograd's weight gradient runs a task per run of GANTL__WINO_TILES tiles: with fewer
-       than two runs (a few small images) one thread would do it all, so im2col it is */
-    int64_t tiles = N * ((Ho + GANTL__WM - 1) / GANTL__WM) * ((Wo + GANTL__WM - 1) / GANTL__WM);
+    /* Winograd's weight gradient runs a task per run of GANTL__WINO_TILES tiles: on outputs
+       of one tile (4x4) a batch rarely makes two runs and one thread would do it all, so
+       those keep im2col. (The rule does not look at the batch: data-parallel ranks, each with
+       a share of it, take the same path as one process.) */
     if (gantl__use_winograd(kh, kw, stride, Cg, Og, Ho, Wo) &&
-        (gantl__winograd_mode > 0 || tiles >= 2 * GANTL__WINO_TILES)) {
+        (gantl__winograd_mode > 0 || (Ho > GANTL__WM && Wo > GANTL__WM))) {
         gantl__wino_wgrad(ctx, out->data, x->data, gy->data, N, C, H, W, O, pad, groups, Ho, Wo);
         return;
     }
