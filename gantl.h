@@ -2677,9 +2677,10 @@ static void gantl__wino_transform(float *out, int64_t os, const float *in, int64
 
 /* The tiles of a convolution: tile t = (n, ty, tx) of N * th * tw covers the outputs
    [ty*m, ty*m + m) x [tx*m, tx*m + m) of image n and reads the inputs from (ty*m - pad,
-   tx*m - pad) on. */
+   tx*m - pad) on. Image n's channel c of x starts at x + n * xn + c * xc, of y at
+   y + n * yn + c * yc: (N, C, H, W) tensors, or the Inception network's (C, N, H, W). */
 typedef struct gantl__wino {
-    int64_t N, C, H, W, O, Ho, Wo, Cg, Og, th, tw, tiles;
+    int64_t N, C, H, W, O, Ho, Wo, Cg, Og, th, tw, tiles, xn, xc, yn, yc;
     int pad, groups;
 } gantl__wino;
 
@@ -2689,6 +2690,7 @@ static gantl__wino gantl__wino_shape(int64_t N, int64_t C, int64_t H, int64_t W,
     s.N = N, s.C = C, s.H = H, s.W = W, s.O = O, s.Ho = Ho, s.Wo = Wo, s.Cg = C / groups, s.Og = O / groups;
     s.th = (Ho + GANTL__WM - 1) / GANTL__WM, s.tw = (Wo + GANTL__WM - 1) / GANTL__WM, s.tiles = N * s.th * s.tw;
     s.pad = pad, s.groups = groups;
+    s.xn = C * H * W, s.xc = H * W, s.yn = O * Ho * Wo, s.yc = Ho * Wo;
     return s;
 }
 
@@ -2707,7 +2709,7 @@ static void gantl__wino_input(float *V, const float *x, const gantl__wino *s, in
     for (int64_t c = 0; c < Cg; c++)
         for (int64_t r = 0; r < rows; r++) {
             int64_t n = (row0 + r) / s->th, y0 = (row0 + r) % s->th * GANTL__WM - s->pad;
-            const float *xc = x + (n * s->C + g * Cg + c) * s->H * s->W;
+            const float *xc = x + n * s->xn + (g * Cg + c) * s->xc;
             for (int i = 0; i < GANTL__WA; i++) { /* P_i[X] = x[y0 + i, X - pad], 0 outside */
                 float *p = P + i * Wp;
                 int64_t iy = y0 + i;
@@ -2747,7 +2749,7 @@ static void gantl__wino_output(float *y, const float *M, const gantl__wino *s, i
     for (int64_t r = 0; r < rows; r++) {
         int64_t n = (row0 + r) / s->th, oy = (row0 + r) % s->th * GANTL__WM;
         const float *m = M + o * nt + r * tw; /* M[6a + b] at m + (6a + b) * xs */
-        float *yo = y + ((n * s->O + g * s->Og + o) * s->Ho + oy) * s->Wo;
+        float *yo = y + n * s->yn + (g * s->Og + o) * s->yc + oy * s->Wo;
         int inside = Wb == s->Wo && oy + GANTL__WM <= s->Ho;
         float *b0 = inside ? yo : buf, *b1 = b0 + (inside ? s->Wo : Wb), *b2 = b1 + (inside ? s->Wo : Wb);
         float *b3 = b2 + (inside ? s->Wo : Wb);
@@ -2778,7 +2780,7 @@ static void gantl__wino_grad_output(float *dM, const float *gy, const gantl__win
     int64_t tw = s->tw, nt = rows * tw, xs = s->Og * nt + GANTL__WINO_SKEW, Wb = GANTL__WM * tw;
     for (int64_t r = 0; r < rows; r++) {
         int64_t n = (row0 + r) / s->th, oy = (row0 + r) % s->th * GANTL__WM;
-        const float *go = gy + ((n * s->O + g * s->Og + o) * s->Ho + oy) * s->Wo;
+        const float *go = gy + n * s->yn + (g * s->Og + o) * s->yc + oy * s->Wo;
         for (int p = 0; p < GANTL__WM; p++) { /* row p of the tiles, zero past the edge */
             float *gp = buf + p * Wb;
             int64_t have = oy + p < s->Ho ? s->Wo : 0;
@@ -2820,24 +2822,33 @@ static void gantl__wino_weights(float *U, const float *w, int transposed, const 
     }
 }
 
-/* y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w) for a 3x3 kernel, stride 1, padding pad, by
-   Winograd: w as gantl__wino_weights reads it. Tasks are runs of tile rows (about
-   GANTL__WINO_TILES tiles, across images) of a group, each transformed, multiplied 16
-   times and transformed back on one thread: every output has the same sums for any thread
-   count. */
-static void gantl__wino_conv(gantl_ctx *ctx, float *y, const float *x, const float *w, int transposed, int64_t N,
-                             int64_t C, int64_t H, int64_t W, int64_t O, int pad, int groups, int64_t Ho, int64_t Wo) {
-    gantl__wino s = gantl__wino_shape(N, C, H, W, O, pad, groups, Ho, Wo);
-    int64_t Cg = s.Cg, Og = s.Og, R = (GANTL__WINO_TILES + s.tw - 1) / s.tw, Tb = R * s.tw;
-    int64_t blocks = (N * s.th + R - 1) / R;
-    int threads = gantl__threads_for(2.0 * (double)(N * O * Ho * Wo * Cg * 9), (double)(1 << 21));
-    int64_t wfloats = gantl__packed_a_floats(Og, Cg), packed = groups * GANTL__WA2 * wfloats;
-    int64_t wtmp = GANTL__WA2 * Og * Cg + (9 + 3 * GANTL__WA + GANTL__WA2) * Cg;
-    int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + GANTL__WINO_BUF(s.tw); /* V, M and row buffers */
-    if (per < wtmp) per = wtmp;
-    float *mem = (float *)gantl__scratch(ctx, (size_t)(packed + threads * per) * sizeof(float));
-    if (!mem) return;
-    float *work = mem + packed;
+/* The threads, and the scratch floats, of gantl__wino_conv_run for the convolution s. */
+static int gantl__wino_threads(const gantl__wino *s) {
+    return gantl__threads_for(2.0 * (double)(s->N * s->O * s->Ho * s->Wo * s->Cg * 9), (double)(1 << 21));
+}
+static int64_t gantl__wino_per_thread(const gantl__wino *s) { /* V, M and row buffers; or the weights' */
+    int64_t R = (GANTL__WINO_TILES + s->tw - 1) / s->tw, Tb = R * s->tw;
+    int64_t per = GANTL__WA2 * ((s->Cg + s->Og) * Tb + 2 * GANTL__WINO_SKEW) + GANTL__WINO_BUF(s->tw);
+    int64_t wtmp = GANTL__WA2 * s->Og * s->Cg + (9 + 3 * GANTL__WA + GANTL__WA2) * s->Cg;
+    return per > wtmp ? per : wtmp;
+}
+static int64_t gantl__wino_conv_floats(const gantl__wino *s) {
+    return s->groups * GANTL__WA2 * gantl__packed_a_floats(s->Og, s->Cg) + gantl__wino_threads(s) * gantl__wino_per_thread(s);
+}
+
+/* y = conv2d(x, w) for a 3x3 kernel, stride 1, the convolution s, by Winograd, in mem
+   (gantl__wino_conv_floats(s) floats): w as gantl__wino_weights reads it. Tasks are runs
+   of tile rows (about GANTL__WINO_TILES tiles, across images) of a group, each
+   transformed, multiplied 36 times and transformed back on one thread: every output has
+   the same sums for any thread count, and for any batch it is part of. */
+static void gantl__wino_conv_run(float *mem, const gantl__wino *sp, float *y, const float *x, const float *w,
+                                 int transposed) {
+    gantl__wino s = *sp;
+    int64_t N = s.N, Cg = s.Cg, Og = s.Og, R = (GANTL__WINO_TILES + s.tw - 1) / s.tw, Tb = R * s.tw;
+    int64_t blocks = (N * s.th + R - 1) / R, groups = s.groups;
+    int threads = gantl__wino_threads(&s);
+    int64_t wfloats = gantl__packed_a_floats(Og, Cg), per = gantl__wino_per_thread(&s);
+    float *work = mem + groups * GANTL__WA2 * wfloats;
     /* U_xi of each group, packed for the GEMMs: a thread per group (a modulated convolution
        has one per image), or with one group, threads over output channels and then over xi
        (a serial transform would leave the other threads idle on small images) */
@@ -2876,6 +2887,15 @@ static void gantl__wino_conv(gantl_ctx *ctx, float *y, const float *x, const flo
         }
         for (int64_t o = 0; o < Og; o++) gantl__wino_output(y, M, &s, g, o, row0, rows, buf);
     }
+}
+
+/* y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w) for a 3x3 kernel, stride 1, padding pad, by
+   Winograd, in the step arena's scratch. */
+static void gantl__wino_conv(gantl_ctx *ctx, float *y, const float *x, const float *w, int transposed, int64_t N,
+                             int64_t C, int64_t H, int64_t W, int64_t O, int pad, int groups, int64_t Ho, int64_t Wo) {
+    gantl__wino s = gantl__wino_shape(N, C, H, W, O, pad, groups, Ho, Wo);
+    float *mem = (float *)gantl__scratch(ctx, (size_t)gantl__wino_conv_floats(&s) * sizeof(float));
+    if (mem) gantl__wino_conv_run(mem, &s, y, x, w, transposed);
 }
 
 /* y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w (O, C/g, kh, kw)). */
@@ -11304,6 +11324,14 @@ static gantl_status gantl__inc_conv(gantl__inc_ws *ws, const gantl_inception_con
     for (int g = 0; g < group; g++) O += L[g].out_channels;
     if (L->kh == 1 && L->kw == 1 && L->stride == 1 && L->pad_h == 0 && L->pad_w == 0) {
         gantl_sgemm(y, L->weight, x, 0, 0, 1.0f, 0.0f, O, nb * hwo, K);
+    } else if (group == 1 && L->pad_h == L->pad_w &&
+               gantl__use_winograd(L->kh, L->kw, L->stride, L->in_channels, O, ho, wo)) {
+        /* the 3x3 stride-1 convolutions (about 40% of the network's time by im2col) by
+           Winograd, on the (C, N, H, W) layout */
+        gantl__wino s = gantl__wino_shape(nb, L->in_channels, h, w, O, L->pad_h, 1, ho, wo);
+        s.xn = (int64_t)h * w, s.xc = nb * h * w, s.yn = hwo, s.yc = nb * hwo;
+        if (!gantl__inc_reserve(&ws->col, &ws->col_floats, gantl__wino_conv_floats(&s))) return GANTL_ERR_NOMEM;
+        gantl__wino_conv_run(ws->col, &s, y, x, L->weight, 0);
     } else {
         int64_t per_image = K * hwo, chunk = GANTL__INC_COL_BUDGET / per_image;
         if (chunk < 1) chunk = 1;

@@ -60,6 +60,7 @@ static void net_expect(net_fixture *nf, const float *got, int64_t n, const char 
     }
     CHECK_MSG(worst <= rel * scale, "%s: element %lld is %.8g, reference %.8g (error %.3g > %.3g)", name,
               (long long)at, got[at], ref[at], worst, rel * scale);
+    if (getenv("GANTL_TEST_VERBOSE")) printf("    %s: largest error %.3g, %.3g of the scale %.3g\n", name, worst, worst / scale, scale);
     free(ref);
 }
 
