@@ -11324,10 +11324,13 @@ static gantl_status gantl__inc_conv(gantl__inc_ws *ws, const gantl_inception_con
     for (int g = 0; g < group; g++) O += L[g].out_channels;
     if (L->kh == 1 && L->kw == 1 && L->stride == 1 && L->pad_h == 0 && L->pad_w == 0) {
         gantl_sgemm(y, L->weight, x, 0, 0, 1.0f, 0.0f, O, nb * hwo, K);
-    } else if (group == 1 && L->pad_h == L->pad_w &&
+    } else if (group == 1 && L->pad_h == L->pad_w && ho >= 16 && wo >= 16 &&
                gantl__use_winograd(L->kh, L->kw, L->stride, L->in_channels, O, ho, wo)) {
-        /* the 3x3 stride-1 convolutions (about 40% of the network's time by im2col) by
-           Winograd, on the (C, N, H, W) layout */
+        /* the 3x3 stride-1 convolutions of 35 x 35 and up (about 40% of the network's time
+           by im2col) by Winograd, on the (C, N, H, W) layout. The 8 x 8 ones keep im2col:
+           with a few images a pass, transforming 384 x 448 filters would cost more than the
+           16 tiles save. (The rule looks at the layer, not at the pass, so an image's
+           features do not depend on the images it is batched with.) */
         gantl__wino s = gantl__wino_shape(nb, L->in_channels, h, w, O, L->pad_h, 1, ho, wo);
         s.xn = (int64_t)h * w, s.xc = nb * h * w, s.yn = hwo, s.yc = nb * hwo;
         if (!gantl__inc_reserve(&ws->col, &ws->col_floats, gantl__wino_conv_floats(&s))) return GANTL_ERR_NOMEM;
