@@ -2586,13 +2586,14 @@ static void gantl__conv_forward(float *y, const float *x, const float *wp, int64
        M_xi (O, tiles) = U_xi (O, C) @ V_xi (C, tiles),   U = G g GT,  V = BT d B,
    and Y = AT M A per tile. That is a^2 / (9 m^2) of the direct method's multiplications:
    36/144 = 0.25 for the F(4x4, 3x3) used here (F(2x2, 3x3) would take 0.44). The price is
-   rounding: the transforms' entries (up to 8, and 1/24) put the results within a few 1e-6
-   of the largest output, where im2col's are within about 1e-7; training does not see it
-   (cuDNN makes the same trade on GPUs). The transforms cost O(C + O) per tile against the
-   GEMMs' O(C O), so they pay only with enough channels (gantl__use_winograd). The weight gradient is the transpose of the
-   same algebra: dU_xi (O, C) = sum over tiles of dM_xi @ V_xi^T with dM = A dY AT, and
-   dg = GT dU G. Tiles past the output's edge compute values that are dropped (forward) or
-   see a zero gradient (weight gradient); the input outside the image reads as zero. */
+   rounding: the transforms' entries (up to 8, and 1/24) put the results within about 1e-5
+   of the largest output (a few 1e-6 at 128 channels), where im2col's are within about
+   1e-7; training does not see it (cuDNN makes the same trade on GPUs). The transforms cost
+   O(C + O) per tile against the GEMMs' O(C O), so they pay only with enough channels
+   (gantl__use_winograd). The weight gradient is the transpose of the same algebra:
+   dU_xi (O, C) = sum over tiles of dM_xi @ V_xi^T with dM = A dY AT, and dg = GT dU G.
+   Tiles past the output's edge compute values that are dropped (forward) or see a zero
+   gradient (weight gradient); the input outside the image reads as zero. */
 #define GANTL__WM 4               /* output tile m x m */
 #define GANTL__WA (GANTL__WM + 2) /* input tile a x a */
 #define GANTL__WA2 (GANTL__WA * GANTL__WA)
@@ -2721,7 +2722,10 @@ static void gantl__wino_input(float *V, const float *x, const gantl__wino *s, in
                 memcpy(p + lo, xc + iy * s->W + lo - s->pad, (size_t)(hi - lo) * sizeof(float));
                 memset(p + hi, 0, (size_t)(Wp - hi) * sizeof(float));
             }
-#define GANTL__PHASE(j)                                                                                          GANTL__WINO_BT(q[(j) * T + t], q[(4 + (j)) * T + t], q[(8 + (j)) * T + t], q[(12 + (j)) * T + t],                             q[(16 + (j)) * T + t], q[(20 + (j)) * T + t], P[4 * t + (j)], P[Wp + 4 * t + (j)],                             P[2 * Wp + 4 * t + (j)], P[3 * Wp + 4 * t + (j)], P[4 * Wp + 4 * t + (j)], P[5 * Wp + 4 * t + (j)])
+#define GANTL__PHASE(j)                                                                              \
+    GANTL__WINO_BT(q[(j) * T + t], q[(4 + (j)) * T + t], q[(8 + (j)) * T + t], q[(12 + (j)) * T + t],         \
+                   q[(16 + (j)) * T + t], q[(20 + (j)) * T + t], P[4 * t + (j)], P[Wp + 4 * t + (j)],         \
+                   P[2 * Wp + 4 * t + (j)], P[3 * Wp + 4 * t + (j)], P[4 * Wp + 4 * t + (j)], P[5 * Wp + 4 * t + (j)])
             GANTL__OMP(simd)
             for (int64_t t = 0; t < T; t++) {
                 GANTL__PHASE(0) GANTL__PHASE(1) GANTL__PHASE(2) GANTL__PHASE(3)
@@ -2833,7 +2837,8 @@ static int64_t gantl__wino_per_thread(const gantl__wino *s) { /* V, M and row bu
     return per > wtmp ? per : wtmp;
 }
 static int64_t gantl__wino_conv_floats(const gantl__wino *s) {
-    return s->groups * GANTL__WA2 * gantl__packed_a_floats(s->Og, s->Cg) + gantl__wino_threads(s) * gantl__wino_per_thread(s);
+    return s->groups * GANTL__WA2 * gantl__packed_a_floats(s->Og, s->Cg) +
+           gantl__wino_threads(s) * gantl__wino_per_thread(s);
 }
 
 /* y = conv2d(x, w) for a 3x3 kernel, stride 1, the convolution s, by Winograd, in mem
@@ -2985,7 +2990,8 @@ static void gantl__wino_wgrad(gantl_ctx *ctx, float *gw, const float *x, const f
     int64_t blocks = (N * s.th + R - 1) / R;
     int64_t chunks = blocks < GANTL__WGRAD_CHUNKS ? blocks : GANTL__WGRAD_CHUNKS, du = GANTL__WA2 * Og * Cg;
     int threads = gantl__threads_for(2.0 * (double)(N * O * Ho * Wo * Cg * 9), (double)(1 << 21));
-    int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + GANTL__WINO_BUF(s.tw), fin = (9 + 3 * GANTL__WA) * Cg;
+    int64_t per = GANTL__WA2 * ((Cg + Og) * Tb + 2 * GANTL__WINO_SKEW) + GANTL__WINO_BUF(s.tw);
+    int64_t fin = (9 + 3 * GANTL__WA) * Cg;
     if (threads > groups * chunks) threads = (int)(groups * chunks);
     float *mem = (float *)gantl__scratch(ctx, (size_t)(groups * chunks * du + threads * (per > fin ? per : fin)) * sizeof(float));
     if (!mem) return;
