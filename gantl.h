@@ -2851,9 +2851,10 @@ static void gantl__wino_conv_run(float *mem, const gantl__wino *sp, float *y, co
     gantl__wino s = *sp;
     int64_t N = s.N, Cg = s.Cg, Og = s.Og, R = (GANTL__WINO_TILES + s.tw - 1) / s.tw, Tb = R * s.tw;
     int64_t blocks = (N * s.th + R - 1) / R, groups = s.groups;
-    int threads = gantl__wino_threads(&s);
+    int threads = gantl__wino_threads(&s); /* the size of mem's per-thread areas */
     int64_t wfloats = gantl__packed_a_floats(Og, Cg), per = gantl__wino_per_thread(&s);
     float *work = mem + groups * GANTL__WA2 * wfloats;
+    (void)threads; /* read only by the OpenMP clauses */
     /* U_xi of each group, packed for the GEMMs: a thread per group (a modulated convolution
        has one per image), or with one group, threads over output channels and then over xi
        (a serial transform would leave the other threads idle on small images) */
