@@ -2904,11 +2904,61 @@ static void gantl__wino_conv(gantl_ctx *ctx, float *y, const float *x, const flo
     if (mem) gantl__wino_conv_run(mem, &s, y, x, w, transposed);
 }
 
+/* Thin 1x1 convolutions: stride 1, no padding, one group, and at most GANTL__THIN
+   channels in or out (an RGB or grey image's fromrgb and torgb). A GEMM one to four deep
+   or high spends its time on tile overhead; these are passes over memory instead, a plane
+   at a time and the sums in channel order.
+   y (N, O, P) = sum_c w(o, c) x (N, C, P), w(o, c) = w[o * wo + c * wc]. */
+#define GANTL__THIN 4
+static int gantl__thin(int64_t kh, int64_t kw, int stride, int pad, int groups, int64_t C, int64_t O) {
+    return kh == 1 && kw == 1 && stride == 1 && pad == 0 && groups == 1 && (C <= GANTL__THIN || O <= GANTL__THIN);
+}
+static void gantl__thin_conv(float *y, const float *x, const float *w, int64_t wo, int64_t wc, int64_t N, int64_t C,
+                             int64_t O, int64_t P) {
+    GANTL__OMP(parallel for schedule(static) if (N * O * P > 32768))
+    for (int64_t t = 0; t < N * O; t++) { /* plane (n, o) */
+        int64_t n = t / O, o = t % O;
+        float *yp = y + t * P, w0 = w[o * wo];
+        const float *xn = x + n * C * P;
+        GANTL__OMP(simd)
+        for (int64_t p = 0; p < P; p++) yp[p] = w0 * xn[p];
+        for (int64_t c = 1; c < C; c++) {
+            float wv = w[o * wo + c * wc];
+            const float *xp = xn + c * P;
+            GANTL__OMP(simd)
+            for (int64_t p = 0; p < P; p++) yp[p] += wv * xp[p];
+        }
+    }
+}
+
+/* gw (O, C, 1, 1) = sum over n and p of gy (N, O, P) x (N, C, P): the weight gradient of
+   a thin 1x1 convolution, one (o, c) per task, each image's sum added in order in double. */
+static void gantl__thin_wgrad(float *gw, const float *x, const float *gy, int64_t N, int64_t C, int64_t O, int64_t P) {
+    GANTL__OMP(parallel for schedule(static) if (N * O * C * P > 65536))
+    for (int64_t t = 0; t < O * C; t++) {
+        int64_t o = t / C, c = t % C;
+        double total = 0.0;
+        for (int64_t n = 0; n < N; n++) {
+            const float *g = gy + (n * O + o) * P, *xp = x + (n * C + c) * P;
+            float s = 0.0f;
+            GANTL__OMP(simd reduction(+ : s))
+            for (int64_t p = 0; p < P; p++) s += g[p] * xp[p];
+            total += s;
+        }
+        gw[t] = (float)total;
+    }
+}
+
 /* y (N, O, Ho, Wo) = conv2d(x (N, C, H, W), w (O, C/g, kh, kw)). */
 static void gantl__cpu_conv2d(gantl_ctx *ctx, gantl_tensor *out) {
     const gantl_tensor *x = out->src[0], *w = out->src[1];
     int stride = out->ip[0], pad = out->ip[1], groups = out->ip[2];
     int64_t O = w->shape[0], Og = O / groups, K = w->shape[1] * w->shape[2] * w->shape[3];
+    if (gantl__thin(w->shape[2], w->shape[3], stride, pad, groups, x->shape[1], O)) {
+        gantl__thin_conv(out->data, x->data, w->data, x->shape[1], 1, x->shape[0], x->shape[1], O,
+                         x->shape[2] * x->shape[3]);
+        return;
+    }
     if (gantl__use_winograd(w->shape[2], w->shape[3], stride, w->shape[1], Og, out->shape[2], out->shape[3])) {
         gantl__wino_conv(ctx, out->data, x->data, w->data, 0, x->shape[0], x->shape[1], x->shape[2], x->shape[3], O,
                          pad, groups, out->shape[2], out->shape[3]);
@@ -2937,6 +2987,10 @@ static void gantl__cpu_conv_transpose2d(gantl_ctx *ctx, gantl_tensor *out) {
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[1], kh = w->shape[2], kw = w->shape[3], Ho = out->shape[2], Wo = out->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Og * kh * kw, P = H * W;
+    if (gantl__thin(kh, kw, stride, pad, groups, C, O) && Ho == H && Wo == W) { /* w (C, O, 1, 1) */
+        gantl__thin_conv(out->data, x->data, w->data, 1, O, N, C, O, P);
+        return;
+    }
     if (pad <= 2 && gantl__use_winograd(kh, kw, stride, Cg, Og, Ho, Wo)) {
         gantl__wino_conv(ctx, out->data, x->data, w->data, 1, N, C, H, W, O, 2 - pad, groups, Ho, Wo);
         return;
@@ -3041,6 +3095,10 @@ static void gantl__cpu_conv2d_wgrad(gantl_ctx *ctx, gantl_tensor *out) {
     int64_t N = x->shape[0], C = x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t O = out->shape[0], kh = out->shape[2], kw = out->shape[3], Ho = gy->shape[2], Wo = gy->shape[3];
     int64_t Cg = C / groups, Og = O / groups, K = Cg * kh * kw, P = Ho * Wo;
+    if (gantl__thin(kh, kw, stride, pad, groups, C, O) && Ho == H && Wo == W) {
+        gantl__thin_wgrad(out->data, x->data, gy->data, N, C, O, P);
+        return;
+    }
     /* Winograd's weight gradient runs a task per run of GANTL__WINO_TILES tiles: on outputs
        of one tile (4x4) a batch rarely makes two runs and one thread would do it all, so
        those keep im2col. (The rule does not look at the batch: data-parallel ranks, each with

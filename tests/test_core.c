@@ -506,18 +506,22 @@ static void test_grad_convolutions(void) {
         gc_free(&c);
     }
     gantl__winograd_mode = 0;
-    /* 1x1 convolutions take the direct GEMM path */
+    /* 1x1 convolutions: with 3 channels in (and its gradients, 3 out) the thin path of
+       fromrgb and torgb, with 6 and 7 the direct GEMM */
     conv_arg one = {1, 0, 1, 0};
-    gc_case c;
-    memset(&c, 0, sizeof c);
-    c.label = "conv2d 1x1";
-    c.f = f_conv2d;
-    c.arg = &one;
-    c.n = 2;
-    c.in[0] = gc_in(4, 2, 3, 4, 4, gc_data(96, 130, -1, 1), 1);
-    c.in[1] = gc_in(4, 5, 3, 1, 1, gc_data(15, 131, -1, 1), 1);
-    gc_run(&c);
-    gc_free(&c);
+    for (int k = 0; k < 2; k++) {
+        int64_t C = k ? 6 : 3, O = k ? 7 : 5;
+        gc_case c;
+        memset(&c, 0, sizeof c);
+        c.label = k ? "conv2d 1x1 (GEMM)" : "conv2d 1x1 (thin)";
+        c.f = f_conv2d;
+        c.arg = &one;
+        c.n = 2;
+        c.in[0] = gc_in(4, 2, C, 4, 4, gc_data(32 * C, 130 + k, -1, 1), 1);
+        c.in[1] = gc_in(4, O, C, 1, 1, gc_data(O * C, 132 + k, -1, 1), 1);
+        gc_run(&c);
+        gc_free(&c);
+    }
 }
 
 static void test_grad_upfirdn2d(void) {

@@ -38,8 +38,12 @@ static int mpi_skip(void) {
                   "--channel-base 512 --channel-max 32 --kimg 0.16 --tick 1 --snap 1 "
 
 /* Largest |a - b| over the float tensors named prefix* of two files; -1 if they differ in
-   names or shapes. */
-static double mpi_max_diff(const char *a_path, const char *b_path, const char *prefix) {
+   names or shapes. *apart (if not NULL) counts the values more than beyond apart, *total
+   the values compared. */
+static double mpi_max_diff(const char *a_path, const char *b_path, const char *prefix, double beyond, int64_t *apart,
+                           int64_t *total) {
+    if (apart) *apart = 0;
+    if (total) *total = 0;
     gantl_st_file a, b;
     if (gantl_st_load(&a, a_path) != GANTL_OK) return -1;
     if (gantl_st_load(&b, b_path) != GANTL_OK) {
@@ -58,7 +62,12 @@ static double mpi_max_diff(const char *a_path, const char *b_path, const char *p
         float *u = (float *)malloc((size_t)x->numel * 4 + 4), *v = (float *)malloc((size_t)x->numel * 4 + 4);
         gantl_st_read_f32(&a, x->name, u, x->numel, 0, NULL);
         gantl_st_read_f32(&b, y->name, v, y->numel, 0, NULL);
-        for (int64_t k = 0; k < x->numel; k++) worst = fmax(worst, fabs((double)u[k] - v[k]) + (u[k] != u[k] ? 1e9 : 0));
+        for (int64_t k = 0; k < x->numel; k++) {
+            double e = fabs((double)u[k] - v[k]) + (u[k] != u[k] ? 1e9 : 0);
+            worst = fmax(worst, e);
+            if (apart && e > beyond) ++*apart;
+        }
+        if (total) *total += x->numel;
         free(u), free(v);
         compared++;
     }
@@ -123,14 +132,22 @@ static void test_mpi_two_ranks_match_one_process(void) {
     } else
         CHECK_MSG(0, "no build/mpi_two/stats.jsonl");
     const char *one = "build/mpi_one/network-snapshot-000000.safetensors", *two = "build/mpi_two/network-snapshot-000000.safetensors";
-    /* Adam moves a value by about lr = 0.0025 an iteration; the float noise of the sums
-       moves it by ~1e-5 over these five */
+    /* Adam (beta1 0) moves a value by about lr = 0.0025 an iteration whatever the size of
+       its gradient, and the float noise of the sums (about 1e-5 relative through Winograd
+       F(4x4) convolutions) moves most by ~1e-5 over these five; but where a gradient is
+       near zero the noise can turn a step. So: every value within 4 lr, and at most 0.1%
+       of them more than 0.1 lr apart. */
     const char *nets[3] = {"G.", "D.", "G_ema."};
     for (int i = 0; i < 3; i++) {
-        double d = mpi_max_diff(one, two, nets[i]);
-        CHECK_MSG(d >= 0 && d <= 2.5e-4, "%s tensors differ by %g", nets[i], d);
+        int64_t apart = 0, total = 0;
+        double d = mpi_max_diff(one, two, nets[i], 2.5e-4, &apart, &total);
+        CHECK_MSG(d >= 0 && d <= 1e-2 && apart * 1000 <= total, "%s tensors differ by up to %g, %lld of %lld by more than 2.5e-4",
+                  nets[i], d, (long long)apart, (long long)total);
+        if (getenv("GANTL_TEST_VERBOSE"))
+            printf("    %s: largest difference %.3g, %lld of %lld values beyond 2.5e-4\n", nets[i], d, (long long)apart,
+                   (long long)total);
     }
-    double d = mpi_max_diff(one, two, "train.adam_"); /* the moments (the int64 step counts are not compared here) */
+    double d = mpi_max_diff(one, two, "train.adam_", 0, NULL, NULL); /* the moments (the int64 step counts are not compared here) */
     CHECK_MSG(d >= 0 && d <= 1e-3, "Adam moments differ by %g", d);
     /* the same iterations: progress, Adam steps and the random stream exactly */
     const char *keys[5] = {"\"cur_nimg\"", "\"batch_idx\"", "\"adam_g_step\"", "\"rng_offset\"", "\"ada_sign_count\""};
