@@ -337,7 +337,7 @@ static void test_train_learns_fashion_mnist(void) {
     gantl_sampler s;
     CHECK(gantl_trainer_init(&t, &g, &d, &c, 1) == GANTL_OK && gantl_sampler_init(&s, ds.count, 1, 1) == GANTL_OK);
     float *reals = (float *)malloc(16 * 256 * sizeof(float)), *mean_real = (float *)calloc(256, sizeof(float));
-    int64_t idx[16], all[300];
+    int64_t idx[16], all[300] = {0}; /* max_images 300: ds.count <= 300 */
     unsigned char flip[16];
     for (int64_t i = 0; i < ds.count; i++) all[i] = i;
     float *every = (float *)malloc((size_t)ds.count * 256 * sizeof(float));
