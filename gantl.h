@@ -2433,8 +2433,20 @@ static void gantl__cpu_matmul(gantl_ctx *ctx, gantl_tensor *out) {
         gantl_sgemm(out->data, a->data, b->data, 0, tb, 1.0f, 0.0f, batch * m, n, k);
         return;
     }
-    /* Small matrices: parallel over the batch (sgemm then runs on one thread). */
-    GANTL__OMP(parallel for schedule(static) if (batch > 1 && m * n * k < (1 << 18)))
+    if (batch == 1) { /* gantl_sgemm's own threads (not under an inactive parallel region,
+                          whose nested team would be new threads competing with the pool's) */
+        gantl_sgemm(out->data, a->data, b->data, ta, tb, 1.0f, 0.0f, m, n, k);
+        return;
+    }
+    /* Small matrices: parallel over the batch (sgemm then runs on one thread); large ones
+       one after another, each on sgemm's threads. */
+    if (m * n * k < (1 << 18)) {
+        GANTL__OMP(parallel for schedule(static))
+        for (int64_t i = 0; i < batch; i++)
+            gantl_sgemm(out->data + i * m * n, a->data + (batch_a > 1 ? i * m * k : 0),
+                        b->data + (batch_b > 1 ? i * k * n : 0), ta, tb, 1.0f, 0.0f, m, n, k);
+        return;
+    }
     for (int64_t i = 0; i < batch; i++)
         gantl_sgemm(out->data + i * m * n, a->data + (batch_a > 1 ? i * m * k : 0),
                     b->data + (batch_b > 1 ? i * k * n : 0), ta, tb, 1.0f, 0.0f, m, n, k);
@@ -2511,10 +2523,10 @@ static int64_t gantl__packed_a_floats(int64_t m, int64_t k);
 static void gantl__pack_a_all(float *dst, const gantl__operand *A, int64_t m, int64_t k);
 
 /* col2im: x (C, H, W) = sum of the col (C*kh*kw, Ho*Wo) entries that im2col would read
-   from each pixel. Parallel over channels, so no two threads write the same pixel. */
+   from each pixel. Serial: its caller runs one per thread (a team opened here, under the
+   caller's region when that is inactive, would be new threads competing with the pool). */
 static void gantl__col2im(float *x, const float *col, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride,
                           int pad, int64_t Ho, int64_t Wo) {
-    GANTL__OMP(parallel for schedule(static) if (C * H * W * kh * kw > 32768))
     for (int64_t c = 0; c < C; c++) {
         float *dst = x + c * H * W;
         memset(dst, 0, (size_t)(H * W) * sizeof(float));
