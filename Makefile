@@ -234,7 +234,7 @@ $(BUILD)/mlp-cuda: examples/mlp.c $(HEADERS) $(CUDA_OBJ) | need-nvcc
 	$(Q)$(NVCC) $(NVCC_C) $(CUDA_C_DEFS) -c $< -o $(BUILD)/mlp-cuda.o
 	$(Q)$(NVCC) -o $@ $(BUILD)/mlp-cuda.o $(CUDA_OBJ) $(NVCC_LIBS) $(CUDA_LINK)
 
-$(BUILD)/test-cuda: tests/test_cuda.c tests/test.h $(HEADERS) $(CUDA_OBJ) | need-nvcc
+$(BUILD)/test-cuda: tests/test_cuda.c tests/test.h tests/op_cases.h $(HEADERS) $(CUDA_OBJ) | need-nvcc
 	$(Q)$(NVCC) $(NVCC_C) $(CUDA_C_DEFS) -c $< -o $(BUILD)/test-cuda.o
 	$(Q)$(NVCC) -o $@ $(BUILD)/test-cuda.o $(CUDA_OBJ) $(NVCC_LIBS) $(CUDA_LINK)
 

@@ -174,6 +174,7 @@ static void gc_free(gc_case *c) {
 }
 
 /* ---- the functions under test ---- */
+#include "op_cases.h"
 
 static gantl_tensor *f_add(gantl_ctx *c, gantl_tensor **x, const void *a) { (void)a; return gantl_add(c, x[0], x[1]); }
 static gantl_tensor *f_sub(gantl_ctx *c, gantl_tensor **x, const void *a) { (void)a; return gantl_sub(c, x[0], x[1]); }
@@ -205,31 +206,6 @@ static gantl_tensor *f_sum(gantl_ctx *c, gantl_tensor **x, const void *a) {
     int axes[2] = {0, 2};
     return gantl_square(c, gantl_sum(c, x[0], 2, axes, 0));
 }
-static gantl_tensor *f_mean(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    (void)a;
-    int axes[1] = {-1};
-    return gantl_square(c, gantl_mean(c, x[0], 1, axes, 1));
-}
-static gantl_tensor *f_expand(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    (void)a;
-    int64_t s[3] = {2, 3, 4};
-    return gantl_square(c, gantl_expand(c, x[0], 3, s));
-}
-static gantl_tensor *f_sum_to(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    (void)a;
-    int64_t s[2] = {3, 1};
-    return gantl_square(c, gantl_sum_to(c, x[0], 2, s));
-}
-static gantl_tensor *f_reshape(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    (void)a;
-    int64_t s[2] = {4, -1};
-    return gantl_mul(c, gantl_reshape(c, x[0], 2, s), gantl_reshape(c, x[0], 2, s));
-}
-static gantl_tensor *f_permute(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    (void)a;
-    int perm[4] = {2, 0, 3, 1};
-    return gantl_square(c, gantl_permute(c, x[0], perm));
-}
 static gantl_tensor *f_slice(gantl_ctx *c, gantl_tensor **x, const void *a) {
     (void)a;
     return gantl_square(c, gantl_slice(c, x[0], 1, 1, 3));
@@ -247,44 +223,7 @@ static gantl_tensor *f_repeat(gantl_ctx *c, gantl_tensor **x, const void *a) {
     int64_t r[3] = {2, 1, 3};
     return gantl_square(c, gantl_repeat(c, x[0], 3, r));
 }
-static gantl_tensor *f_matmul(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    const int *t = (const int *)a;
-    return gantl_square(c, gantl_matmul(c, x[0], x[1], t[0], t[1]));
-}
-static gantl_tensor *f_linear(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    (void)a;
-    return gantl_square(c, gantl_linear(c, x[0], x[1], x[2]));
-}
 
-typedef struct conv_arg {
-    int stride, pad, groups, out_pad;
-} conv_arg;
-static gantl_tensor *f_conv2d(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    const conv_arg *p = (const conv_arg *)a;
-    return gantl_square(c, gantl_conv2d(c, x[0], x[1], p->stride, p->pad, p->groups));
-}
-static gantl_tensor *f_conv_t(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    const conv_arg *p = (const conv_arg *)a;
-    return gantl_square(c, gantl_conv_transpose2d(c, x[0], x[1], p->stride, p->pad, p->out_pad, p->groups));
-}
-static gantl_tensor *f_wgrad(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    const conv_arg *p = (const conv_arg *)a;
-    return gantl_square(c, gantl_conv2d_weight_grad(c, x[0], x[1], 3, 3, p->stride, p->pad, p->groups));
-}
-
-typedef struct fir_arg {
-    int up, down, pad[4], flip;
-    float gain;
-} fir_arg;
-static gantl_tensor *f_upfirdn(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    const fir_arg *p = (const fir_arg *)a;
-    return gantl_square(c, gantl_upfirdn2d(c, x[0], x[1], p->up, p->down, p->pad, p->flip, p->gain));
-}
-
-typedef struct bias_act_arg {
-    gantl_act act;
-    float alpha, gain, clamp;
-} bias_act_arg;
 static gantl_tensor *f_bias_act(gantl_ctx *c, gantl_tensor **x, const void *a) {
     const bias_act_arg *p = (const bias_act_arg *)a;
     /* the square makes the second derivative non-trivial in x */
@@ -300,22 +239,6 @@ static gantl_tensor *f_batch_norm(gantl_ctx *c, gantl_tensor **x, const void *a)
 }
 
 /* Backward-only ops, checked as ops of their own. */
-static gantl_tensor *f_lrelu_grad(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    (void)a;
-    return gantl_square(c, gantl__lrelu_grad(c, x[0], x[1], 0.2f));
-}
-static gantl_tensor *f_bias_act_grad(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    gantl_tensor like;
-    const bias_act_arg *p = (const bias_act_arg *)a;
-    memset(&like, 0, sizeof like);
-    like.ip[0] = p->act, like.fp[0] = p->alpha, like.fp[1] = p->gain, like.fp[2] = p->clamp;
-    return gantl_square(c, gantl__bias_act_grad(c, x[0], x[1], &like));
-}
-static gantl_tensor *f_repeat_sum(gantl_ctx *c, gantl_tensor **x, const void *a) {
-    (void)a;
-    int32_t reps[4] = {2, 1, 3, 1};
-    return gantl_square(c, gantl__repeat_sum(c, x[0], reps));
-}
 
 /* ---- the tests ---- */
 
@@ -467,7 +390,7 @@ static void test_grad_matmul(void) {
 }
 
 static void test_grad_convolutions(void) {
-    conv_arg args[4] = {{1, 1, 1, 0}, {2, 1, 2, 1}, {2, 0, 1, 1}, {1, 0, 2, 0}};
+    conv_arg args[4] = {{1, 1, 1, 0, 3}, {2, 1, 2, 1, 3}, {2, 0, 1, 1, 3}, {1, 0, 2, 0, 3}};
     /* each case twice: the stride-1 ones by im2col (mode -1), then by Winograd (mode 1) */
     for (int k = 0; k < 8; k++) {
         conv_arg *p = &args[k % 4];
@@ -508,7 +431,7 @@ static void test_grad_convolutions(void) {
     gantl__winograd_mode = 0;
     /* 1x1 convolutions: with 3 channels in (and its gradients, 3 out) the thin path of
        fromrgb and torgb, with 6 and 7 the direct GEMM */
-    conv_arg one = {1, 0, 1, 0};
+    conv_arg one = {1, 0, 1, 0, 1};
     for (int k = 0; k < 2; k++) {
         int64_t C = k ? 6 : 3, O = k ? 7 : 5;
         gc_case c;
